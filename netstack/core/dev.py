@@ -1,0 +1,116 @@
+"""The device layer's packet paths (net/core/dev.c), as lists.
+
+Receive: drivers hand frames to :func:`netif_rx` (the per-CPU backlog, here the world's
+softirq queue); the world drains the backlog in NAPI-sized batches and calls
+:func:`netif_receive_skb_list`, which does ``__netif_receive_skb_list_core``'s job: taps
+(``ptype_all``), the device's ``rx_handler``, then protocol dispatch (``ptype_base``) with
+consecutive packets for the same handler passed on as one sublist — that is what lets IPv4
+route a whole sublist with the route hint.
+
+Transmit: :func:`dev_queue_xmit_list` validates and hands a list to the driver one packet at
+a time with the ``more`` hint true for all but the last (``dev_hard_start_xmit``,
+``netdev_xmit_more``), so a driver rings one doorbell per batch.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from netstack.core.drop_reason import kfree_skb_reason
+from netstack.core.netdevice import IFF_UP, NetDevice, RxHandlerResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netstack.packet.skb import Packet
+
+#: A protocol's list receive handler (``packet_type.list_func`` / ``.func``).
+ListHandler = Callable[[list["Packet"]], None]
+
+#: How many times a packet may go ANOTHER round through rx_handlers (stacked devices).
+MAX_ANOTHER_ROUNDS = 8
+
+
+def netif_rx(pkt: "Packet") -> None:
+    """``netif_rx``/``enqueue_to_backlog``: queue for softirq processing on the world."""
+    pkt.dev.net.world.backlog.append(pkt)  # type: ignore[union-attr]
+
+
+def netif_receive_skb_list(pkts: list["Packet"]) -> None:
+    """Receive a list of packets that arrived on (possibly) different devices."""
+    if not pkts:
+        return
+    world = pkts[0].dev.net.world  # type: ignore[union-attr]
+    ptype_base = world.ptype_base
+    sublist: list[Packet] = []
+    cur_handler: ListHandler | None = None
+    for pkt in pkts:
+        handler = _receive_core(pkt, ptype_base)
+        if handler is None:
+            continue
+        if handler is not cur_handler:
+            if sublist:
+                cur_handler(sublist)  # type: ignore[misc]
+            sublist = [pkt]
+            cur_handler = handler
+        else:
+            sublist.append(pkt)
+    if sublist:
+        cur_handler(sublist)  # type: ignore[misc]
+
+
+def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHandler | None:
+    """``__netif_receive_skb_core`` for one packet: returns the protocol handler to batch
+    it under, or None if the packet was consumed or dropped here."""
+    for _ in range(MAX_ANOTHER_ROUNDS):
+        dev = pkt.dev
+        net = dev.net  # type: ignore[union-attr]
+        pkt.skb_iif = dev.ifindex  # type: ignore[union-attr]
+        if pkt.trace is not None:
+            pkt.trace.event(pkt, "__netif_receive_skb_core")
+        taps = net.rx_taps.get(dev.ifindex)  # type: ignore[union-attr]
+        if taps:
+            for tap in taps:
+                tap(pkt)
+        handler = dev.rx_handler  # type: ignore[union-attr]
+        if handler is not None:
+            res, pkt = handler(pkt)
+            if res is RxHandlerResult.CONSUMED:
+                return None
+            if res is RxHandlerResult.ANOTHER:
+                continue
+        proto_handler = ptype_base.get(pkt.protocol)
+        if proto_handler is None:
+            dev.stats.rx_nohandler += 1  # type: ignore[union-attr]
+            kfree_skb_reason(pkt, "UNHANDLED_PROTO")
+            return None
+        return proto_handler
+    kfree_skb_reason(pkt, "NOT_SPECIFIED")
+    return None
+
+
+def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
+    """``dev_queue_xmit`` for a batch on a ``noqueue`` device: validate, tap, and hand to
+    the driver with the xmit_more hint."""
+    pkts = list(pkts)
+    if not pkts:
+        return
+    if not dev.flags & IFF_UP:
+        # "Virtual device %s asks to queue packet!": the batch is dropped.
+        for p in pkts:
+            dev.stats.tx_dropped += 1
+            kfree_skb_reason(p, "DEV_READY", dev.net)
+        return
+    net = dev.net
+    taps = net.tx_taps.get(dev.ifindex) if net is not None else None
+    last = len(pkts) - 1
+    for i, p in enumerate(pkts):
+        p.dev = dev
+        if taps:
+            for tap in taps:
+                tap(p)
+        if p.trace is not None:
+            p.trace.event(p, "dev_hard_start_xmit", info=f"more={int(i < last)}")
+        dev.start_xmit(p, i < last)
+
+
+def dev_queue_xmit(pkt: "Packet", dev: NetDevice | None = None) -> None:
+    """Single-packet ``dev_queue_xmit`` (a batch of one)."""
+    dev_queue_xmit_list(dev if dev is not None else pkt.dev, [pkt])  # type: ignore[arg-type]

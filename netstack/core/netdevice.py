@@ -1,0 +1,170 @@
+"""``struct net_device``: what every device has, whatever its driver.
+
+A device declares its capabilities the way a kernel driver does (``features`` /
+``hw_features`` by their ethtool/netdev feature-string names from net/ethtool/common.c),
+counts its traffic in ``rtnl_link_stats64`` fields, and transmits batches: the core calls
+:meth:`NetDevice.start_xmit` once per packet with the ``more`` hint (``netdev_xmit_more``)
+and the driver rings its doorbell only when ``more`` is false (include/linux/netdevice.h,
+net/core/dev.c ``dev_hard_start_xmit``).  ``doorbells`` counts those rings.
+
+``rx_handler`` is the slot bridge/bond/macvlan/ipvlan attach to
+(``netdev_rx_handler_register``): it sees every received packet before the protocol
+handlers and returns an :class:`RxHandlerResult`.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netstack.core.net_namespace import Net
+    from netstack.packet.skb import Packet
+
+# include/uapi/linux/if.h
+IFF_UP = 0x1
+IFF_BROADCAST = 0x2
+IFF_DEBUG = 0x4
+IFF_LOOPBACK = 0x8
+IFF_POINTOPOINT = 0x10
+IFF_NOTRAILERS = 0x20
+IFF_RUNNING = 0x40
+IFF_NOARP = 0x80
+IFF_PROMISC = 0x100
+IFF_ALLMULTI = 0x200
+IFF_MASTER = 0x400
+IFF_SLAVE = 0x800
+IFF_MULTICAST = 0x1000
+IFF_LOWER_UP = 0x10000
+IFF_DORMANT = 0x20000
+IFF_ECHO = 0x40000
+
+# ARPHRD_* (include/uapi/linux/if_arp.h)
+ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772
+ARPHRD_NONE = 0xFFFE
+
+
+class RxHandlerResult(enum.Enum):
+    """``enum rx_handler_result`` (include/linux/netdevice.h)."""
+
+    CONSUMED = 0     # the handler took the packet
+    ANOTHER = 1      # skb->dev changed: run the receive loop again
+    EXACT = 2        # deliver only to ptype handlers bound to this exact device
+    PASS = 3         # continue as if no handler
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """``struct rtnl_link_stats64`` fields that netstack maintains."""
+
+    rx_packets: int = 0
+    tx_packets: int = 0
+    rx_bytes: int = 0
+    tx_bytes: int = 0
+    rx_errors: int = 0
+    tx_errors: int = 0
+    rx_dropped: int = 0
+    tx_dropped: int = 0
+    multicast: int = 0
+    collisions: int = 0
+    rx_over_errors: int = 0
+    tx_carrier_errors: int = 0
+    rx_nohandler: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class NetDevice:
+    """Base class of all devices.  Drivers override :meth:`start_xmit` and may override
+    :meth:`open`/:meth:`stop`/:meth:`carrier_ok`."""
+
+    #: ``rtnl_link_ops->kind`` (``ip -d link`` shows it as linkinfo.info_kind).
+    kind: str = ""
+    type: int = ARPHRD_ETHER
+    #: Feature strings the driver enables by default and those the user may toggle.
+    default_features: frozenset[str] = frozenset()
+    hw_features: frozenset[str] = frozenset()
+    #: Default qdisc when up: virtual devices use ``noqueue``.
+    qdisc_up: str = "noqueue"
+
+    def __init__(self, name: str, address: bytes = b"\0" * 6, mtu: int = 1500) -> None:
+        self.name = name
+        self.ifindex = 0
+        self.net: Net | None = None
+        self.address = address
+        self.broadcast = b"\xff" * 6 if self.type == ARPHRD_ETHER else b"\0" * 6
+        self.perm_addr = address
+        self.addr_assign_type = 0  # NET_ADDR_PERM
+        self.mtu = mtu
+        self.min_mtu = 68
+        self.max_mtu = 65535
+        self.flags = IFF_BROADCAST | IFF_MULTICAST
+        self.txqlen = 1000
+        self.group = 0
+        self.features: set[str] = set(self.default_features)
+        self.stats = LinkStats()
+        self.doorbells = 0
+        self.rx_handler: Callable[[Packet], tuple[RxHandlerResult, Packet]] | None = None
+        self.rx_handler_data: Any = None
+        self.master: NetDevice | None = None
+        self.alias = ""
+        # Per-protocol device state (``struct in_device`` / ``struct inet6_dev``),
+        # attached by the protocols on NETDEV_REGISTER.
+        self.ip_ptr: Any = None
+        self.ip6_ptr: Any = None
+
+    # ------------------------------------------------------------- state
+    @property
+    def is_up(self) -> bool:
+        return bool(self.flags & IFF_UP)
+
+    def carrier_ok(self) -> bool:
+        """``netif_carrier_ok``; virtual devices without a peer always have carrier."""
+        return True
+
+    def running(self) -> bool:
+        """``netif_running`` && carrier: what the stack needs to transmit/receive."""
+        return bool(self.flags & IFF_UP) and self.carrier_ok()
+
+    def operstate(self) -> str:
+        """RFC 2863 operstate as ``ip link`` prints it."""
+        if not self.flags & IFF_UP:
+            return "DOWN"
+        if not self.carrier_ok():
+            return "DOWN"
+        return self.operstate_up()
+
+    def operstate_up(self) -> str:
+        """Drivers that never call ``netif_carrier_on`` report UNKNOWN (loopback, dummy)."""
+        return "UNKNOWN"
+
+    def qdisc(self) -> str:
+        return self.qdisc_up if self.flags & IFF_UP else "noop"
+
+    # -------------------------------------------------------------- ndo
+    def open(self) -> None:
+        """``ndo_open``."""
+
+    def stop(self) -> None:
+        """``ndo_stop``."""
+
+    def start_xmit(self, pkt: "Packet", more: bool) -> None:
+        """``ndo_start_xmit``: take ownership of ``pkt``; ring the doorbell unless ``more``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement start_xmit")
+
+    def ring_doorbell(self) -> None:
+        """The MMIO write a NIC driver does after the last packet of a batch."""
+        self.doorbells += 1
+
+    def peer_netns(self) -> "Net | None":
+        """For ``link_netnsid``: the namespace of the device's peer/lower device, if any."""
+        return None
+
+    def link_index(self) -> int:
+        """``iflink``: the peer/lower device ifindex (``link_index`` in ip -j)."""
+        return self.ifindex
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return f"<{type(self).__name__} {self.name} ifindex={self.ifindex}>"

@@ -1,0 +1,131 @@
+"""Virtual Ethernet pairs (drivers/net/veth.c).
+
+What a frame experiences crossing a veth, as ``veth_xmit`` → ``veth_forward_skb`` →
+``__dev_forward_skb2`` do it: dropped if the peer is down or the frame is longer than
+``peer.mtu + 14 + 4`` (``is_skb_forwardable``), scrubbed (``skb_scrub_packet``: pkt_type,
+skb_iif, dst, conntrack; across namespaces also mark and timestamp), priority cleared,
+classified by ``eth_type_trans`` on the peer, and queued with ``netif_rx``.  Carrier is on
+only while both ends are up (``veth_open``/``veth_close``), which is what makes ``ip link``
+show NO-CARRIER / LOWERLAYERDOWN.
+"""
+from __future__ import annotations
+
+from netstack.core.dev import netif_rx
+from netstack.core.drop_reason import kfree_skb_reason
+from netstack.core.eth import ETH_HLEN, eth_type_trans
+from netstack.core.net_namespace import NETDEV_CHANGE
+from netstack.core.netdevice import IFF_UP, NetDevice
+from netstack.packet.skb import PACKET_HOST, Packet
+
+VLAN_HLEN = 4
+
+#: ``ethtool -k`` of a veth on Linux 6.18 (features on by default).
+VETH_FEATURES = frozenset({
+    "rx-checksum", "tx-checksum-ip-generic", "tx-scatter-gather",
+    "tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
+    "tx-tcp6-segmentation", "tx-generic-segmentation", "rx-gro", "tx-udp-segmentation",
+    "highdma", "tx-scatter-gather-fraglist", "tx-vlan-hw-insert", "rx-vlan-hw-parse",
+    "tx-vlan-stag-hw-insert", "rx-vlan-stag-hw-parse", "tx-gre-segmentation",
+    "tx-gre-csum-segmentation", "tx-ipxip4-segmentation", "tx-ipxip6-segmentation",
+    "tx-udp_tnl-segmentation", "tx-udp_tnl-csum-segmentation", "tx-sctp-segmentation",
+    "tx-gso-list", "tx-sctp-crc", "netns-local-off",
+}) - {"netns-local-off"}
+
+
+class VethDevice(NetDevice):
+    """One end of a veth pair; :func:`create_pair` makes both."""
+
+    kind = "veth"
+    default_features = VETH_FEATURES
+    hw_features = VETH_FEATURES | {"rx-gro-list", "rx-udp-gro-forwarding"}
+
+    def __init__(self, name: str, address: bytes) -> None:
+        super().__init__(name, address)
+        self.peer: VethDevice | None = None
+
+    def carrier_ok(self) -> bool:
+        p = self.peer
+        return p is not None and bool(self.flags & IFF_UP) and bool(p.flags & IFF_UP)
+
+    def operstate(self) -> str:
+        if not self.flags & IFF_UP:
+            return "DOWN"
+        if not self.carrier_ok():
+            return "LOWERLAYERDOWN"
+        return "UP"
+
+    def open(self) -> None:
+        # veth_open: carrier on for both ends once the peer is up too.
+        if self.peer is not None and self.peer.flags & IFF_UP and self.peer.net is not None:
+            self.peer.net.notify(NETDEV_CHANGE, self.peer)
+
+    def stop(self) -> None:
+        if self.peer is not None and self.peer.net is not None:
+            self.peer.net.notify(NETDEV_CHANGE, self.peer)
+
+    def peer_netns(self):  # type: ignore[no-untyped-def]
+        return self.peer.net if self.peer is not None else None
+
+    def link_index(self) -> int:
+        return self.peer.ifindex if self.peer is not None else 0
+
+    def dellink(self) -> None:
+        """``veth_dellink``: deleting either end destroys the pair."""
+        peer = self.peer
+        if self.net is not None:
+            self.net.unregister_netdevice(self)
+        if peer is not None and peer.net is not None and peer.net.devices.get(peer.name) is peer:
+            peer.net.unregister_netdevice(peer)
+        self.peer = None
+        if peer is not None:
+            peer.peer = None
+
+    def start_xmit(self, pkt: Packet, more: bool) -> None:
+        rcv = self.peer
+        n = len(pkt)
+        if rcv is None or n < ETH_HLEN:
+            self.stats.tx_dropped += 1
+            kfree_skb_reason(pkt, "NOT_SPECIFIED", self.net)
+        elif not rcv.flags & IFF_UP or n > rcv.mtu + ETH_HLEN + VLAN_HLEN:
+            # is_skb_forwardable failed: counted on the peer's rx_dropped.
+            self.stats.tx_dropped += 1
+            rcv.stats.rx_dropped += 1
+            kfree_skb_reason(pkt, "NOT_SPECIFIED", self.net)
+        else:
+            self.stats.tx_packets += 1
+            self.stats.tx_bytes += n
+            rs = rcv.stats
+            rs.rx_packets += 1
+            rs.rx_bytes += n
+            # skb_scrub_packet(skb, xnet)
+            pkt.pkt_type = PACKET_HOST
+            pkt.skb_iif = 0
+            pkt.dst = None
+            pkt.ct = None
+            pkt.priority = 0
+            if rcv.net is not self.net:
+                pkt.mark = 0
+                pkt.tstamp = 0
+            if pkt.buf[pkt.data] & 1:
+                rs.multicast += 1
+            pkt.protocol = eth_type_trans(pkt, rcv)
+            if pkt.trace is not None:
+                pkt.trace.event(pkt, "veth_xmit", info=f"from={self.name}")
+            netif_rx(pkt)
+        if not more:
+            self.ring_doorbell()
+
+
+def create_pair(net_a, name_a: str, mac_a: bytes, net_b, name_b: str, mac_b: bytes):  # type: ignore[no-untyped-def]
+    """``veth_newlink``: the peer is registered first (it gets the lower ifindex when both
+    ends share a namespace, as on a real kernel), then the device itself."""
+    a = VethDevice(name_a, mac_a)
+    b = VethDevice(name_b, mac_b)
+    a.peer, b.peer = b, a
+    net_b.register_netdevice(b)
+    try:
+        net_a.register_netdevice(a)
+    except Exception:
+        net_b.unregister_netdevice(b)
+        raise
+    return a, b
