@@ -1,0 +1,1 @@
+"""Kernel-differential tests: the same scenario on Linux and on netstack."""
