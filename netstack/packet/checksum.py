@@ -1,0 +1,234 @@
+"""Internet checksum arithmetic (RFC 1071, RFC 1624) with kernel semantics.
+
+Reproduces include/net/checksum.h, include/asm-generic/checksum.h and the
+``ip_decrease_ttl`` trick of include/net/ip.h.
+
+Conventions (why: one representation everywhere avoids byte-order bugs):
+
+* a *sum* is an uninverted 16-bit ones'-complement sum, an ``int`` in
+  ``0..0xffff``; it is 0 only when every summed word was 0, exactly like the
+  kernel's end-around-carry accumulation, which never yields 0 from a non-zero
+  input;
+* a *checksum* is the inverted, folded value as it is stored in a header,
+  read as a big-endian 16-bit integer (``int.from_bytes(field, "big")``).
+
+Speed: ones'-complement addition is addition modulo 0xffff (2**16 == 1 mod
+0xffff), so summing a byte string is ``int.from_bytes(b, "big") % 0xffff`` — a
+single C-level operation in CPython instead of a loop over words.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "csum_partial",
+    "csum_fold",
+    "csum_unfold",
+    "csum_add",
+    "csum_sub",
+    "ip_fast_csum",
+    "ip_compute_csum",
+    "pseudo_sum_v4",
+    "pseudo_sum_v6",
+    "csum_tcpudp_magic",
+    "csum_ipv6_magic",
+    "csum_replace2",
+    "csum_replace4",
+    "csum_replace_bytes",
+    "ip_decrease_ttl_csum",
+    "ipv4_change_dsfield_csum",
+    "csum_block_add",
+    "csum_block_sub",
+]
+
+_M = 0xFFFF
+
+
+def _reduce(n: int) -> int:
+    """Reduce a non-negative integer to a 16-bit ones'-complement sum.
+
+    End-around-carry addition yields 0 only for an all-zero input, and 0xffff
+    ("negative zero") for any other multiple of 0xffff.
+    """
+    r = n % _M
+    if r == 0 and n:
+        return _M
+    return r
+
+
+def csum_partial(data: bytes | bytearray | memoryview, csum: int = 0) -> int:
+    """Ones'-complement sum of ``data`` (big-endian words), added to ``csum``.
+
+    Odd lengths are padded with a zero byte at the end (RFC 1071 §4.1).  The
+    result is the folded, *uninverted* 16-bit sum.  ``csum`` may be any
+    non-negative sum (it is folded first), so calls can be chained.
+    """
+    n = len(data)
+    if n & 1:
+        v = int.from_bytes(data, "big") << 8
+    else:
+        v = int.from_bytes(data, "big")
+    return _reduce(_reduce(v) + _reduce(csum))
+
+
+def csum_fold(csum: int) -> int:
+    """Fold a (possibly 32-bit or wider) sum to 16 bits and invert it.
+
+    Mirrors ``csum_fold()``: the result is what goes in a checksum field.
+    """
+    return ~_reduce(csum) & _M
+
+
+def csum_unfold(check: int) -> int:
+    """A checksum field value as a sum (``csum_unfold``: plain widening)."""
+    return check & _M
+
+
+def csum_add(a: int, b: int) -> int:
+    """Ones'-complement addition of two sums (``csum_add``)."""
+    return _reduce(_reduce(a) + _reduce(b))
+
+
+def csum_sub(a: int, b: int) -> int:
+    """Ones'-complement subtraction ``a - b`` (``csum_sub`` = add ``~b``)."""
+    return _reduce(_reduce(a) + (~_reduce(b) & _M))
+
+
+def ip_fast_csum(hdr: bytes | bytearray | memoryview) -> int:
+    """Checksum of an IPv4 header including its check field.
+
+    As in the kernel, 0 means the header is valid; over a header whose check
+    field is zero it returns the value to store.
+    """
+    return ~_reduce(int.from_bytes(hdr, "big") << (8 * (len(hdr) & 1))) & _M
+
+
+def ip_compute_csum(data: bytes | bytearray | memoryview) -> int:
+    """``ip_compute_csum``: ``csum_fold(csum_partial(data, 0))`` (ICMP, IGMP)."""
+    return csum_fold(csum_partial(data))
+
+
+def pseudo_sum_v4(saddr: bytes, daddr: bytes, length: int, proto: int) -> int:
+    """Uninverted sum of the IPv4 pseudo-header (RFC 793 §3.1, RFC 768).
+
+    Equals ``csum_tcpudp_nofold(saddr, daddr, len, proto, 0)`` folded.
+    ``length`` is the L4 length (header plus payload).
+    """
+    v = (
+        int.from_bytes(saddr, "big")
+        + int.from_bytes(daddr, "big")
+        + proto
+        + length
+    )
+    return _reduce(v)
+
+
+def pseudo_sum_v6(saddr: bytes, daddr: bytes, length: int, proto: int) -> int:
+    """Uninverted sum of the IPv6 pseudo-header (RFC 8200 §8.1).
+
+    The upper-layer length is a 32-bit field, so lengths above 0xffff (jumbo
+    payloads) are summed correctly.
+    """
+    v = int.from_bytes(saddr, "big") + int.from_bytes(daddr, "big") + length + proto
+    return _reduce(v)
+
+
+def csum_tcpudp_magic(saddr4: bytes, daddr4: bytes, length: int, proto: int, csum: int) -> int:
+    """Final TCP/UDP checksum over IPv4: ``csum_fold(pseudo + csum)``.
+
+    ``csum`` is the uninverted sum of the L4 header and payload (with the
+    check field zeroed when computing, or included when verifying: a valid
+    packet then gives 0).
+    """
+    return csum_fold(_reduce(pseudo_sum_v4(saddr4, daddr4, length, proto) + _reduce(csum)))
+
+
+def csum_ipv6_magic(saddr16: bytes, daddr16: bytes, length: int, proto: int, csum: int) -> int:
+    """Final upper-layer checksum over IPv6 (net/ipv6/ip6_checksum.c)."""
+    return csum_fold(_reduce(pseudo_sum_v6(saddr16, daddr16, length, proto) + _reduce(csum)))
+
+
+def csum_replace2(check: int, old16: int, new16: int) -> int:
+    """Incrementally update ``check`` when a 16-bit word changes.
+
+    RFC 1624 eqn. 3, ``HC' = ~(~HC + ~m + m')``, exactly as the kernel's
+    ``csum_replace2`` (``~csum16_add(csum16_sub(~(*sum), old), new)``) whose
+    16-bit end-around-carry arithmetic this reproduces bit for bit.
+    """
+    return ~_reduce((~check & _M) + (~old16 & _M) + (new16 & _M)) & _M
+
+
+def csum_replace4(check: int, old32: int, new32: int) -> int:
+    """Incrementally update ``check`` when a 32-bit word changes.
+
+    Kernel ``csum_replace4``: ``csum_fold(csum_add(csum_sub(~csum_unfold(sum),
+    from), to))`` in 32-bit arithmetic.  ``~csum_unfold`` sets the upper 16
+    bits, so the intermediate is never zero and the result is never 0xffff.
+    """
+    v = (0xFFFF0000 | (~check & _M)) + (~old32 & 0xFFFFFFFF) + (new32 & 0xFFFFFFFF)
+    return ~_reduce(v) & _M
+
+
+def csum_replace_bytes(check: int, old: bytes, new: bytes) -> int:
+    """Update ``check`` when an even-aligned byte run changes (e.g. an address).
+
+    Used for 16-byte IPv6 or 6-byte MAC rewrites; equivalent to repeated
+    ``csum_replace4``/``csum_replace2`` over the words (``inet_proto_csum_replace16``).
+    """
+    if len(old) != len(new) or len(old) & 1:
+        raise ValueError("old/new must have the same even length")
+    v = (0xFFFF0000 | (~check & _M)) + (~_reduce(int.from_bytes(old, "big")) & _M) + int.from_bytes(
+        new, "big"
+    )
+    return ~_reduce(v) & _M
+
+
+def ip_decrease_ttl_csum(check: int) -> int:
+    """New IPv4 header checksum after ``ttl -= 1`` (include/net/ip.h).
+
+    The kernel adds ``htons(0x0100)`` to the check field *as a native
+    little-endian u16* and folds the carry with ``check + (check >= 0xFFFF)``.
+    On x86 that is: byte-swap, +1, end-around carry, truncate, swap back.
+    """
+    n = ((check & 0xFF) << 8) | ((check >> 8) & 0xFF)
+    n += 1
+    n = (n + (1 if n >= 0xFFFF else 0)) & _M
+    return ((n & 0xFF) << 8) | (n >> 8)
+
+
+def ipv4_change_dsfield_csum(check: int, old_tos: int, new_tos: int) -> int:
+    """New IPv4 header checksum after TOS ``old_tos`` → ``new_tos``.
+
+    Transcribes ``ipv4_change_dsfield`` (include/net/inet_ecn.h / dsfield.h)
+    in its own u32 arithmetic, which the ECN marking and DSCP rewrite paths use.
+    """
+    c = check & _M
+    c += old_tos & 0xFF
+    if (c + 1) >> 16:
+        c = (c + 1) & _M
+    c = (c - (new_tos & 0xFF)) & 0xFFFFFFFF
+    c = (c + (c >> 16)) & 0xFFFFFFFF
+    return c & _M
+
+
+def _swab16(s: int) -> int:
+    return ((s & 0xFF) << 8) | (s >> 8)
+
+
+def csum_block_add(csum: int, csum2: int, offset: int) -> int:
+    """Add the sum ``csum2`` of a block that starts ``offset`` bytes in.
+
+    ``csum_block_add``: a block at an odd offset has its bytes in the other
+    lane, so its sum is byte-swapped (the kernel's ``ror32(csum2, 8)``).
+    """
+    s2 = _reduce(csum2)
+    if offset & 1:
+        s2 = _swab16(s2)
+    return csum_add(csum, s2)
+
+
+def csum_block_sub(csum: int, csum2: int, offset: int) -> int:
+    """Remove a block's sum (``csum_block_sub``), e.g. on ``pskb_trim_rcsum``."""
+    s2 = _reduce(csum2)
+    if offset & 1:
+        s2 = _swab16(s2)
+    return csum_sub(csum, s2)

@@ -1,0 +1,132 @@
+"""EtherType, IP protocol and related wire constants.
+
+Values from include/uapi/linux/if_ether.h, include/uapi/linux/in.h,
+include/uapi/linux/in6.h and include/uapi/linux/icmp.h / icmpv6.h.
+"""
+
+from __future__ import annotations
+
+# EtherTypes (include/uapi/linux/if_ether.h)
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+ETH_P_RARP = 0x8035
+ETH_P_8021Q = 0x8100
+ETH_P_8021AD = 0x88A8
+ETH_P_QINQ1 = 0x9100
+ETH_P_IPV6 = 0x86DD
+ETH_P_PPP_SES = 0x8864
+ETH_P_MPLS_UC = 0x8847
+ETH_P_MPLS_MC = 0x8848
+ETH_P_TEB = 0x6558
+ETH_P_802_3_MIN = 0x0600
+ETH_ALEN = 6
+ETH_HLEN = 14
+ETH_ZLEN = 60
+ETH_DATA_LEN = 1500
+VLAN_HLEN = 4
+
+#: TPIDs that eth_type_vlan() (include/linux/if_vlan.h) treats as VLAN tags.
+VLAN_TPIDS = frozenset({ETH_P_8021Q, ETH_P_8021AD})
+
+# IP protocol numbers (include/uapi/linux/in.h, in6.h)
+IPPROTO_HOPOPTS = 0
+IPPROTO_ICMP = 1
+IPPROTO_IGMP = 2
+IPPROTO_IPIP = 4
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_IPV6 = 41
+IPPROTO_ROUTING = 43
+IPPROTO_FRAGMENT = 44
+IPPROTO_GRE = 47
+IPPROTO_ESP = 50
+IPPROTO_AH = 51
+IPPROTO_ICMPV6 = 58
+IPPROTO_NONE = 59
+IPPROTO_DSTOPTS = 60
+IPPROTO_MH = 135
+IPPROTO_SCTP = 132
+IPPROTO_UDPLITE = 136
+IPPROTO_MPLS = 137
+IPPROTO_DCCP = 33
+
+#: IPv6 extension headers walked by ipv6_skip_exthdr (net/ipv6/exthdrs_core.c).
+IPV6_EXT_HDRS = frozenset(
+    {IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO_DSTOPTS, IPPROTO_AH}
+)
+
+# IPv4 header bits (include/net/ip.h)
+IP_CE = 0x8000
+IP_DF = 0x4000
+IP_MF = 0x2000
+IP_OFFSET = 0x1FFF
+
+# IPv4 options (include/uapi/linux/ip.h)
+IPOPT_END = 0
+IPOPT_NOOP = 1
+IPOPT_SEC = 130
+IPOPT_LSRR = 131
+IPOPT_TIMESTAMP = 68
+IPOPT_RR = 7
+IPOPT_SSRR = 137
+IPOPT_RA = 148
+IPOPT_CIPSO = 134
+
+# ICMP types (include/uapi/linux/icmp.h)
+ICMP_ECHOREPLY = 0
+ICMP_DEST_UNREACH = 3
+ICMP_SOURCE_QUENCH = 4
+ICMP_REDIRECT = 5
+ICMP_ECHO = 8
+ICMP_TIME_EXCEEDED = 11
+ICMP_PARAMETERPROB = 12
+ICMP_TIMESTAMP = 13
+ICMP_TIMESTAMPREPLY = 14
+ICMP_INFO_REQUEST = 15
+ICMP_INFO_REPLY = 16
+ICMP_ADDRESS = 17
+ICMP_ADDRESSREPLY = 18
+
+# ICMPv6 types (include/uapi/linux/icmpv6.h)
+ICMPV6_DEST_UNREACH = 1
+ICMPV6_PKT_TOOBIG = 2
+ICMPV6_TIME_EXCEED = 3
+ICMPV6_PARAMPROB = 4
+ICMPV6_ECHO_REQUEST = 128
+ICMPV6_ECHO_REPLY = 129
+NDISC_ROUTER_SOLICITATION = 133
+NDISC_ROUTER_ADVERTISEMENT = 134
+NDISC_NEIGHBOUR_SOLICITATION = 135
+NDISC_NEIGHBOUR_ADVERTISEMENT = 136
+NDISC_REDIRECT = 137
+
+# ND option types (include/net/ndisc.h)
+ND_OPT_SOURCE_LL_ADDR = 1
+ND_OPT_TARGET_LL_ADDR = 2
+ND_OPT_PREFIX_INFO = 3
+ND_OPT_REDIRECT_HDR = 4
+ND_OPT_MTU = 5
+
+# ARP (include/uapi/linux/if_arp.h)
+ARPHRD_ETHER = 1
+ARPOP_REQUEST = 1
+ARPOP_REPLY = 2
+
+# TCP option kinds (include/net/tcp.h)
+TCPOPT_EOL = 0
+TCPOPT_NOP = 1
+TCPOPT_MSS = 2
+TCPOPT_WINDOW = 3
+TCPOPT_SACK_PERM = 4
+TCPOPT_SACK = 5
+TCPOPT_TIMESTAMP = 8
+
+# TCP flags (byte 13 of the header)
+TCP_FIN = 0x01
+TCP_SYN = 0x02
+TCP_RST = 0x04
+TCP_PSH = 0x08
+TCP_ACK = 0x10
+TCP_URG = 0x20
+TCP_ECE = 0x40
+TCP_CWR = 0x80
