@@ -1,0 +1,506 @@
+"""``ip link`` (ip/iplink.c, ip/link_veth.c): parse → validate → apply.
+
+The parser follows ``iplink_parse`` keyword by keyword (``strcmp`` vs ``matches``
+abbreviation per keyword, ``type`` ending the generic options, ``peer`` starting a second
+``iplink_parse`` for veth), and the apply step follows ``do_setlink``'s order (netns move,
+address, MTU, name, alias, flags, txqlen) with ``dev_validate_mtu`` /
+``is_valid_ether_addr`` checks done before anything changes, so a failing command leaves
+the namespace as it was.
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from netstack.cli import fmt_link
+from netstack.cli.errors import ToolError
+from netstack.cli.ipcommon import (
+    Args, Ctx, duparg, duparg2, get_integer, invarg, kernel_error, matches, no_device,
+)
+from netstack.cli.ipcommon import parse_lladdr
+from netstack.cli.jsonout import dumps
+from netstack.core.net_namespace import (
+    NETDEV_CHANGE, NETDEV_CHANGEADDR, NETDEV_CHANGEMTU, DeviceExists,
+)
+from netstack.core.netdevice import (
+    IFF_ALLMULTI, IFF_MULTICAST, IFF_NOARP, IFF_NOTRAILERS, IFF_PROMISC,
+)
+from netstack.core.world import NetnsError
+from netstack.errors import KernelError, NotSupported
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netstack.core.net_namespace import Net
+    from netstack.core.netdevice import NetDevice
+
+IFNAMSIZ = 16
+IFALIASZ = 256
+_NETNS_LOCAL_MSG = "The interface netns is immutable"
+ALTIFNAMSIZ = 128
+#: Kinds the kernel knows but netstack does not model (so the error is "not supported",
+#: not the kernel's "Unknown device type").
+_KNOWN_UNMODELLED = {"bridge", "bond", "vlan", "macvlan", "macvtap", "ipvlan", "ipvtap",
+                     "vxlan", "gre", "gretap", "ip6gre", "ipip", "sit", "ip6tnl", "vrf",
+                     "geneve", "wireguard", "team", "nlmon", "ifb", "netdevsim", "tun",
+                     "tap", "bareudp", "macsec", "xfrm", "vti", "ip6vti", "erspan", "hsr",
+                     "batadv", "can", "vcan", "vxcan", "gtp", "rmnet", "ipoib"}
+
+
+#: ``ip link set DEV WORD on|off``: (IFF_* bit, True when "on" clears it).
+_FLAG_WORDS = {"multicast": (IFF_MULTICAST, False), "allmulticast": (IFF_ALLMULTI, False),
+               "promisc": (IFF_PROMISC, False), "trailers": (IFF_NOTRAILERS, True),
+               "arp": (IFF_NOARP, True)}
+#: dev_change_flags sends NETDEV_CHANGE for these when the device is up.
+_NOTIFY_FLAGS = IFF_MULTICAST | IFF_NOARP | IFF_NOTRAILERS
+
+
+def check_ifname(name: str) -> bool:
+    """lib/utils.c ``check_ifname``: non-empty, < IFNAMSIZ, no '/', ':' or blanks."""
+    return bool(name) and len(name) < IFNAMSIZ and not any(c in name for c in "/: \t\n")
+
+
+@dataclass
+class LinkReq:
+    """What one ``iplink_parse`` collected (the RTM_NEWLINK request)."""
+
+    dev: str | None = None
+    name: str | None = None
+    up: bool | None = None
+    address: bytes | None = None
+    mtu: int | None = None
+    txqlen: int | None = None
+    netns: str | None = None
+    alias: str | None = None
+    index: int | None = None
+    kind: str | None = None
+    #: IFF_* bits to set / clear (multicast, allmulticast, promisc, arp, trailers)
+    flags_on: int = 0
+    flags_off: int = 0
+    peer: "LinkReq | None" = None
+    type_args: list[str] = field(default_factory=list)
+
+
+def iplink_parse(args: Args, req: LinkReq) -> None:
+    """Generic link options, until ``type`` (whose remaining argv is kept for the kind)."""
+    while args:
+        a = args.cur
+        if a == "up":
+            req.up = True
+        elif a == "down":
+            req.up = False
+        elif a == "name":
+            v = args.next_arg()
+            if req.name is not None:
+                raise duparg("name", v)
+            if not check_ifname(v):
+                raise invarg('"name" not a valid ifname', v)
+            req.name = v
+            if req.dev is None:
+                req.dev = v
+        elif a == "index":
+            v = args.next_arg()
+            if req.index is not None:
+                raise duparg("index", v)
+            n = get_integer(v)  # atoi() in iproute2; a non-number reads as 0
+            if n is None or n <= 0:
+                raise invarg('Invalid "index" value', v)
+            req.index = n
+        elif matches(a, "link"):
+            raise NotSupported("ip link ... link DEV")
+        elif matches(a, "address"):
+            req.address = parse_lladdr(args.next_arg())
+        elif matches(a, "broadcast") or a == "brd":
+            raise NotSupported("ip link ... broadcast")
+        elif matches(a, "txqueuelen") or a == "qlen" or matches(a, "txqlen"):
+            v = args.next_arg()
+            if req.txqlen is not None:
+                raise duparg("txqueuelen", v)
+            n = get_integer(v)
+            if n is None:
+                raise invarg('Invalid "txqueuelen" value\n', v)
+            req.txqlen = n
+        elif a == "mtu":
+            v = args.next_arg()
+            if req.mtu is not None:
+                raise duparg("mtu", v)
+            n = get_integer(v)
+            if n is None:
+                raise invarg('Invalid "mtu" value\n', v)
+            req.mtu = n
+        elif a == "netns":
+            v = args.next_arg()
+            if req.netns is not None:
+                raise duparg("netns", v)
+            req.netns = v
+        elif a in _FLAG_WORDS:
+            v = args.next_arg()
+            if v not in ("on", "off"):
+                raise ToolError(f'Error: argument of "{a}" must be "on" or "off", not '
+                                f'"{v}"\n', 1)
+            bit, inverted = _FLAG_WORDS[a]
+            if (v == "on") != inverted:
+                req.flags_on |= bit
+                req.flags_off &= ~bit
+            else:
+                req.flags_off |= bit
+                req.flags_on &= ~bit
+        elif a in ("dynamic", "carrier", "group", "mode", "state", "vf", "protodown",
+                   "gso_max_size",
+                   "gso_max_segs", "gro_max_size") or matches(a, "master") \
+                or a == "nomaster" or matches(a, "numtxqueues") or matches(a, "numrxqueues"):
+            raise NotSupported(f"ip link ... {a}")
+        elif matches(a, "type"):
+            req.kind = args.next_arg()
+            args.advance()
+            req.type_args = args.rest()
+            args.i = len(args.argv)
+            return
+        elif matches(a, "alias"):
+            v = args.next_arg()
+            if len(v) >= IFALIASZ:
+                raise invarg("alias too long\n", v)
+            req.alias = v
+        else:
+            if matches(a, "help"):
+                raise NotSupported("ip link help")
+            if a == "dev":
+                a = args.next_arg()
+            if req.dev != req.name:
+                raise duparg2("dev", a)
+            if not a or len(a) >= ALTIFNAMSIZ or any(c in a for c in "/: \t\n"):
+                raise invarg('"dev" not a valid ifname', a)  # check_altifname
+            req.dev = a
+        args.advance()
+
+
+def _parse_veth(req: LinkReq) -> None:
+    """ip/link_veth.c: nothing, or ``peer`` followed by a second set of link options."""
+    rest = req.type_args
+    if not rest:
+        return
+    if rest[0] != "peer":
+        raise ToolError("", 1, stdout="Usage: ip link <options> type veth [peer <options>]\n"
+                                      "To get <options> type 'ip link add help'\n")
+    peer = LinkReq()
+    iplink_parse(Args(rest[1:]), peer)
+    if peer.kind is not None:
+        raise NotSupported("ip link add ... type veth peer ... type")
+    req.peer = peer
+
+
+# ------------------------------------------------------------------ validation
+def _netns_target(ctx: Ctx, spec: str) -> "Net":
+    """``netns_get_fd`` by name; a number would be a PID, which netstack does not have."""
+    try:
+        return ctx.world.netns(spec)
+    except NetnsError:
+        if get_integer(spec) is not None:
+            raise NotSupported("ip link ... netns PID") from None
+        raise invarg('Invalid "netns" value\n', spec) from None
+
+
+def _check_mtu(dev: "NetDevice", mtu: int) -> None:
+    """net/core/dev.c ``dev_validate_mtu``."""
+    if mtu < 0 or mtu < dev.min_mtu:
+        raise KernelError(errno.EINVAL, "mtu less than device minimum")
+    if dev.max_mtu > 0 and mtu > dev.max_mtu:
+        raise KernelError(errno.EINVAL, "mtu greater than device maximum")
+
+
+def _check_mac(mac: bytes) -> None:
+    """``eth_prepare_mac_addr_change``: 6 bytes (EINVAL), valid unicast (EADDRNOTAVAIL)."""
+    if len(mac) != 6:
+        raise KernelError(errno.EINVAL)
+    if mac[0] & 1 or mac == b"\0" * 6:
+        raise KernelError(errno.EADDRNOTAVAIL)
+
+
+def _alloc_name(taken: set[str], template: str) -> str:
+    """``dev_alloc_name``: the lowest free ``%d``."""
+    i = 0
+    while template % i in taken:
+        i += 1
+    return template % i
+
+
+# ------------------------------------------------------------------------ add
+def _link_add(ctx: Ctx, req: LinkReq) -> None:
+    if req.kind is None:
+        raise ToolError('Not enough information: "type" argument is required\n', 1)
+    kind = req.kind
+    if kind == "veth":
+        _parse_veth(req)
+    elif kind == "dummy":
+        if req.type_args:
+            raise KernelError(errno.EOPNOTSUPP, "Unknown device type")
+    elif kind in _KNOWN_UNMODELLED:
+        raise NotSupported(f"ip link add type {kind}")
+    else:
+        raise KernelError(errno.EOPNOTSUPP, "Unknown device type")
+    net = _netns_target(ctx, req.netns) if req.netns is not None else ctx.net
+    peer = req.peer or LinkReq()
+    # veth_newlink: the peer defaults to the namespace the request came from (src_net),
+    # not to the one the device itself is created in.
+    pnet = _netns_target(ctx, peer.netns) if peer.netns is not None else ctx.net
+    name = req.name or req.dev
+    if name is not None and len(name) >= IFNAMSIZ:
+        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
+    for mac in (req.address, peer.address):
+        if mac is not None:
+            _check_mac(mac)
+    for mtu, lo in ((req.mtu, 68), (peer.mtu, 68)):
+        if mtu is not None and mtu < lo:
+            raise KernelError(errno.EINVAL)
+    world = ctx.world
+    if kind == "dummy":
+        from netstack.drivers.dummy import DummyDevice
+        if name is None:
+            name = _alloc_name(set(net.devices), "dummy%d")
+        if name in net.devices:
+            raise KernelError(errno.EEXIST)
+        dev = DummyDevice(name, req.address or world.random_mac())
+        if req.mtu is not None:
+            _check_mtu(dev, req.mtu)
+            dev.mtu = req.mtu
+        if req.txqlen is not None:
+            dev.txqlen = req.txqlen
+        if req.alias:
+            dev.alias = req.alias
+        dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
+        if req.index is not None and req.index in net.by_index:
+            raise KernelError(errno.EEXIST)
+        net.register_netdevice(dev, ifindex=req.index or 0)
+        if req.up:
+            net.dev_open(dev)
+        return
+    from netstack.drivers.veth import create_pair
+    pname = peer.name or peer.dev
+    if pname is None:
+        pname = _alloc_name(set(pnet.devices) | ({name} if name and pnet is net else set()),
+                            "veth%d")
+    if pname in pnet.devices:
+        raise KernelError(errno.EEXIST)
+    if name is None:
+        name = _alloc_name(set(net.devices) | ({pname} if pnet is net else set()), "veth%d")
+    if name in net.devices or (pnet is net and name == pname):
+        raise KernelError(errno.EEXIST)
+    # rtnl_newlink finds a device with the requested index first (EEXIST); the peer's
+    # index is only checked when it registers (dev_index_reserve: EBUSY), and so is the
+    # device's against its just-registered peer.
+    if req.index is not None and req.index in net.by_index:
+        raise KernelError(errno.EEXIST)
+    if peer.index is not None and peer.index in pnet.by_index:
+        raise KernelError(errno.EBUSY)
+    if req.index is not None and pnet is net and peer.index == req.index:
+        raise KernelError(errno.EBUSY)
+    # veth_newlink: the peer MAC is drawn first, then the device's.
+    pmac = peer.address or world.random_mac()
+    mac = req.address or world.random_mac()
+    try:
+        if req.index is None and peer.index is None:
+            a, b = create_pair(net, name, mac, pnet, pname, pmac)
+        else:
+            a, b = _veth_pair_with_index(net, name, mac, req.index or 0, pnet, pname, pmac,
+                                         peer.index or 0)
+    except DeviceExists:
+        raise KernelError(errno.EEXIST) from None
+    for dev, r in ((a, req), (b, peer)):
+        if r.mtu is not None:
+            dev.mtu = r.mtu
+        if r.txqlen is not None:
+            dev.txqlen = r.txqlen
+        if r.alias:
+            dev.alias = r.alias
+        dev.flags = (dev.flags | r.flags_on) & ~r.flags_off
+    if peer.up:
+        pnet.dev_open(b)
+    if req.up:
+        net.dev_open(a)
+
+
+def _veth_pair_with_index(net: "Net", name: str, mac: bytes, index: int, pnet: "Net",
+                          pname: str, pmac: bytes, pindex: int) -> tuple["NetDevice",
+                                                                           "NetDevice"]:
+    """``create_pair`` with requested ifindexes (``ip link add … index N … peer … index
+    M``): the same order — peer first — with the indexes passed to register_netdevice,
+    which create_pair does not take.  (The lead may prefer an ``ifindex`` parameter on
+    netstack.drivers.veth.create_pair; this is the only place that would change.)"""
+    from netstack.drivers.veth import VethDevice
+    a = VethDevice(name, mac)
+    b = VethDevice(pname, pmac)
+    a.peer, b.peer = b, a
+    pnet.register_netdevice(b, ifindex=pindex)
+    try:
+        net.register_netdevice(a, ifindex=index)
+    except Exception:
+        pnet.unregister_netdevice(b)
+        raise
+    return a, b
+
+
+# ------------------------------------------------------------------------ set
+def _link_set(ctx: Ctx, req: LinkReq) -> None:
+    if req.dev is None:
+        raise ToolError('Not enough information: "dev" argument is required.\n', 255)
+    if req.kind is not None:
+        raise NotSupported("ip link set ... type")
+    if req.index is not None:
+        if req.netns is None:
+            raise ToolError("index can be used only when creating devices or when moving "
+                            "device to another netns.\n", 255)
+        raise NotSupported("ip link set ... netns NS index N")
+    dev = ctx.net.get(req.dev)
+    if dev is None:
+        raise no_device(req.dev)
+    new_name = req.name if req.name is not None and req.name != req.dev else None
+    target = _netns_target(ctx, req.netns) if req.netns is not None else None
+    # Validate everything before the first change (a real do_setlink can fail half way;
+    # netstack prefers the "nothing applied" guarantee the scenario runner promises).
+    if target is not None and target is not dev.net:
+        if "netns-local" in dev.features:
+            raise KernelError(errno.EINVAL, _NETNS_LOCAL_MSG)
+        if (new_name or dev.name) in target.devices:
+            raise KernelError(errno.EEXIST)
+    if req.address is not None:
+        _check_mac(req.address)
+    if req.mtu is not None:
+        _check_mtu(dev, req.mtu)
+    home = target if target is not None else dev.net
+    if new_name is not None and new_name in home.devices:  # type: ignore[union-attr]
+        raise KernelError(errno.EEXIST)
+    net = dev.net
+    assert net is not None
+    if target is not None and target is not net:
+        net.move_netdevice(dev, target)
+        net = target
+    if req.address is not None and req.address != dev.address:
+        dev.address = req.address
+        dev.addr_assign_type = 3  # NET_ADDR_SET
+        net.notify(NETDEV_CHANGEADDR, dev)
+    if req.mtu is not None and req.mtu != dev.mtu:
+        dev.mtu = req.mtu
+        net.notify(NETDEV_CHANGEMTU, dev)
+    if new_name is not None:
+        net.rename_netdevice(dev, new_name)
+    if req.alias is not None:
+        dev.alias = req.alias
+    _apply_flags(dev, req)
+    if req.up is True:
+        net.dev_open(dev)
+    elif req.up is False:
+        net.dev_close(dev)
+    if req.txqlen is not None:
+        dev.txqlen = req.txqlen
+
+
+def _apply_flags(dev: "NetDevice", req: LinkReq) -> None:
+    """``dev_change_flags`` for the non-UP bits (NETDEV_CHANGE if up and it matters)."""
+    old = dev.flags
+    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
+    if dev.is_up and (old ^ dev.flags) & _NOTIFY_FLAGS and dev.net is not None:
+        dev.net.notify(NETDEV_CHANGE, dev)
+
+
+def _link_del(ctx: Ctx, req: LinkReq) -> None:
+    if req.dev is None:
+        raise ToolError('Not enough information: "dev" argument is required.\n', 255)
+    dev = ctx.net.get(req.dev)
+    if dev is None:
+        raise no_device(req.dev)
+    if not dev.kind:
+        raise KernelError(errno.EOPNOTSUPP)
+    dellink = getattr(dev, "dellink", None)
+    if dellink is not None:
+        dellink()
+    else:
+        ctx.net.unregister_netdevice(dev)
+
+
+# ----------------------------------------------------------------------- show
+def parse_show_filter(args: Args) -> tuple[str | None, bool, str | None]:
+    """The device/``up``/``type`` part of ``ipaddr_list_flush_or_save``'s parser."""
+    dev: str | None = None
+    up = False
+    kind: str | None = None
+    while args:
+        a = args.cur
+        if a == "up":
+            up = True
+        elif a == "type":
+            kind = args.next_arg()
+        elif a in ("to", "scope", "label", "group", "master", "vrf", "nomaster") \
+                or matches(a, "dynamic") or matches(a, "permanent"):
+            raise NotSupported(f"ip link/addr show ... {a}")
+        else:
+            if a == "dev":
+                a = args.next_arg()
+            elif matches(a, "help"):
+                raise NotSupported("ip link help")
+            if dev is not None:
+                raise duparg2("dev", a)
+            dev = a
+        args.advance()
+    return dev, up, kind
+
+
+def select_links(ctx: Ctx, dev: str | None, up: bool, kind: str | None) -> list["NetDevice"]:
+    """Devices in ifindex order after the filters; unknown DEV → ``Device "X" does not
+    exist.`` (exit 1)."""
+    if dev is not None and ctx.net.get(dev) is None:
+        raise ToolError(f'Device "{dev}" does not exist.\n', 1)
+    out = []
+    for idx in sorted(ctx.net.by_index):
+        d = ctx.net.by_index[idx]
+        if dev is not None and d.name != dev:
+            continue
+        if up and not d.flags & 1:
+            continue
+        if kind is not None and d.kind != kind:
+            continue
+        out.append(d)
+    return out
+
+
+def _link_show(ctx: Ctx, args: Args) -> None:
+    dev, up, kind = parse_show_filter(args)
+    devs = select_links(ctx, dev, up, kind)
+    w = ctx.stdout.write
+    if ctx.json:
+        w(dumps([fmt_link.link_json(d, bool(ctx.details), bool(ctx.stats)) for d in devs],
+                ctx.pretty) + "\n")
+        return
+    for d in devs:
+        if ctx.brief:
+            w(fmt_link.link_brief(d))
+        else:
+            w(fmt_link.link_text(d, bool(ctx.details), bool(ctx.stats)))
+
+
+def do_iplink(ctx: Ctx, argv: list[str]) -> int:
+    """``do_iplink``: subcommand by ``matches`` in iplink.c's order."""
+    if not argv:
+        _link_show(ctx, Args([]))
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    try:
+        if matches(cmd, "add"):
+            req = LinkReq()
+            iplink_parse(Args(rest), req)
+            _link_add(ctx, req)
+        elif matches(cmd, "set") or matches(cmd, "change"):
+            req = LinkReq()
+            iplink_parse(Args(rest), req)
+            _link_set(ctx, req)
+        elif matches(cmd, "replace"):
+            raise NotSupported("ip link replace")
+        elif matches(cmd, "delete"):
+            req = LinkReq()
+            iplink_parse(Args(rest), req)
+            _link_del(ctx, req)
+        elif matches(cmd, "show") or matches(cmd, "lst") or matches(cmd, "list"):
+            _link_show(ctx, Args(rest))
+        else:
+            raise ToolError(f'Command "{cmd}" is unknown, try "ip link help".\n', 255)
+    except KernelError as e:
+        raise kernel_error(e) from None
+    return 0
