@@ -297,11 +297,7 @@ def _link_add(ctx: Ctx, req: LinkReq) -> None:
     pmac = peer.address or world.random_mac()
     mac = req.address or world.random_mac()
     try:
-        if req.index is None and peer.index is None:
-            a, b = create_pair(net, name, mac, pnet, pname, pmac)
-        else:
-            a, b = _veth_pair_with_index(net, name, mac, req.index or 0, pnet, pname, pmac,
-                                         peer.index or 0)
+        a, b = create_pair(net, name, mac, pnet, pname, pmac, req.index or 0, peer.index or 0)
     except DeviceExists:
         raise KernelError(errno.EEXIST) from None
     for dev, r in ((a, req), (b, peer)):
@@ -316,26 +312,6 @@ def _link_add(ctx: Ctx, req: LinkReq) -> None:
         pnet.dev_open(b)
     if req.up:
         net.dev_open(a)
-
-
-def _veth_pair_with_index(net: "Net", name: str, mac: bytes, index: int, pnet: "Net",
-                          pname: str, pmac: bytes, pindex: int) -> tuple["NetDevice",
-                                                                           "NetDevice"]:
-    """``create_pair`` with requested ifindexes (``ip link add … index N … peer … index
-    M``): the same order — peer first — with the indexes passed to register_netdevice,
-    which create_pair does not take.  (The lead may prefer an ``ifindex`` parameter on
-    netstack.drivers.veth.create_pair; this is the only place that would change.)"""
-    from netstack.drivers.veth import VethDevice
-    a = VethDevice(name, mac)
-    b = VethDevice(pname, pmac)
-    a.peer, b.peer = b, a
-    pnet.register_netdevice(b, ifindex=pindex)
-    try:
-        net.register_netdevice(a, ifindex=index)
-    except Exception:
-        pnet.unregister_netdevice(b)
-        raise
-    return a, b
 
 
 # ------------------------------------------------------------------------ set
@@ -357,7 +333,7 @@ def _link_set(ctx: Ctx, req: LinkReq) -> None:
     # Validate everything before the first change (a real do_setlink can fail half way;
     # netstack prefers the "nothing applied" guarantee the scenario runner promises).
     if target is not None and target is not dev.net:
-        if "netns-local" in dev.features:
+        if dev.netns_local:
             raise KernelError(errno.EINVAL, _NETNS_LOCAL_MSG)
         if (new_name or dev.name) in target.devices:
             raise KernelError(errno.EEXIST)

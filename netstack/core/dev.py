@@ -78,7 +78,12 @@ def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHand
                 continue
         proto_handler = ptype_base.get(pkt.protocol)
         if proto_handler is None:
-            dev.stats.rx_nohandler += 1  # type: ignore[union-attr]
+            if taps:
+                # A ptype_all tap (AF_PACKET) was the last deliverer: the packet is
+                # consumed there and nothing counts a drop.
+                return None
+            # No deliverer at all: rx_dropped (rx_nohandler only for deliver_exact).
+            dev.stats.rx_dropped += 1  # type: ignore[union-attr]
             kfree_skb_reason(pkt, "UNHANDLED_PROTO")
             return None
         return proto_handler

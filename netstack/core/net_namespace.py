@@ -9,12 +9,14 @@ backlog.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 from typing import TYPE_CHECKING, Any, Callable
 
 from netstack.core.drop_reason import DropCounters
 from netstack.core.netdevice import IFF_UP, NetDevice
 from netstack.core.sysctl import SysctlTable
+from netstack.errors import KernelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.world import World
@@ -62,10 +64,16 @@ class Net:
         self.proto: dict[str, Any] = {}
 
     # ------------------------------------------------------------- devices
-    def register_netdevice(self, dev: NetDevice, ifindex: int = 0) -> NetDevice:
-        """``register_netdevice``: name check, ifindex, sysctl dirs, NETDEV_REGISTER."""
+    def register_netdevice(self, dev: NetDevice, ifindex: int = 0,
+                           fallback: bool = False) -> NetDevice:
+        """``register_netdevice``: name check, ifindex, sysctl dirs, NETDEV_REGISTER.
+
+        A requested ``ifindex`` that is taken fails with EBUSY (``dev_index_reserve``)
+        unless ``fallback`` (moving namespaces keeps the index only if it is free)."""
         if dev.name in self.devices:
             raise DeviceExists(dev.name)
+        if ifindex and ifindex in self.by_index and not fallback:
+            raise KernelError(errno.EBUSY)
         if ifindex and ifindex not in self.by_index:
             dev.ifindex = ifindex
         else:
@@ -97,7 +105,7 @@ class Net:
         self.unregister_netdevice(dev)
         if dev.name in target.devices:
             raise DeviceExists(dev.name)
-        target.register_netdevice(dev, ifindex=dev.ifindex)
+        target.register_netdevice(dev, ifindex=dev.ifindex, fallback=True)
         del was_up  # a moved device comes up DOWN in the target, as in the kernel
 
     def rename_netdevice(self, dev: NetDevice, new: str) -> None:

@@ -86,6 +86,8 @@ class NetDevice:
     #: Feature strings the driver enables by default and those the user may toggle.
     default_features: frozenset[str] = frozenset()
     hw_features: frozenset[str] = frozenset()
+    #: ``dev->netns_local`` (NETIF_F_NETNS_LOCAL before 6.12): may not change namespace.
+    netns_local: bool = False
     #: Default qdisc when up: virtual devices use ``noqueue``.
     qdisc_up: str = "noqueue"
 

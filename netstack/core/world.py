@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.netdevice import NetDevice
 
 #: Protocol modules registered in every world (each has ``register(world)``).
-SUBSYSTEMS: list[str] = []
+SUBSYSTEMS: list[str] = ["netstack.ipv4.af_inet", "netstack.ipv6.af_inet6"]
 
 #: ``net.core.dev_weight``: packets per backlog poll.
 DEV_WEIGHT = 64

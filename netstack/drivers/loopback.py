@@ -10,12 +10,19 @@ from netstack.core.eth import eth_type_trans
 from netstack.core.netdevice import ARPHRD_LOOPBACK, IFF_LOOPBACK, NetDevice
 from netstack.packet.skb import Packet
 
+#: ``ethtool -k lo`` on Linux 6.18: what is on, and what the user may toggle.
 LOOPBACK_FEATURES = frozenset({
-    "tx-scatter-gather", "tx-checksum-ip-generic", "tx-generic-segmentation", "rx-gro",
+    "rx-checksum", "tx-checksum-ip-generic", "tx-checksum-sctp", "tx-scatter-gather",
+    "tx-scatter-gather-fraglist", "tx-tcp-segmentation", "tx-tcp-ecn-segmentation",
+    "tx-tcp-mangleid-segmentation", "tx-tcp6-segmentation", "tx-tcp-accecn-segmentation",
+    "tx-generic-segmentation", "rx-gro", "highdma", "vlan-challenged",
+    "tx-sctp-segmentation", "tx-udp-segmentation", "tx-gso-list", "loopback",
+})
+LOOPBACK_HW_FEATURES = frozenset({
     "tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
-    "tx-tcp6-segmentation", "tx-udp-segmentation", "rx-checksum", "highdma",
-    "tx-scatter-gather-fraglist", "loopback", "netns-local", "tx-sctp-segmentation",
-    "tx-gso-list", "tx-sctp-crc", "rx-gro-list",
+    "tx-tcp6-segmentation", "tx-tcp-accecn-segmentation", "tx-generic-segmentation",
+    "rx-gro", "tx-sctp-segmentation", "tx-udp-segmentation", "tx-gso-list", "rx-gro-list",
+    "rx-udp-gro-forwarding",
 })
 
 
@@ -25,6 +32,8 @@ class LoopbackDevice(NetDevice):
     kind = ""
     type = ARPHRD_LOOPBACK
     default_features = LOOPBACK_FEATURES
+    hw_features = LOOPBACK_HW_FEATURES
+    netns_local = True
 
     def __init__(self) -> None:
         super().__init__("lo", b"\0" * 6, mtu=65536)

@@ -19,17 +19,17 @@ from netstack.packet.skb import PACKET_HOST, Packet
 
 VLAN_HLEN = 4
 
-#: ``ethtool -k`` of a veth on Linux 6.18 (features on by default).
+#: ``ethtool -k`` of a veth on Linux 6.18 (features on by default; all of them toggleable).
 VETH_FEATURES = frozenset({
-    "rx-checksum", "tx-checksum-ip-generic", "tx-scatter-gather",
-    "tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
-    "tx-tcp6-segmentation", "tx-generic-segmentation", "rx-gro", "tx-udp-segmentation",
-    "highdma", "tx-scatter-gather-fraglist", "tx-vlan-hw-insert", "rx-vlan-hw-parse",
-    "tx-vlan-stag-hw-insert", "rx-vlan-stag-hw-parse", "tx-gre-segmentation",
+    "rx-checksum", "tx-checksum-ip-generic", "tx-checksum-sctp", "tx-scatter-gather",
+    "tx-scatter-gather-fraglist", "tx-tcp-segmentation", "tx-tcp-ecn-segmentation",
+    "tx-tcp-mangleid-segmentation", "tx-tcp6-segmentation", "tx-tcp-accecn-segmentation",
+    "tx-generic-segmentation", "rx-gro", "highdma", "tx-gre-segmentation",
     "tx-gre-csum-segmentation", "tx-ipxip4-segmentation", "tx-ipxip6-segmentation",
     "tx-udp_tnl-segmentation", "tx-udp_tnl-csum-segmentation", "tx-sctp-segmentation",
-    "tx-gso-list", "tx-sctp-crc", "netns-local-off",
-}) - {"netns-local-off"}
+    "tx-udp-segmentation", "tx-gso-list", "tx-vlan-hw-insert", "rx-vlan-hw-parse",
+    "tx-vlan-stag-hw-insert", "rx-vlan-stag-hw-parse",
+})
 
 
 class VethDevice(NetDevice):
@@ -37,15 +37,17 @@ class VethDevice(NetDevice):
 
     kind = "veth"
     default_features = VETH_FEATURES
-    hw_features = VETH_FEATURES | {"rx-gro-list", "rx-udp-gro-forwarding"}
+    hw_features = VETH_FEATURES | {"rx-gro-list", "rx-udp-gro-forwarding", "tx-nocache-copy"}
 
     def __init__(self, name: str, address: bytes) -> None:
         super().__init__(name, address)
         self.peer: VethDevice | None = None
+        #: ``netif_carrier_ok``: switched by veth_open/veth_close, not derived from flags,
+        #: so the peer sees carrier loss while the closing end is still marked up.
+        self.carrier = False
 
     def carrier_ok(self) -> bool:
-        p = self.peer
-        return p is not None and bool(self.flags & IFF_UP) and bool(p.flags & IFF_UP)
+        return self.carrier
 
     def operstate(self) -> str:
         if not self.flags & IFF_UP:
@@ -55,13 +57,22 @@ class VethDevice(NetDevice):
         return "UP"
 
     def open(self) -> None:
-        # veth_open: carrier on for both ends once the peer is up too.
-        if self.peer is not None and self.peer.flags & IFF_UP and self.peer.net is not None:
-            self.peer.net.notify(NETDEV_CHANGE, self.peer)
+        """``veth_open``: carrier on for both ends once the peer is up too."""
+        peer = self.peer
+        if peer is not None and peer.flags & IFF_UP:
+            self.carrier = True
+            peer.carrier = True
+            if peer.net is not None:
+                peer.net.notify(NETDEV_CHANGE, peer)
 
     def stop(self) -> None:
-        if self.peer is not None and self.peer.net is not None:
-            self.peer.net.notify(NETDEV_CHANGE, self.peer)
+        """``veth_close``: carrier off on both ends."""
+        self.carrier = False
+        peer = self.peer
+        if peer is not None:
+            peer.carrier = False
+            if peer.net is not None:
+                peer.net.notify(NETDEV_CHANGE, peer)
 
     def peer_netns(self):  # type: ignore[no-untyped-def]
         return self.peer.net if self.peer is not None else None
@@ -106,8 +117,6 @@ class VethDevice(NetDevice):
             if rcv.net is not self.net:
                 pkt.mark = 0
                 pkt.tstamp = 0
-            if pkt.buf[pkt.data] & 1:
-                rs.multicast += 1
             pkt.protocol = eth_type_trans(pkt, rcv)
             if pkt.trace is not None:
                 pkt.trace.event(pkt, "veth_xmit", info=f"from={self.name}")
@@ -116,15 +125,17 @@ class VethDevice(NetDevice):
             self.ring_doorbell()
 
 
-def create_pair(net_a, name_a: str, mac_a: bytes, net_b, name_b: str, mac_b: bytes):  # type: ignore[no-untyped-def]
+def create_pair(net_a, name_a: str, mac_a: bytes, net_b, name_b: str, mac_b: bytes,  # type: ignore[no-untyped-def]
+                index_a: int = 0, index_b: int = 0):
     """``veth_newlink``: the peer is registered first (it gets the lower ifindex when both
-    ends share a namespace, as on a real kernel), then the device itself."""
+    ends share a namespace, as on a real kernel), then the device itself.  ``index_*``
+    request ifindexes (``ip link add … index N``); a taken one fails with EBUSY."""
     a = VethDevice(name_a, mac_a)
     b = VethDevice(name_b, mac_b)
     a.peer, b.peer = b, a
-    net_b.register_netdevice(b)
+    net_b.register_netdevice(b, ifindex=index_b)
     try:
-        net_a.register_netdevice(a)
+        net_a.register_netdevice(a, ifindex=index_a)
     except Exception:
         net_b.unregister_netdevice(b)
         raise
