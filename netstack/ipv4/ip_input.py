@@ -1,0 +1,587 @@
+"""IPv4 receive (net/ipv4/ip_input.c, Linux 6.18): ``ip_list_rcv`` → ``ip_rcv_core`` →
+``ip_list_rcv_finish`` (route hint, regrouping by dst) → ``dst_input``: local delivery
+(``ip_local_deliver``: reassembly, protocol demux) or forwarding (``ip_forward``), or the
+error input of an unreachable/prohibit/blackhole route (``ip_error``, net/ipv4/route.c).
+
+Why lists: ``netif_receive_skb_list`` hands a whole sublist to the protocol; IPv4 validates
+each packet, looks the route up only when the previous packet's route cannot be reused
+(``ip_can_use_hint``: same daddr and tos, no custom rules, not broadcast/zeronet), then
+regroups consecutive packets with the same dst.  netstack goes one step further than the
+kernel for forwarding: a forward sublist is forwarded as a list so it reaches the output
+device as one batch (one doorbell), see :func:`netstack.ipv4.ip_forward.ip_forward_list`.
+
+Netfilter hooks (PREROUTING, LOCAL_IN) are not called from here: netstack has no IPv4
+netfilter yet.  UDP early demux (a per-socket cached input route) is not modelled; every
+packet goes through the route hint / ``ip_route_input`` instead.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from netstack.core.drop_reason import kfree_skb_reason
+from netstack.ipv4 import af_inet
+from netstack.ipv4.mib import ECN_COUNTERS
+from netstack.packet.skb import (CHECKSUM_COMPLETE, PACKET_BROADCAST, PACKET_MULTICAST,
+                                 PACKET_OTHERHOST)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netstack.core.net_namespace import Net
+    from netstack.core.netdevice import NetDevice
+    from netstack.packet.skb import Packet
+
+# Route types (include/uapi/linux/rtnetlink.h).
+RTN_UNSPEC = 0
+RTN_UNICAST = 1
+RTN_LOCAL = 2
+RTN_BROADCAST = 3
+RTN_ANYCAST = 4
+RTN_MULTICAST = 5
+RTN_BLACKHOLE = 6
+RTN_UNREACHABLE = 7
+RTN_PROHIBIT = 8
+RTN_THROW = 9
+RTN_NAT = 10
+
+# rt_flags (include/uapi/linux/in_route.h).
+RTCF_DOREDIRECT = 0x01000000
+RTCF_DIRECTSRC = 0x04000000
+RTCF_BROADCAST = 0x10000000
+RTCF_MULTICAST = 0x20000000
+RTCF_LOCAL = 0x80000000
+
+IP_MF = 0x2000
+IP_OFFSET = 0x1FFF
+IPPROTO_ICMP = 1
+IPPROTO_IGMP = 2
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+
+#: Protocols the kernel always has a handler for but netstack does not model: a packet for
+#: them is dropped (counted, traced "not supported") rather than answered with an ICMP
+#: protocol unreachable the kernel would never send.
+UNMODELLED_PROTOS = {IPPROTO_IGMP: "IGMP", IPPROTO_TCP: "TCP"}
+
+#: ``ip_rt_error_cost`` / ``ip_rt_error_burst`` (net/ipv4/route.c), in jiffies.
+IP_RT_ERROR_COST = 1000
+IP_RT_ERROR_BURST = 5 * 1000
+
+# ip_options_compile option types (include/uapi/linux/ip.h).
+IPOPT_END = 0
+IPOPT_NOOP = 1
+IPOPT_RR = 7
+IPOPT_TIMESTAMP = 68
+IPOPT_SEC = 130
+IPOPT_LSRR = 131
+IPOPT_CIPSO = 134
+IPOPT_SSRR = 137
+IPOPT_RA = 148
+
+
+class IpOptions:
+    """``struct ip_options`` as ``ip_options_compile`` fills it (offsets are relative to the
+    IP header).  Only packets that carry options get one (in ``pkt.cb``)."""
+
+    __slots__ = ("optlen", "srr", "rr", "ts", "is_strictroute", "router_alert",
+                 "rr_needaddr", "ts_needaddr", "ts_needtime", "cipso", "is_changed")
+
+    def __init__(self, optlen: int) -> None:
+        self.optlen = optlen
+        self.srr = 0
+        self.rr = 0
+        self.ts = 0
+        self.is_strictroute = False
+        self.router_alert = 0
+        self.rr_needaddr = False
+        self.ts_needaddr = False
+        self.ts_needtime = False
+        self.cipso = 0
+        self.is_changed = False
+
+
+IPOPT_TS_TSONLY = 0
+IPOPT_TS_TSANDADDR = 1
+IPOPT_TS_PRESPEC = 3
+
+
+def ip_options_compile(buf: bytearray, nh: int, optlen: int, spec_dst: bytes = b"\0\0\0\0",
+                       now_ms: int = 0, addr_is_unicast: Any = None
+                       ) -> tuple[IpOptions | None, int]:
+    """``__ip_options_compile`` for a received packet (``skb`` and ``rt`` set): validate
+    the options and, as the kernel does on receive, record ``spec_dst`` (the local
+    address, ``spec_dst_fill``) in Record Route and Timestamp-with-address slots, stamp
+    Timestamp options with ``now_ms`` (ms since midnight UTC), advance their pointers,
+    bump a full timestamp option's overflow counter and pad after END with END.
+    Returns ``(opt, 0)`` or ``(None, pp_ptr)``, ``pp_ptr`` being the offset (from the IP
+    header) of the offending byte for the parameter problem.  ``addr_is_unicast(addr)``
+    tells whether a prespecified timestamp address is someone else's (skip)."""
+    opt = IpOptions(optlen)
+    off = 20
+    end = 20 + optlen
+    while off < end:
+        t = buf[nh + off]
+        if t == IPOPT_END:
+            for i in range(off + 1, end):
+                if buf[nh + i] != IPOPT_END:
+                    buf[nh + i] = IPOPT_END
+                    opt.is_changed = True
+            break
+        if t == IPOPT_NOOP:
+            off += 1
+            continue
+        if end - off < 2:
+            return None, off
+        olen = buf[nh + off + 1]
+        if olen < 2 or olen > end - off:
+            return None, off
+        o = nh + off
+        if t in (IPOPT_SSRR, IPOPT_LSRR):
+            if olen < 3:
+                return None, off + 1
+            if buf[o + 2] < 4:
+                return None, off + 2
+            # "NB: cf RFC-1812 5.2.4.1": a second source route is an error.
+            if opt.srr:
+                return None, off
+            opt.is_strictroute = t == IPOPT_SSRR
+            opt.srr = off
+        elif t == IPOPT_RR:
+            if olen < 3:
+                return None, off + 1
+            ptr = buf[o + 2]
+            if ptr < 4:
+                return None, off + 2
+            if ptr <= olen:
+                if ptr + 3 > olen:
+                    return None, off + 2
+                buf[o + ptr - 1:o + ptr + 3] = spec_dst
+                opt.is_changed = True
+                buf[o + 2] = ptr + 4
+                opt.rr_needaddr = True
+            opt.rr = off
+        elif t == IPOPT_TIMESTAMP:
+            if olen < 4:
+                return None, off + 1
+            ptr = buf[o + 2]
+            if ptr < 5:
+                return None, off + 2
+            flg = buf[o + 3] & 0x0F
+            if ptr <= olen:
+                if ptr + 3 > olen:
+                    return None, off + 2
+                timeptr = -1
+                if flg == IPOPT_TS_TSONLY:
+                    timeptr = o + ptr - 1
+                    opt.ts_needtime = True
+                    buf[o + 2] = ptr + 4
+                elif flg == IPOPT_TS_TSANDADDR:
+                    if ptr + 7 > olen:
+                        return None, off + 2
+                    buf[o + ptr - 1:o + ptr + 3] = spec_dst
+                    timeptr = o + ptr + 3
+                    opt.ts_needaddr = True
+                    opt.ts_needtime = True
+                    buf[o + 2] = ptr + 8
+                elif flg == IPOPT_TS_PRESPEC:
+                    if ptr + 7 > olen:
+                        return None, off + 2
+                    addr = bytes(buf[o + ptr - 1:o + ptr + 3])
+                    if addr_is_unicast is None or not addr_is_unicast(addr):
+                        timeptr = o + ptr + 3
+                        opt.ts_needtime = True
+                        buf[o + 2] = ptr + 8
+                if timeptr >= 0:
+                    buf[timeptr:timeptr + 4] = now_ms.to_bytes(4, "big")
+                    opt.is_changed = True
+            elif flg != IPOPT_TS_PRESPEC:
+                overflow = buf[o + 3] >> 4
+                if overflow == 15:
+                    return None, off + 3
+                buf[o + 3] = flg | ((overflow + 1) << 4)
+                opt.is_changed = True
+            opt.ts = off
+        elif t == IPOPT_RA:
+            if olen < 4:
+                return None, off + 1
+            if buf[o + 2] == 0 and buf[o + 3] == 0:
+                opt.router_alert = off
+        elif t == IPOPT_CIPSO:
+            # cipso_v4_validate: short option (offset 1) or no such DOI (offset 2) — netstack
+            # has no CIPSO DOI configured, so every CIPSO option is rejected.
+            return None, off + (1 if olen < 8 else 2)
+        off += olen
+    return opt, 0
+
+
+# --------------------------------------------------------------------------- receive
+def ip_list_rcv(pkts: list["Packet"]) -> None:
+    """``ip_list_rcv``: validate each packet, then hand per-device sublists on.
+
+    The per-packet receive counters (InReceives, InOctets, the ECN codepoint counters)
+    are accumulated in a local array and added once per sublist."""
+    cur_dev: Any = None
+    sub: list[Packet] = []
+    stats = [0, 0, 0, 0, 0, 0]
+    for pkt in pkts:
+        dev = pkt.dev
+        if dev is not cur_dev:
+            if cur_dev is not None:
+                _flush_rcv_stats(cur_dev.net, stats)
+                if sub:
+                    ip_list_rcv_finish(cur_dev.net, sub, cur_dev)
+                sub = []
+            cur_dev = dev
+        if ip_rcv_core(pkt, dev.net, stats):
+            sub.append(pkt)
+    if cur_dev is not None:
+        _flush_rcv_stats(cur_dev.net, stats)
+        if sub:
+            ip_list_rcv_finish(cur_dev.net, sub, cur_dev)
+
+
+def _flush_rcv_stats(net: "Net", stats: list[int]) -> None:
+    if stats[0]:
+        mib = net.ipv4.mib
+        mib["IpInReceives"] += stats[0]
+        mib["IpExtInOctets"] += stats[1]
+        for i in range(4):
+            if stats[2 + i]:
+                mib[ECN_COUNTERS[i]] += stats[2 + i]
+        stats[:] = [0, 0, 0, 0, 0, 0]
+
+
+def _drop(pkt: "Packet", reason: str, net: "Net", counter: str | None = None) -> bool:
+    if counter is not None:
+        net.ipv4.mib[counter] += 1
+    kfree_skb_reason(pkt, reason, net)
+    return False
+
+
+def ip_rcv_core(pkt: "Packet", net: "Net", stats: list[int] | None = None) -> bool:
+    """``ip_rcv_core``: header validation in the kernel's order; True if the packet lives.
+
+    On success the packet is trimmed to ``tot_len`` (Ethernet padding removed, with the
+    CHECKSUM_COMPLETE value corrected as ``pskb_trim_rcsum``), ``network_header`` and
+    ``transport_header`` are set and ``pkt.cb`` is cleared (``IPCB``).  ``stats``
+    (InReceives, InOctets, four ECN counters) is where the per-packet counters go; None
+    means "count in the MIB now".
+    """
+    if pkt.pkt_type == PACKET_OTHERHOST:
+        return _drop(pkt, "OTHERHOST", net)
+    flush = stats is None
+    if flush:
+        stats = [0, 0, 0, 0, 0, 0]
+    data = pkt.data
+    n = pkt.tail - data
+    stats[0] += 1
+    stats[1] += n
+    pkt.network_header = data
+    buf = pkt.buf
+    try:
+        if n < 20:
+            return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
+        b0 = buf[data]
+        ihl = (b0 & 0x0F) << 2
+        if ihl < 20 or b0 >> 4 != 4:
+            return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
+        stats[2 + (buf[data + 1] & 3)] += 1
+        if n < ihl:
+            return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
+        # ip_fast_csum == 0 <=> the header's ones'-complement sum is 0xFFFF ("negative
+        # zero"): a non-zero multiple of 0xFFFF.
+        v = int.from_bytes(buf[data:data + ihl], "big")
+        if v % 0xFFFF or not v:
+            net.ipv4.mib["IpExtInCsumErrors"] += 1
+            return _drop(pkt, "IP_CSUM", net, "IpInHdrErrors")
+        tot = (buf[data + 2] << 8) | buf[data + 3]
+        if n < tot:
+            return _drop(pkt, "PKT_TOO_SMALL", net, "IpExtInTruncatedPkts")
+        if tot < ihl:
+            return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
+    finally:
+        if flush:
+            _flush_rcv_stats(net, stats)
+    if n > tot:
+        if pkt.ip_summed == CHECKSUM_COMPLETE:
+            _trim_rcsum(pkt, tot)
+        pkt.tail = data + tot
+    pkt.transport_header = data + ihl
+    pkt.cb = None
+    if pkt.trace is not None:
+        pkt.trace.event(pkt, "ip_rcv_core")
+    return True
+
+
+def _trim_rcsum(pkt: "Packet", length: int) -> None:
+    """``pskb_trim_rcsum_slow`` for CHECKSUM_COMPLETE: subtract the trimmed bytes from
+    ``skb->csum`` (``csum_block_sub``: a block starting at an odd offset is byte-swapped)."""
+    from netstack.packet.checksum import csum_partial, csum_sub
+    start = pkt.data + length
+    part = csum_partial(pkt.buf[start:pkt.tail])
+    if length & 1:
+        part = ((part & 0xFF) << 8) | (part >> 8)
+    pkt.csum = csum_sub(pkt.csum, part)
+
+
+def _martian_source(saddr: bytes, net: "Net", dev: "NetDevice") -> str | None:
+    """The source checks ``ip_route_use_hint`` repeats for every packet that reuses a hint
+    (net/ipv4/route.c): multicast, limited broadcast, zeronet, loopback (unless
+    route_localnet)."""
+    b0 = saddr[0]
+    if b0 >= 224 and b0 < 240 or saddr == b"\xff\xff\xff\xff" or b0 == 0:
+        return "IP_INVALID_SOURCE"
+    if b0 == 127:
+        vals = net.sysctl.values
+        if not (vals.get("net.ipv4.conf.all.route_localnet", 0)
+                or vals.get(f"net.ipv4.conf.{dev.name}.route_localnet", 0)):
+            return "IP_LOCALNET"
+    return None
+
+
+def ip_list_rcv_finish(net: "Net", pkts: list["Packet"], dev: "NetDevice") -> None:
+    """``ip_list_rcv_finish`` + ``ip_rcv_finish_core`` for a sublist from one device."""
+    ipv4 = net.ipv4
+    mib = ipv4.mib
+    route = af_inet.route
+    use_hint = getattr(route, "ip_route_use_hint", None)
+    values = net.sysctl.values
+    hint_dst: Any = None
+    hint_daddr = b""
+    hint_tos = -1
+    curr_dst: Any = None
+    sub: list[Packet] = []
+    lookups = hints = 0
+    for pkt in pkts:
+        buf = pkt.buf
+        nh = pkt.network_header
+        daddr = bytes(buf[nh + 16:nh + 20])
+        tos = buf[nh + 1]
+        if hint_dst is not None and pkt.dst is None and daddr == hint_daddr and tos == hint_tos:
+            saddr = bytes(buf[nh + 12:nh + 16])
+            if use_hint is not None:
+                reason = use_hint(net, pkt, daddr, saddr, tos, dev, hint_dst)
+            else:
+                reason = _martian_source(saddr, net, dev)
+                if reason is None:
+                    pkt.dst = hint_dst
+            if reason:
+                if reason == "IP_RPFILTER":
+                    mib["TcpExtIPReversePathFilter"] += 1
+                kfree_skb_reason(pkt, reason, net)
+                continue
+            hints += 1
+        if pkt.dst is None:
+            if route is None:
+                kfree_skb_reason(pkt, "IP_INNOROUTES", net)
+                if pkt.trace is not None:
+                    pkt.trace.event(pkt, "ip_route_input_noref",
+                                    info="not supported: no IPv4 control plane loaded")
+                continue
+            lookups += 1
+            reason = route.ip_route_input(net, pkt, daddr, bytes(buf[nh + 12:nh + 16]), tos, dev)
+            if reason:
+                if reason == "IP_RPFILTER":
+                    mib["TcpExtIPReversePathFilter"] += 1
+                elif reason == "IP_INNOROUTES":
+                    mib["IpExtInNoRoutes"] += 1
+                kfree_skb_reason(pkt, reason, net)
+                continue
+        if buf[nh] != 0x45:
+            if not _ip_rcv_options(pkt, net, dev):
+                continue
+        rt = pkt.dst
+        rtype = rt.type
+        if rtype == RTN_MULTICAST:
+            mib["IpExtInMcastPkts"] += 1
+            mib["IpExtInMcastOctets"] += pkt.tail - pkt.data
+        elif rtype == RTN_BROADCAST:
+            mib["IpExtInBcastPkts"] += 1
+            mib["IpExtInBcastOctets"] += pkt.tail - pkt.data
+        elif pkt.pkt_type == PACKET_BROADCAST or pkt.pkt_type == PACKET_MULTICAST:
+            if values.get("net.ipv4.conf.all.drop_unicast_in_l2_multicast") or \
+                    values.get(f"net.ipv4.conf.{dev.name}.drop_unicast_in_l2_multicast"):
+                kfree_skb_reason(pkt, "UNICAST_IN_L2_MULTICAST", net)
+                continue
+        if pkt.trace is not None:
+            pkt.trace.event(pkt, "ip_rcv_finish_core")
+        if rt is not curr_dst:
+            # ip_extract_route_hint (a local route is reused only when the control plane
+            # can re-validate its source, ip_route_use_hint)
+            if ipv4.has_custom_rules or daddr == b"\xff\xff\xff\xff" or daddr[0] == 0 \
+                    or getattr(rt, "multipath", False) \
+                    or (rtype == RTN_LOCAL and use_hint is None):
+                hint_dst = None
+            else:
+                hint_dst, hint_daddr, hint_tos = rt, daddr, tos
+            if sub:
+                dst_input_list(net, sub, curr_dst)
+            sub = [pkt]
+            curr_dst = rt
+        else:
+            sub.append(pkt)
+    ipv4.route_lookups += lookups
+    ipv4.route_hints += hints
+    if sub:
+        dst_input_list(net, sub, curr_dst)
+
+
+def _ip_rcv_options(pkt: "Packet", net: "Net", dev: "NetDevice") -> bool:
+    """``ip_rcv_options``: compile the options; a bad one gives a parameter problem, a
+    source route is dropped unless ``accept_source_route``; True if the packet lives."""
+    buf = pkt.buf
+    nh = pkt.network_header
+    optlen = ((buf[nh] & 0x0F) << 2) - 20
+    spec = spec_dst(net, pkt)
+    addr_type = getattr(af_inet.devinet, "inet_addr_type", None)
+    from netstack.ipv4.icmp import inet_current_timestamp
+    opt, pp_ptr = ip_options_compile(
+        buf, nh, optlen, spec, inet_current_timestamp(net),
+        (lambda a: addr_type(net, a) == RTN_UNICAST) if addr_type is not None else None)
+    if opt is None:
+        net.ipv4.mib["IpInHdrErrors"] += 1
+        from netstack.ipv4.icmp import ICMP_PARAMETERPROB, icmp_send
+        icmp_send(pkt, ICMP_PARAMETERPROB, 0, pp_ptr << 24)
+        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        return False
+    pkt.cb = opt
+    if opt.srr:
+        vals = net.sysctl.values
+        if not (vals.get("net.ipv4.conf.all.accept_source_route", 0)
+                and vals.get(f"net.ipv4.conf.{dev.name}.accept_source_route", 0)):
+            kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+            return False
+        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        if pkt.trace is not None:
+            pkt.trace.event(pkt, "ip_options_rcv_srr", info="not supported: source routing")
+        return False
+    return True
+
+
+def spec_dst(net: "Net", pkt: "Packet") -> bytes:
+    """``fib_compute_spec_dst``: the local address a reply to ``pkt`` comes from — the
+    control plane's function when it has one; else the destination of a unicast local
+    packet, or an address of the input device."""
+    fn = getattr(af_inet.route, "fib_compute_spec_dst", None)
+    if fn is not None:
+        return af_inet.addr_bytes(fn(net, pkt))
+    buf = pkt.buf
+    nh = pkt.network_header
+    rt = pkt.dst
+    if rt is not None and (rt.flags & (RTCF_BROADCAST | RTCF_MULTICAST | RTCF_LOCAL)) == \
+            RTCF_LOCAL:
+        return bytes(buf[nh + 16:nh + 20])
+    select = getattr(af_inet.devinet, "inet_select_addr", None)
+    if select is None or pkt.dev is None:
+        return b"\0\0\0\0"
+    return af_inet.addr_bytes(select(net, pkt.dev, bytes(buf[nh + 12:nh + 16]), 0))
+
+
+def dst_input_list(net: "Net", pkts: list["Packet"], rt: Any) -> None:
+    """``ip_sublist_rcv_finish``: ``dst_input`` for a sublist that shares one route."""
+    inp = getattr(rt, "input", None)
+    if inp:
+        # the control plane names dst.input: "local", "forward" or "error"
+        is_local = inp == "local"
+        is_fwd = inp == "forward"
+    else:
+        rtype = rt.type
+        is_local = rtype == RTN_LOCAL or rtype == RTN_BROADCAST or \
+            rtype == RTN_MULTICAST or bool(rt.flags & RTCF_LOCAL)
+        is_fwd = not is_local and rtype == RTN_UNICAST
+    if is_local:
+        for pkt in pkts:
+            ip_local_deliver(pkt)
+    elif is_fwd:
+        from netstack.ipv4.ip_forward import ip_forward_list
+        ip_forward_list(net, pkts)
+    else:
+        for pkt in pkts:
+            ip_error(pkt)
+
+
+# ------------------------------------------------------------------------ ip_error
+def ip_error(pkt: "Packet") -> None:
+    """``ip_error`` (net/ipv4/route.c): the input of unreachable/prohibit/blackhole routes.
+
+    Without forwarding on the input device the packet is only counted; otherwise an ICMP
+    destination unreachable is sent, limited per source by the inet_peer token bucket
+    (``ip_rt_error_cost`` 1 s, ``ip_rt_error_burst`` 5 s).  ``rt.error`` is the ICMP code
+    (contract); a blackhole route has none and drops silently.
+    """
+    dev = pkt.dev
+    net = dev.net
+    rt = pkt.dst
+    mib = net.ipv4.mib
+    code = getattr(rt, "error", None)
+    if rt.type == RTN_BLACKHOLE or code is None:
+        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        return
+    vals = net.sysctl.values
+    forwarding = vals.get(f"net.ipv4.conf.{dev.name}.forwarding",
+                          vals.get("net.ipv4.ip_forward", 0))
+    from netstack.ipv4.icmp import ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, ICMP_NET_UNREACH
+    reason = "NOT_SPECIFIED"
+    if not forwarding:
+        if code == ICMP_HOST_UNREACH:
+            reason = "IP_INADDRERRORS"
+            mib["IpInAddrErrors"] += 1
+        elif code == ICMP_NET_UNREACH:
+            reason = "IP_INNOROUTES"
+            mib["IpExtInNoRoutes"] += 1
+        kfree_skb_reason(pkt, reason, net)
+        return
+    if code == ICMP_NET_UNREACH:
+        reason = "IP_INNOROUTES"
+        mib["IpExtInNoRoutes"] += 1
+    nh = pkt.network_header
+    peer = net.ipv4.inet_getpeer(bytes(pkt.buf[nh + 12:nh + 16]))
+    now = net.world.clock.jiffies
+    peer.rate_tokens = min(peer.rate_tokens + now - peer.rate_last, IP_RT_ERROR_BURST)
+    peer.rate_last = now
+    if peer.rate_tokens >= IP_RT_ERROR_COST:
+        peer.rate_tokens -= IP_RT_ERROR_COST
+        from netstack.ipv4.icmp import icmp_send
+        icmp_send(pkt, ICMP_DEST_UNREACH, code, 0)
+    kfree_skb_reason(pkt, reason, net)
+
+
+# ------------------------------------------------------------------ local delivery
+def ip_local_deliver(pkt: "Packet") -> None:
+    """``ip_local_deliver``: reassemble fragments, then ``ip_local_deliver_finish``."""
+    buf = pkt.buf
+    nh = pkt.network_header
+    if ((buf[nh + 6] << 8) | buf[nh + 7]) & (IP_MF | IP_OFFSET):
+        from netstack.ipv4.ip_fragment import ip_defrag
+        pkt = ip_defrag(pkt.dev.net, pkt)
+        if pkt is None:
+            return
+        buf = pkt.buf
+        nh = pkt.network_header
+    # ip_local_deliver_finish: pull the IP header, deliver to the protocol.
+    pkt.data = pkt.transport_header = nh + ((buf[nh] & 0x0F) << 2)
+    if pkt.trace is not None:
+        pkt.trace.event(pkt, "ip_local_deliver")
+    ip_protocol_deliver(pkt.dev.net, pkt, buf[nh + 9])
+
+
+def ip_protocol_deliver(net: "Net", pkt: "Packet", protocol: int) -> None:
+    """``ip_protocol_deliver_rcu``: the inet_protos demux; unknown → protocol unreachable."""
+    ipv4 = net.ipv4
+    handler = ipv4.protos.get(protocol)
+    if handler is not None:
+        handler(pkt)
+        ipv4.mib["IpInDelivers"] += 1
+        return
+    name = UNMODELLED_PROTOS.get(protocol)
+    if name is not None:
+        if pkt.trace is not None:
+            pkt.trace.event(pkt, "ip_protocol_deliver_rcu", info=f"not supported: {name}")
+        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        return
+    ipv4.mib["IpInUnknownProtos"] += 1
+    from netstack.ipv4.icmp import ICMP_DEST_UNREACH, ICMP_PROT_UNREACH, icmp_send
+    icmp_send(pkt, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH, 0)
+    kfree_skb_reason(pkt, "IP_NOPROTO", net)
+
+
+__all__ = ["ip_list_rcv", "ip_rcv_core", "ip_list_rcv_finish", "ip_local_deliver",
+           "ip_protocol_deliver", "ip_error", "dst_input_list", "ip_options_compile"]
