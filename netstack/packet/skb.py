@@ -80,19 +80,44 @@ UNSET = -1
 class Packet:
     """An skb: buffer + offsets + metadata.  See the module docstring for the why."""
 
+    # Hot fields (touched for every packet on the forwarding path) are slots set in
+    # __init__; cold ones (tunnel, GSO, checksum-offload, VLAN state) are class-level
+    # defaults that an instance shadows only when a layer writes them, through the
+    # ``__dict__`` slot.  That keeps allocation to a dozen stores per packet.
     __slots__ = (
         "buf", "head", "data", "tail",
         "mac_header", "network_header", "transport_header",
-        "inner_mac_header", "inner_network_header", "inner_transport_header",
-        "inner_protocol", "encapsulation",
-        "protocol", "pkt_type", "dev", "skb_iif", "in_dev",
-        "vlan_proto", "vlan_tci",
-        "mark", "priority", "hash", "l4_hash", "sw_hash",
-        "ip_summed", "csum", "csum_start", "csum_offset", "csum_level", "csum_valid",
-        "csum_not_inet",
-        "gso_size", "gso_segs", "gso_type",
-        "queue_mapping", "tstamp", "ct", "dst", "sk", "cb", "trace", "id",
+        "protocol", "pkt_type", "dev", "skb_iif", "mark", "priority",
+        "ip_summed", "csum", "tstamp", "ct", "dst", "cb", "trace", "id",
+        "__dict__",
     )
+
+    # ---- cold fields: class defaults (see above)
+    inner_mac_header = UNSET
+    inner_network_header = UNSET
+    inner_transport_header = UNSET
+    inner_protocol = 0
+    encapsulation = False
+    in_dev: "NetDevice | None" = None
+    vlan_proto = 0
+    vlan_tci = 0
+    hash = 0
+    l4_hash = False
+    sw_hash = False
+    csum_start = 0
+    csum_offset = 0
+    csum_level = 0
+    csum_valid = False
+    csum_not_inet = False
+    gso_size = 0
+    gso_segs = 0
+    gso_type = 0
+    queue_mapping = 0
+    sk: Any = None
+
+    _HOT = ("buf", "head", "data", "tail", "mac_header", "network_header",
+            "transport_header", "protocol", "pkt_type", "dev", "skb_iif", "mark",
+            "priority", "ip_summed", "csum", "tstamp", "ct", "dst", "cb", "trace", "id")
 
     def __init__(self, data: bytes | bytearray | memoryview = b"", headroom: int = DEFAULT_HEADROOM,
                  tailroom: int = 0) -> None:
@@ -106,40 +131,19 @@ class Packet:
         self.mac_header = UNSET
         self.network_header = UNSET
         self.transport_header = UNSET
-        self.inner_mac_header = UNSET
-        self.inner_network_header = UNSET
-        self.inner_transport_header = UNSET
-        self.inner_protocol = 0
-        self.encapsulation = False
         self.protocol = 0
         self.pkt_type = PACKET_HOST
         self.dev: NetDevice | None = None
         self.skb_iif = 0
-        self.in_dev: NetDevice | None = None
-        self.vlan_proto = 0
-        self.vlan_tci = 0
         self.mark = 0
         self.priority = 0
-        self.hash = 0
-        self.l4_hash = False
-        self.sw_hash = False
         self.ip_summed = CHECKSUM_NONE
         self.csum = 0
-        self.csum_start = 0
-        self.csum_offset = 0
-        self.csum_level = 0
-        self.csum_valid = False
-        self.csum_not_inet = False
-        self.gso_size = 0
-        self.gso_segs = 0
-        self.gso_type = 0
-        self.queue_mapping = 0
         self.tstamp = 0
         self.ct: Any = None
         self.dst: Any = None
-        self.sk: Any = None
         self.cb: Any = None
-        self.trace: list | None = None
+        self.trace: Any = None
         self.id = 0
 
     # ----------------------------------------------------------------- lengths
@@ -210,8 +214,11 @@ class Packet:
         self.buf[0:0] = bytes(extra)
         self.data += extra
         self.tail += extra
-        for name in ("mac_header", "network_header", "transport_header",
-                     "inner_mac_header", "inner_network_header", "inner_transport_header"):
+        for name in ("mac_header", "network_header", "transport_header"):
+            v = getattr(self, name)
+            if v != UNSET:
+                setattr(self, name, v + extra)
+        for name in ("inner_mac_header", "inner_network_header", "inner_transport_header"):
             v = getattr(self, name)
             if v != UNSET:
                 setattr(self, name, v + extra)
@@ -252,10 +259,10 @@ class Packet:
     def clone(self) -> "Packet":
         """``skb_copy``: a deep copy (buffer and metadata) for flooding/capture/ICMP quoting."""
         p = Packet.__new__(Packet)
-        for name in Packet.__slots__:
+        for name in Packet._HOT:
             setattr(p, name, getattr(self, name))
+        p.__dict__.update(self.__dict__)
         p.buf = bytearray(self.buf)
-        p.trace = None if self.trace is None else self.trace
         return p
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
