@@ -31,6 +31,23 @@ Loader = Callable[[int], int]
 Storer = Callable[[int, int], None]
 
 
+class SpecialRegion:
+    """A region whose loads and stores are computed rather than read from bytes.
+
+    The kernel verifier rewrites context accesses (``convert_ctx_access``), so
+    e.g. a 4-byte load of ``xdp_md.data`` yields a 64-bit packet pointer.  A
+    region mapped with :meth:`AddressSpace.map_special` is backed by an empty
+    buffer, so the fast path's bounds check always fails and the access falls
+    through to :meth:`load` / :meth:`store` here: ordinary regions pay nothing.
+    """
+
+    def load(self, off: int, size: int) -> int:
+        raise BpfRuntimeError(f"invalid read of {size} bytes at offset {off}")
+
+    def store(self, off: int, size: int, value: int) -> None:
+        raise BpfRuntimeError(f"invalid write of {size} bytes at offset {off}")
+
+
 class AddressSpace:
     """Regions addressed as ``id << 32 | offset``; see the module docstring."""
 
@@ -41,6 +58,7 @@ class AddressSpace:
         self.names: list[str] = ["null"]
         self.objects: list[object] = [None]
         self._pinned = 1
+        self.special: dict[int, SpecialRegion] = {}
         self.load: dict[int, Loader] = {n: self._make_loader(n) for n in _STRUCTS}
         self.store: dict[int, Storer] = {n: self._make_storer(n) for n in _STRUCTS}
 
@@ -60,6 +78,12 @@ class AddressSpace:
         self.objects.append(obj)
         return (len(self.bufs) - 1) << 32
 
+    def map_special(self, handler: SpecialRegion, *, name: str = "", obj: object = None) -> int:
+        """Map a :class:`SpecialRegion` (a program context) and return its base address."""
+        base = self.map(b"", writable=False, name=name, obj=obj if obj is not None else handler)
+        self.special[base >> 32] = handler
+        return base
+
     def pin(self) -> None:
         """Make the regions mapped so far survive :meth:`reset` (the VM's stacks)."""
         self._pinned = len(self.bufs)
@@ -68,6 +92,8 @@ class AddressSpace:
         """Unmap every region mapped after :meth:`pin`, between program runs."""
         del self.bufs[self._pinned:], self.writable[self._pinned:]
         del self.names[self._pinned:], self.objects[self._pinned:]
+        for rid in [r for r in self.special if r >= self._pinned]:
+            del self.special[rid]
 
     def replace(self, base: int, buf: bytearray) -> None:
         """Swap the buffer behind an existing region (used to give a call frame a fresh stack)."""
@@ -97,6 +123,9 @@ class AddressSpace:
                 off = addr & _OFF_MASK
                 if off + size <= len(buf):
                     return unpack(buf, off)[0]
+                handler = self.special.get(rid)
+                if handler is not None:
+                    return handler.load(off, size)
             raise self._fault("read", addr, size)
 
         return load
@@ -114,6 +143,10 @@ class AddressSpace:
                 if off + size <= len(buf):
                     pack(buf, off, value & mask)
                     return
+            handler = self.special.get(rid)
+            if handler is not None:
+                handler.store(addr & _OFF_MASK, size, value & mask)
+                return
             raise self._fault("write", addr, size)
 
         return store
