@@ -1,0 +1,641 @@
+"""IPv6 addresses: per-device state, add/delete, link-local autoconfiguration, DAD, the
+routes the kernel installs for addresses, and the netdevice notifier (net/ipv6/addrconf.c).
+
+What is reproduced (measured against Linux 6.18 with ``ip -6 -j route show table all``):
+
+* ``inet6_add_addr`` (``inet6_addr_add``/``ipv6_add_addr``): EEXIST "ipv6: address already
+  assigned.", EACCES when IPv6 is disabled on the device, addresses kept newest-first
+  within a scope and higher scopes first (``ipv6_link_dev_addr``); every address starts
+  TENTATIVE; the prefix route (``addrconf_prefix_route``: table main, proto kernel, metric
+  256 unless given, not for /128 or ``noprefixroute``) appears while the link is ready; the
+  local route (table local, type local, the address's device, metric 0) appears when DAD
+  completes (``addrconf_dad_completed`` → ``__ipv6_ifa_notify``).
+* DAD (``addrconf_dad_begin``/``addrconf_dad_work``): skipped for NOARP/loopback devices,
+  ``nodad`` addresses and when ``max(all.accept_dad, DEV.accept_dad) < 1``; otherwise the
+  first NS goes out after a random delay below ``router_solicitation_delay`` (1 s, drawn
+  from the world's seeded RNG) and the address becomes usable ``retrans_time`` after the
+  last of ``dad_transmits`` probes.  An NA for the address, or a DAD NS from someone else,
+  fails DAD (IFA_F_DADFAILED, address stays tentative).
+* ``addrconf_notify``: on link up with carrier (``addrconf_link_ready``) the device gets
+  ``ff00::/8`` (multicast, table local, metric 256, ``addrconf_add_mroute``) and, with
+  ``addr_gen_mode`` 0 (eui64), the link-local fe80::EUI-64/64 plus the fe80::/64 route;
+  loopback gets ::1/128.  On down every route through the device goes and addresses are
+  removed unless ``keep_addr_on_down`` (permanent non-link-local ones survive);
+  unregister removes everything; an MTU below 1280 disables IPv6 on the device.
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from netstack.core.netdevice import ARPHRD_ETHER, IFF_LOOPBACK, IFF_NOARP
+from netstack.errors import KernelError
+from netstack.ipv6 import route as r6
+from netstack.ipv6.addr import (ALL_NODES, ALL_ROUTERS, LOOPBACK,
+                                addr_src_scope, common_prefix_len, is_linklocal, is_multicast,
+                                link_local_from_mac, prefix_equal, prefix_mask, rt_scope,
+                                solicited_node)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netstack.core.clock import Timer
+    from netstack.core.net_namespace import Net
+    from netstack.core.netdevice import NetDevice
+
+# include/uapi/linux/if_addr.h
+IFA_F_SECONDARY = 0x01
+IFA_F_TEMPORARY = IFA_F_SECONDARY
+IFA_F_NODAD = 0x02
+IFA_F_OPTIMISTIC = 0x04
+IFA_F_DADFAILED = 0x08
+IFA_F_HOMEADDRESS = 0x10
+IFA_F_DEPRECATED = 0x20
+IFA_F_TENTATIVE = 0x40
+IFA_F_PERMANENT = 0x80
+IFA_F_MANAGETEMPADDR = 0x100
+IFA_F_NOPREFIXROUTE = 0x200
+IFA_F_MCAUTOJOIN = 0x400
+INFINITY_LIFE_TIME = 0xFFFFFFFF
+IPV6_MIN_MTU = 1280
+
+# enum inet6_ifaddr_state
+STATE_PREDAD, STATE_DAD, STATE_POSTDAD, STATE_ERRDAD, STATE_DEAD = range(5)
+CONF = "net.ipv6.conf"
+
+
+@dataclass(eq=False)
+class Inet6IfAddr:
+    """``struct inet6_ifaddr`` (fields as ``ip -6 addr`` shows them)."""
+
+    local: bytes
+    prefixlen: int = 128
+    address: bytes | None = None      # peer (IFA_ADDRESS), None when not point-to-point
+    flags: int = 0
+    valid_lft: int = INFINITY_LIFE_TIME
+    preferred_lft: int = INFINITY_LIFE_TIME
+    metric: int = 0                   # IFA_RT_PRIORITY (0 → 256)
+    proto: int = 0
+    label: str = ""
+    scope: int = 0
+    state: int = STATE_PREDAD
+    dad_probes: int = 0
+    dev: "NetDevice | None" = None
+    dad_timer: "Timer | None" = None
+    dad_nonce: bytes = b""
+    in_anycast: bool = False          # joined its subnet-router anycast address
+
+    @property
+    def addr(self) -> bytes:
+        return self.local
+
+    @property
+    def tentative(self) -> bool:
+        return bool(self.flags & IFA_F_TENTATIVE)
+
+
+@dataclass(eq=False)
+class Inet6Dev:
+    """``struct inet6_dev`` (``dev.ip6_ptr``)."""
+
+    dev: "NetDevice"
+    addrs: list[Inet6IfAddr] = field(default_factory=list)
+    mtu6: int = 1280
+    ready: bool = False               # IF_READY
+    dead: bool = False
+    mc: dict[bytes, int] = field(default_factory=dict)   # group -> users (ipv6_dev_mc_inc)
+    ac: dict[bytes, int] = field(default_factory=dict)   # anycast -> users (ipv6_dev_ac_inc)
+
+    def cnf(self, name: str) -> Any:
+        """``idev->cnf.NAME``."""
+        net = self.dev.net
+        return net.sysctl.values[f"{CONF}.{self.dev.name}.{name}"]  # type: ignore[union-attr]
+
+
+def cnf_all(net: "Net", name: str) -> Any:
+    """``net->ipv6.devconf_all->NAME``."""
+    return net.sysctl.values[f"{CONF}.all.{name}"]
+
+
+# ------------------------------------------------------------------ helpers
+def _scope_key(a: bytes) -> int:
+    return addr_src_scope(a)
+
+
+def mc_inc(idev: Inet6Dev, group: bytes) -> None:
+    """``ipv6_dev_mc_inc``: join a group (MLD reports are not modelled)."""
+    idev.mc[group] = idev.mc.get(group, 0) + 1
+
+
+def mc_dec(idev: Inet6Dev, group: bytes) -> None:
+    n = idev.mc.get(group, 0) - 1
+    if n <= 0:
+        idev.mc.pop(group, None)
+    else:
+        idev.mc[group] = n
+
+
+def ipv6_chk_mcast_addr(dev: "NetDevice", group: bytes) -> bool:
+    """``ipv6_chk_mcast_addr``: has the device joined ``group``?"""
+    idev = dev.ip6_ptr
+    return idev is not None and group in idev.mc
+
+
+def ipv6_get_ifaddr(net: "Net", addr: bytes, dev: "NetDevice | None" = None) -> Inet6IfAddr | None:
+    """``ipv6_get_ifaddr``: the address entry, tentative or not."""
+    for ifa in net.ipv6.addr_hash.get(addr, ()):
+        if dev is None or ifa.dev is dev:
+            return ifa
+    return None
+
+
+def ipv6_chk_addr(net: "Net", addr: bytes, dev: "NetDevice | None",
+                  strict: bool = False) -> Inet6IfAddr | None:
+    """``ipv6_chk_addr``: a non-tentative address of ours (on ``dev`` if strict, or for
+    link-local addresses, which only count on their own device)."""
+    for ifa in net.ipv6.addr_hash.get(addr, ()):
+        if ifa.flags & IFA_F_TENTATIVE and not ifa.flags & IFA_F_OPTIMISTIC:
+            continue
+        if dev is None or ifa.dev is dev or (not strict and not is_linklocal(addr)):
+            return ifa
+    return None
+
+
+def inet6_addrs(dev: "NetDevice") -> list[Inet6IfAddr]:
+    """The device's addresses in ``ip -6 addr`` order."""
+    idev = dev.ip6_ptr
+    return list(idev.addrs) if idev is not None else []
+
+
+# ------------------------------------------------------------------- routes
+def _prefix_route(net: "Net", ifa: Inet6IfAddr, add: bool) -> None:
+    """``addrconf_prefix_route`` / ``cleanup_prefix_route``."""
+    plen = ifa.prefixlen
+    if plen >= 128 or ifa.flags & IFA_F_NOPREFIXROUTE:
+        return
+    base = ifa.address if ifa.address is not None else ifa.local
+    pfx = prefix_mask(base, plen)
+    metric = ifa.metric or r6.IP6_RT_PRIO_ADDRCONF
+    dev = ifa.dev
+    assert dev is not None
+    existing = r6.route_exists(net, r6.RT_TABLE_MAIN, pfx, plen, dev, r6.RTN_UNICAST)
+    if add:
+        if existing is not None and existing.priority == metric:
+            return
+        rt = r6.Fib6Route(pfx, plen, r6.RTN_UNICAST, r6.RTPROT_KERNEL, metric, r6.RT_TABLE_MAIN,
+                          [r6.Fib6Nexthop(None, dev)], addrconf=True)
+        try:
+            r6.fib6_route_add(net, rt)
+        except KernelError:
+            pass  # same prefix and metric already there (another address): the kernel ignores EEXIST
+        return
+    if existing is None:
+        return
+    for other in dev.ip6_ptr.addrs:
+        if other is not ifa and other.prefixlen == plen and prefix_equal(other.local, pfx, plen) \
+                and not other.flags & IFA_F_NOPREFIXROUTE:
+            return
+    _del_route(net, existing)
+
+
+def _del_route(net: "Net", rt: r6.Fib6Route) -> None:
+    t = r6.get_table(net, rt.table)
+    lst = t.node(rt.dst, rt.dst_len) if t else None
+    if lst and rt in lst:
+        lst.remove(rt)
+        t.prune(rt.dst, rt.dst_len)  # type: ignore[union-attr]
+        r6._invalidate(net)
+
+
+def _local_route(net: "Net", ifa: Inet6IfAddr, add: bool) -> None:
+    """The ``local ADDR dev DEV table local proto kernel metric 0`` route of an address."""
+    dev = ifa.dev
+    assert dev is not None
+    existing = r6.route_exists(net, r6.RT_TABLE_LOCAL, ifa.local, 128, dev, r6.RTN_LOCAL)
+    if add and existing is None:
+        r6.fib6_route_add(net, r6.Fib6Route(ifa.local, 128, r6.RTN_LOCAL, r6.RTPROT_KERNEL, 0,
+                                            r6.RT_TABLE_LOCAL, [r6.Fib6Nexthop(None, dev)],
+                                            addrconf=True))
+    elif not add and existing is not None:
+        _del_route(net, existing)
+
+
+def _mroute(net: "Net", dev: "NetDevice") -> None:
+    """``addrconf_add_mroute``: ff00::/8 in the local table."""
+    pfx = bytes((0xFF,)) + bytes(15)
+    if r6.route_exists(net, r6.RT_TABLE_LOCAL, pfx, 8, dev, r6.RTN_MULTICAST) is None:
+        r6.fib6_route_add(net, r6.Fib6Route(pfx, 8, r6.RTN_MULTICAST, r6.RTPROT_KERNEL,
+                                            r6.IP6_RT_PRIO_ADDRCONF, r6.RT_TABLE_LOCAL,
+                                            [r6.Fib6Nexthop(None, dev)], addrconf=True))
+
+
+# --------------------------------------------------------------- add / del
+def _link_addr(idev: Inet6Dev, ifa: Inet6IfAddr) -> None:
+    """``ipv6_link_dev_addr``: before the first entry whose scope is not above ours."""
+    sc = _scope_key(ifa.local)
+    for i, other in enumerate(idev.addrs):
+        if sc >= _scope_key(other.local):
+            idev.addrs.insert(i, ifa)
+            return
+    idev.addrs.append(ifa)
+
+
+def inet6_add_addr(net: "Net", dev: "NetDevice", ifa: Inet6IfAddr) -> Inet6IfAddr:
+    """``inet6_addr_add``: validate, link, join the solicited-node group, add the prefix
+    route if the link is ready, start DAD.  Raises KernelError like the kernel."""
+    if not 0 <= ifa.prefixlen <= 128:
+        raise KernelError(errno.EINVAL, "ipv6: Invalid prefix length.")
+    if is_multicast(ifa.local) or ifa.local == bytes(16):
+        raise KernelError(errno.EADDRNOTAVAIL if ifa.local == bytes(16) else errno.EINVAL)
+    idev = dev.ip6_ptr
+    if idev is None or idev.dead:
+        raise KernelError(errno.ENOBUFS if dev.mtu < IPV6_MIN_MTU else errno.ENODEV)
+    if idev.cnf("disable_ipv6"):
+        raise KernelError(errno.EACCES, "IPv6 is disabled on this device")
+    for other in net.ipv6.addr_hash.get(ifa.local, ()):
+        if other.dev is dev:
+            raise KernelError(errno.EEXIST, "ipv6: address already assigned.")
+    if ifa.valid_lft == INFINITY_LIFE_TIME:
+        ifa.flags |= IFA_F_PERMANENT
+    ifa.flags |= IFA_F_TENTATIVE
+    ifa.flags &= ~(IFA_F_DADFAILED)
+    ifa.dev = dev
+    ifa.scope = rt_scope(ifa.local)
+    ifa.state = STATE_PREDAD
+    _link_addr(idev, ifa)
+    net.ipv6.addr_hash.setdefault(ifa.local, []).append(ifa)
+    mc_inc(idev, solicited_node(ifa.local))
+    if idev.ready:
+        _prefix_route(net, ifa, True)
+    addrconf_dad_start(net, ifa)
+    return ifa
+
+
+def _del_ifa(net: "Net", ifa: Inet6IfAddr, routes: bool = True) -> None:
+    """``ipv6_del_addr``: unlink, leave the group, stop DAD, remove its routes."""
+    dev = ifa.dev
+    assert dev is not None
+    idev = dev.ip6_ptr
+    if ifa.dad_timer is not None:
+        ifa.dad_timer.cancel()
+    ifa.state = STATE_DEAD
+    if routes:
+        _prefix_route(net, ifa, False)
+        _local_route(net, ifa, False)
+    if ifa in idev.addrs:
+        idev.addrs.remove(ifa)
+    lst = net.ipv6.addr_hash.get(ifa.local)
+    if lst is not None and ifa in lst:
+        lst.remove(ifa)
+        if not lst:
+            del net.ipv6.addr_hash[ifa.local]
+    mc_dec(idev, solicited_node(ifa.local))
+    _anycast(net, ifa, False)
+
+
+def inet6_del_addr(net: "Net", dev: "NetDevice", local: bytes, prefixlen: int) -> None:
+    """``inet6_addr_del``: EADDRNOTAVAIL "ipv6: address not found." when absent."""
+    idev = dev.ip6_ptr
+    if idev is None:
+        raise KernelError(errno.ENODEV)
+    for ifa in idev.addrs:
+        if ifa.local == local and ifa.prefixlen == prefixlen:
+            _del_ifa(net, ifa)
+            return
+    raise KernelError(errno.EADDRNOTAVAIL, "ipv6: address not found.")
+
+
+def inet6_flush_addrs(net: "Net", dev: "NetDevice") -> None:
+    """``ip -6 addr flush dev DEV``: delete every address (each with its routes)."""
+    idev = dev.ip6_ptr
+    if idev is None:
+        return
+    for ifa in list(idev.addrs):
+        _del_ifa(net, ifa)
+
+
+# ---------------------------------------------------------------------- DAD
+def _dad_wanted(net: "Net", ifa: Inet6IfAddr) -> bool:
+    dev = ifa.dev
+    assert dev is not None
+    idev = dev.ip6_ptr
+    return not (dev.flags & (IFF_NOARP | IFF_LOOPBACK)
+                or (cnf_all(net, "accept_dad") < 1 and idev.cnf("accept_dad") < 1)
+                or ifa.flags & IFA_F_NODAD)
+
+
+def addrconf_dad_start(net: "Net", ifa: Inet6IfAddr) -> None:
+    """``addrconf_dad_start``/``addrconf_dad_begin``."""
+    dev = ifa.dev
+    assert dev is not None
+    idev = dev.ip6_ptr
+    if not idev.ready:
+        return  # stays tentative until the link is ready (addrconf_dad_run on up)
+    if not _dad_wanted(net, ifa):
+        ifa.flags &= ~(IFA_F_TENTATIVE | IFA_F_OPTIMISTIC | IFA_F_DADFAILED)
+        addrconf_dad_completed(net, ifa)
+        return
+    world = net.world
+    ifa.state = STATE_DAD
+    ifa.dad_probes = int(idev.cnf("dad_transmits"))
+    delay_ms = int(idev.cnf("router_solicitation_delay")) * 1000
+    rand_ms = world.rng.randrange(delay_ms) if delay_ms > 0 else 0
+    if idev.cnf("enhanced_dad") or cnf_all(net, "enhanced_dad"):
+        ifa.dad_nonce = bytes(world.rng.getrandbits(8) for _ in range(6))
+    else:
+        ifa.dad_nonce = b""
+    if ifa.dad_timer is None:
+        ifa.dad_timer = world.clock.timer(_dad_work, net, ifa)
+    ifa.dad_timer.mod_in(rand_ms * 1_000_000)
+
+
+def _dad_work(net: "Net", ifa: Inet6IfAddr) -> None:
+    """``addrconf_dad_work``: one probe per run; done when the probes are used up."""
+    if ifa.state != STATE_DAD:
+        return
+    if ifa.dad_probes <= 0:
+        ifa.flags &= ~(IFA_F_TENTATIVE | IFA_F_OPTIMISTIC | IFA_F_DADFAILED)
+        addrconf_dad_completed(net, ifa)
+        return
+    ifa.dad_probes -= 1
+    from netstack.ipv6.ndisc import ndisc_send_ns, nd_parm
+    dev = ifa.dev
+    assert dev is not None and ifa.dad_timer is not None
+    ifa.dad_timer.mod_in(int(nd_parm(net, dev, "retrans_time_ms")) * 1_000_000)
+    ndisc_send_ns(net, dev, ifa.local, solicited_node(ifa.local), bytes(16), nonce=ifa.dad_nonce)
+
+
+def addrconf_dad_completed(net: "Net", ifa: Inet6IfAddr) -> None:
+    """``addrconf_dad_completed`` → ``ipv6_ifa_notify(RTM_NEWADDR)``: the local route,
+    and on a forwarding interface the subnet-router anycast address."""
+    ifa.state = STATE_POSTDAD
+    dev = ifa.dev
+    assert dev is not None
+    if dev.ip6_ptr is not None and dev.ip6_ptr.ready:
+        _prefix_route(net, ifa, True)
+    _local_route(net, ifa, True)
+    if dev.ip6_ptr is not None and dev.ip6_ptr.cnf("forwarding"):
+        _anycast(net, ifa, True)
+
+
+def _anycast(net: "Net", ifa: Inet6IfAddr, join: bool) -> None:
+    """``addrconf_join_anycast``/``addrconf_leave_anycast``: the subnet-router anycast
+    address (RFC 4291 §2.6.1) of the address's prefix, not for /127 and /128 (RFC 6164);
+    the first user adds ``anycast PREFIX:: dev DEV table local proto kernel metric 0``."""
+    if ifa.prefixlen >= 127:
+        return
+    ac = prefix_mask(ifa.local, ifa.prefixlen)
+    if ac == bytes(16):
+        return
+    dev = ifa.dev
+    assert dev is not None
+    idev = dev.ip6_ptr
+    if idev is None:
+        return
+    n = idev.ac.get(ac, 0)
+    if join:
+        if not ifa.in_anycast:
+            ifa.in_anycast = True
+            idev.ac[ac] = n + 1
+        if r6.route_exists(net, r6.RT_TABLE_LOCAL, ac, 128, dev, r6.RTN_ANYCAST) is None:
+            r6.fib6_route_add(net, r6.Fib6Route(ac, 128, r6.RTN_ANYCAST, r6.RTPROT_KERNEL, 0,
+                                                r6.RT_TABLE_LOCAL, [r6.Fib6Nexthop(None, dev)],
+                                                addrconf=True))
+    elif ifa.in_anycast:
+        ifa.in_anycast = False
+        if n > 1:
+            idev.ac[ac] = n - 1
+            return
+        idev.ac.pop(ac, None)
+        rt = r6.route_exists(net, r6.RT_TABLE_LOCAL, ac, 128, dev, r6.RTN_ANYCAST)
+        if rt is not None:
+            _del_route(net, rt)
+
+
+def ipv6_chk_acast_addr(net: "Net", dev: "NetDevice | None", addr: bytes) -> bool:
+    """``ipv6_chk_acast_addr``: is ``addr`` one of our anycast addresses (on ``dev``)?"""
+    devs = [dev] if dev is not None else list(net.devices.values())
+    return any(d is not None and d.ip6_ptr is not None and addr in d.ip6_ptr.ac for d in devs)
+
+
+def addrconf_dad_failure(net: "Net", ifa: Inet6IfAddr) -> None:
+    """``addrconf_dad_failure``: IFA_F_DADFAILED, the address stays tentative and unusable."""
+    if ifa.state != STATE_DAD:
+        return
+    ifa.state = STATE_ERRDAD
+    ifa.flags |= IFA_F_DADFAILED
+    if ifa.dad_timer is not None:
+        ifa.dad_timer.cancel()
+
+
+# ------------------------------------------------------- source selection
+def ipv6_dev_get_saddr(net: "Net", dst_dev: "NetDevice | None", daddr: bytes) -> bytes | None:
+    """``ipv6_dev_get_saddr`` (RFC 6724 §5) over the rules netstack models: same address,
+    appropriate scope, not deprecated, outgoing interface, longest matching prefix.
+    Link-local/multicast-link-local destinations only consider ``dst_dev``."""
+    dscope = addr_src_scope(daddr)
+    only_dev = dst_dev is not None and (dscope <= 2 or (dst_dev.ip6_ptr is not None
+                                                        and dst_dev.ip6_ptr.cnf("use_oif_addrs_only")))
+    devs = [dst_dev] if only_dev else ([dst_dev] if dst_dev is not None else []) + [
+        d for d in net.devices.values() if d is not dst_dev]
+    best: tuple | None = None
+    best_addr: bytes | None = None
+    for dev in devs:
+        idev = dev.ip6_ptr if dev is not None else None
+        if idev is None:
+            continue
+        for ifa in idev.addrs:
+            if ifa.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) and not ifa.flags & IFA_F_OPTIMISTIC:
+                continue
+            a = ifa.local
+            sscope = addr_src_scope(a)
+            same = a == daddr
+            scope_score = -sscope if sscope >= dscope else sscope - 0x100
+            score = (same, scope_score, not ifa.flags & IFA_F_DEPRECATED, dev is dst_dev,
+                     min(common_prefix_len(a, daddr), ifa.prefixlen))
+            if best is None or score > best:
+                best, best_addr = score, a
+    return best_addr
+
+
+# ---------------------------------------------------------------- device events
+def ipv6_add_dev(net: "Net", dev: "NetDevice") -> Inet6Dev | None:
+    """``ipv6_add_dev``: no inet6_dev below the minimum MTU; joins ff02::1 (and ff01::1)."""
+    if dev.mtu < IPV6_MIN_MTU and not dev.flags & IFF_LOOPBACK:
+        return None
+    idev = dev.ip6_ptr
+    if idev is None or idev.dead:
+        idev = Inet6Dev(dev, mtu6=dev.mtu)
+        dev.ip6_ptr = idev
+        mc_inc(idev, ALL_NODES)
+        mc_inc(idev, bytes.fromhex("ff010000000000000000000000000001"))
+        if idev.cnf("forwarding"):
+            mc_inc(idev, ALL_ROUTERS)
+    return idev
+
+
+def _link_ready(dev: "NetDevice") -> bool:
+    return dev.running()
+
+
+def addrconf_dev_config(net: "Net", dev: "NetDevice") -> None:
+    """Link became ready: multicast route, link-local address, pending DAD, prefix routes."""
+    idev = ipv6_add_dev(net, dev)
+    if idev is None or idev.cnf("disable_ipv6"):
+        return
+    if idev.ready:
+        return
+    idev.ready = True
+    if dev.flags & IFF_LOOPBACK:
+        if ipv6_get_ifaddr(net, LOOPBACK, dev) is None:
+            inet6_add_addr(net, dev, Inet6IfAddr(LOOPBACK, 128))
+    else:
+        _mroute(net, dev)
+        if dev.type == ARPHRD_ETHER and idev.cnf("addr_gen_mode") in (0,) and any(dev.address):
+            ll = link_local_from_mac(dev.address)
+            if ipv6_get_ifaddr(net, ll, dev) is None:
+                inet6_add_addr(net, dev, Inet6IfAddr(ll, 64, proto=1))
+        elif idev.cnf("addr_gen_mode") != 1 and dev.type == ARPHRD_ETHER and any(dev.address):
+            from netstack.errors import NotSupported
+            raise NotSupported("addr_gen_mode stable_privacy/random link-local generation")
+    # addrconf_dad_run: restart DAD on addresses that waited for the link
+    for ifa in list(idev.addrs):
+        if ifa.flags & IFA_F_TENTATIVE and ifa.state in (STATE_PREDAD, STATE_DAD):
+            _prefix_route(net, ifa, True)
+            ifa.state = STATE_PREDAD
+            addrconf_dad_start(net, ifa)
+        else:
+            _prefix_route(net, ifa, True)
+            if not ifa.flags & IFA_F_TENTATIVE:
+                _local_route(net, ifa, True)
+
+
+def addrconf_ifdown(net: "Net", dev: "NetDevice", unregister: bool) -> None:
+    """``addrconf_ifdown``: routes through the device, neighbours, and (unless kept)
+    addresses go away; the device is no longer ready."""
+    idev = dev.ip6_ptr
+    r6.fib6_flush_dev(net, dev)
+    tbl = net.ipv6.nd_tbl
+    if tbl is not None:
+        from netstack.ipv6.ndisc import nd_ifdown
+        nd_ifdown(net, dev)
+    if idev is None:
+        return
+    keep = 0
+    if not unregister:
+        keep = idev.cnf("keep_addr_on_down") or cnf_all(net, "keep_addr_on_down")
+    for ifa in list(idev.addrs):
+        if keep > 0 and ifa.flags & IFA_F_PERMANENT and not (is_linklocal(ifa.local)
+                                                             or ifa.local == LOOPBACK):
+            if ifa.dad_timer is not None:
+                ifa.dad_timer.cancel()
+            _anycast(net, ifa, False)
+            ifa.flags |= IFA_F_TENTATIVE
+            ifa.state = STATE_PREDAD
+            continue
+        _del_ifa(net, ifa, routes=False)
+    idev.ready = False
+    if unregister:
+        idev.dead = True
+        dev.ip6_ptr = None
+
+
+def addrconf_notify(event: str, dev: "NetDevice") -> None:
+    """The netdevice notifier (``addrconf_notify``)."""
+    net = dev.net
+    if net is None or net.ipv6 is None:
+        return
+    sc = net.sysctl
+    if event == "REGISTER":
+        key = f"{CONF}.{dev.name}.mtu"
+        if key in sc.values:
+            sc.values[key] = dev.mtu
+        if dev.flags & IFF_LOOPBACK:
+            sc.values[f"{CONF}.{dev.name}.accept_dad"] = -1
+        ipv6_add_dev(net, dev)
+    elif event in ("UP", "CHANGE"):
+        idev = dev.ip6_ptr
+        if _link_ready(dev):
+            addrconf_dev_config(net, dev)
+        elif idev is not None and idev.ready and event == "CHANGE":
+            # carrier lost: rt6_sync_down_dev(NETDEV_CHANGE) marks nexthops linkdown
+            _mark_linkdown(net, dev, True)
+            idev.ready = False
+            return
+        if dev.ip6_ptr is not None and _link_ready(dev):
+            _mark_linkdown(net, dev, False)
+    elif event == "DOWN":
+        addrconf_ifdown(net, dev, unregister=False)
+    elif event == "UNREGISTER":
+        addrconf_ifdown(net, dev, unregister=True)
+    elif event == "CHANGEMTU":
+        key = f"{CONF}.{dev.name}.mtu"
+        if key in sc.values:
+            sc.values[key] = dev.mtu
+        if dev.mtu < IPV6_MIN_MTU:
+            addrconf_ifdown(net, dev, unregister=True)
+            return
+        idev = dev.ip6_ptr
+        if idev is None:
+            ipv6_add_dev(net, dev)
+            if _link_ready(dev):
+                addrconf_dev_config(net, dev)
+        else:
+            idev.mtu6 = dev.mtu
+        r6._invalidate(net)
+    elif event == "CHANGENAME":
+        pass  # sysctl directories follow the name in the core
+
+
+def _mark_linkdown(net: "Net", dev: "NetDevice", down: bool) -> None:
+    for t in net.ipv6.fib_tables.values():
+        for d in t.by_len.values():
+            for lst in d.values():
+                for rt in lst:
+                    for nh in rt.nexthops:
+                        if nh.dev is dev:
+                            nh.flags = (nh.flags | r6.RTNH_F_LINKDOWN) if down else \
+                                (nh.flags & ~r6.RTNH_F_LINKDOWN)
+    r6._invalidate(net)
+
+
+# ---------------------------------------------------------------- sysctl hooks
+def conf_written(net: "Net", name: str) -> Callable[[str, Any, Any], None]:
+    """The ``addrconf_sysctl_*`` handlers: ``all`` writes of disable_ipv6/forwarding go to
+    ``default`` and every device (``addrconf_disable_change``/``addrconf_fixup_forwarding``);
+    per-device writes take effect on that device; ``mtu`` is bounded by the device MTU."""
+
+    def hook(key: str, old: Any, new: Any) -> None:
+        from netstack.core.sysctl import SysctlError
+        sub = key[len(CONF) + 1:].rpartition(".")[0]
+        devs: list[NetDevice] = []
+        if sub == "all" and name in ("disable_ipv6", "forwarding"):
+            net.sysctl.values[f"{CONF}.default.{name}"] = new
+            for dev in net.devices.values():
+                net.sysctl.values[f"{CONF}.{dev.name}.{name}"] = new
+                devs.append(dev)
+        elif sub not in ("all", "default"):
+            dev = net.get(sub)
+            if dev is not None:
+                devs.append(dev)
+        for dev in devs:
+            idev = dev.ip6_ptr
+            if name == "mtu":
+                if new > dev.mtu:
+                    net.sysctl.values[key] = old
+                    raise SysctlError(key, errno.EINVAL)
+                if idev is not None:
+                    idev.mtu6 = int(new)
+                r6._invalidate(net)
+            elif name == "disable_ipv6" and old != new:
+                if new:
+                    addrconf_ifdown(net, dev, unregister=False)
+                elif _link_ready(dev):
+                    addrconf_dev_config(net, dev)
+            elif name == "forwarding" and idev is not None and bool(old) != bool(new):
+                # dev_forward_change: all-routers group and the anycast addresses
+                (mc_inc if new else mc_dec)(idev, ALL_ROUTERS)
+                for ifa in list(idev.addrs):
+                    if not ifa.flags & IFA_F_TENTATIVE:
+                        _anycast(net, ifa, bool(new))
+
+    return hook
