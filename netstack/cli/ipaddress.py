@@ -164,7 +164,8 @@ def _modify(ctx: Ctx, argv: list[str], delete: bool) -> None:
         mod = backend.devinet()
     if delete:
         if wildcard:
-            for ifa in mod.inet_addrs(dev):
+            addrs = mod.inet6_addrs(dev) if v6 else mod.inet_addrs(dev)
+            for ifa in addrs:
                 if ifa.local == lcl.addr:
                     plen = ifa.prefixlen
                     break

@@ -494,6 +494,10 @@ class NeighTable:
         if not create:
             return None
         pn = PneighEntry(key, dev)
+        # pneigh_create: the protocol's pconstructor (ND joins the solicited-node group).
+        pcons = getattr(self.ops, "pconstructor", None)
+        if pcons is not None:
+            pcons(pn)
         self.pentries.insert(0, pn)
         return pn
 

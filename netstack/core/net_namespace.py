@@ -125,6 +125,7 @@ class Net:
         dev.flags |= IFF_UP
         dev.open()
         self.notify(NETDEV_UP, dev)
+        self.world.linkwatch_run()
 
     def dev_close(self, dev: NetDevice) -> None:
         """``dev_close``: NETDEV_GOING_DOWN, ndo_stop, clear IFF_UP, NETDEV_DOWN."""
@@ -134,6 +135,7 @@ class Net:
         dev.stop()
         dev.flags &= ~IFF_UP
         self.notify(NETDEV_DOWN, dev)
+        self.world.linkwatch_run()
 
     def get(self, name: str) -> NetDevice | None:
         return self.devices.get(name)

@@ -62,6 +62,10 @@ class World:
         self.rng = random.Random(seed)
         self._pkt_ids = itertools.count(1)
         self.softirq_batches = 0
+        #: Devices whose carrier changed, waiting for the linkwatch work to send
+        #: NETDEV_CHANGE (net/core/link_watch.c): flushed after the open/close that
+        #: caused them has finished its own notifications.
+        self.linkwatch: list[NetDevice] = []
         for mod in (SUBSYSTEMS if subsystems is None else subsystems):
             importlib.import_module(mod).register(self)
         self.namespaces: dict[str, Net] = {}
@@ -112,6 +116,19 @@ class World:
         except KeyError:
             raise NetnsError(f'Cannot open network namespace "{name}": '
                              "No such file or directory") from None
+
+    def linkwatch_fire_event(self, dev: "NetDevice") -> None:
+        """``linkwatch_fire_event``: queue a carrier change notification."""
+        if dev not in self.linkwatch:
+            self.linkwatch.append(dev)
+
+    def linkwatch_run(self) -> None:
+        """``__linkwatch_run_queue``: NETDEV_CHANGE for every queued device still registered."""
+        while self.linkwatch:
+            dev = self.linkwatch.pop(0)
+            net = dev.net
+            if net is not None and net.devices.get(dev.name) is dev:
+                net.notify("CHANGE", dev)
 
     # -------------------------------------------------------------- packets
     def new_packet(self, data: bytes | bytearray | memoryview = b"", headroom: int = 128) -> Packet:

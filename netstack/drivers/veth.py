@@ -13,7 +13,6 @@ from __future__ import annotations
 from netstack.core.dev import netif_rx
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.eth import ETH_HLEN, eth_type_trans
-from netstack.core.net_namespace import NETDEV_CHANGE
 from netstack.core.netdevice import IFF_UP, NetDevice
 from netstack.packet.skb import PACKET_HOST, Packet
 
@@ -57,13 +56,13 @@ class VethDevice(NetDevice):
         return "UP"
 
     def open(self) -> None:
-        """``veth_open``: carrier on for both ends once the peer is up too."""
+        """``veth_open``: carrier on for both ends once the peer is up too.  The peer hears
+        of it through linkwatch, i.e. after this device's own NETDEV_UP."""
         peer = self.peer
         if peer is not None and peer.flags & IFF_UP:
             self.carrier = True
             peer.carrier = True
-            if peer.net is not None:
-                peer.net.notify(NETDEV_CHANGE, peer)
+            self._linkwatch(peer)
 
     def stop(self) -> None:
         """``veth_close``: carrier off on both ends."""
@@ -71,8 +70,11 @@ class VethDevice(NetDevice):
         peer = self.peer
         if peer is not None:
             peer.carrier = False
-            if peer.net is not None:
-                peer.net.notify(NETDEV_CHANGE, peer)
+            self._linkwatch(peer)
+
+    def _linkwatch(self, dev: "VethDevice") -> None:
+        if dev.net is not None:
+            dev.net.world.linkwatch_fire_event(dev)
 
     def peer_netns(self):  # type: ignore[no-untyped-def]
         return self.peer.net if self.peer is not None else None
