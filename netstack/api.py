@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
+from netstack.core.af_packet import describe_refusal, packet_snd_check
 from netstack.core.dev import dev_queue_xmit_list
 from netstack.core.drop_reason import DropCounters
 from netstack.core.world import Frame, World
@@ -68,6 +69,12 @@ class Stack:
         batch, at virtual time ``at`` seconds (default: now), then process until idle."""
         d = self._dev(ns, dev)
         w = self.world
+        frames = list(frames)
+        for i, f in enumerate(frames):
+            err = packet_snd_check(d, f)
+            if err:
+                raise NetstackError(f"inject {ns}:{dev}: frame {i}: {describe_refusal(err)} "
+                                    "(refused by packet_snd, nothing was sent)")
         if at is not None:
             w.run_until(int(at * 1_000_000_000))
         pkts = [w.new_packet(f) for f in frames]

@@ -123,9 +123,12 @@ def _frame_of(pkt) -> bytes:  # type: ignore[no-untyped-def]
     return bytes(pkt.buf[start:pkt.tail])
 
 
-def _inject(world: World, readers: list, specs: list[Endpoint]) -> int:  # type: ignore[type-arg]
+def _inject(world: World, readers: list, specs: list[Endpoint],  # type: ignore[type-arg]
+            stderr: IO[str] | None = None) -> int:
+    from netstack.core.af_packet import describe_refusal, packet_snd_check
     from netstack.core.dev import dev_queue_xmit_list
     devs = [_resolve(world, ep, "--inject")[1] for ep in specs]
+    refused: list[tuple[Endpoint, int, str]] = []
     base_ts: int | None = None
     start = world.clock.now
     batch: list = []  # type: ignore[type-arg]
@@ -150,6 +153,11 @@ def _inject(world: World, readers: list, specs: list[Endpoint]) -> int:  # type:
             if t > world.clock.now:
                 world.run_until(t)
             batch_key = key
+        err = packet_snd_check(devs[k], data)
+        if err:
+            # packet_snd refuses it before any skb exists: tcpreplay reports and goes on.
+            refused.append((specs[k], sent + len(refused), describe_refusal(err)))
+            continue
         pkt = world.new_packet(data)
         pkt.dev = devs[k]
         pkt.reset_mac_header()
@@ -159,6 +167,10 @@ def _inject(world: World, readers: list, specs: list[Endpoint]) -> int:  # type:
         sent += 1
     flush()
     world.run_until_idle()
+    if stderr is not None:
+        for ep, idx, why in refused:
+            stderr.write(f"netstack run: --inject {ep.ns}:{ep.dev}={ep.path}: frame {idx} "
+                         f"not sent: {why}\n")
     return sent
 
 
@@ -251,7 +263,7 @@ def run(opts: RunOptions, stdout: IO[str] | None = None, stderr: IO[str] | None 
                 raise RunError(f"{ep.path}: {os.strerror(e.errno or 2)}") from None
             writers.append(w)
             net.add_rx_tap(dev, lambda pkt, w=w: w.write(_frame_of(pkt), world.clock.now))
-        injected = _inject(world, readers, opts.inject) if readers else 0
+        injected = _inject(world, readers, opts.inject, stderr) if readers else 0
         if then is not None:
             run_script(world, then, name=opts.then or "", cwd=cwd, stdout=out, stderr=err)
         if not opts.quiet:
