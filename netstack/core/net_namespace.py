@@ -123,6 +123,7 @@ class Net:
         if dev.flags & IFF_UP:
             return
         dev.flags |= IFF_UP
+        dev.qdisc_attached = True
         dev.open()
         self.notify(NETDEV_UP, dev)
         self.world.linkwatch_run()

@@ -112,6 +112,8 @@ class NetDevice:
         self.rx_handler_data: Any = None
         self.master: NetDevice | None = None
         self.alias = ""
+        #: set by the first open (``dev_activate`` → ``attach_default_qdiscs``)
+        self.qdisc_attached = False
         # Per-protocol device state (``struct in_device`` / ``struct inet6_dev``),
         # attached by the protocols on NETDEV_REGISTER.
         self.ip_ptr: Any = None
@@ -143,7 +145,9 @@ class NetDevice:
         return "UNKNOWN"
 
     def qdisc(self) -> str:
-        return self.qdisc_up if self.flags & IFF_UP else "noop"
+        """``noop`` until the first ``dev_activate`` attaches the default qdisc; a later
+        ``dev_deactivate`` (link down) does not detach it, so it keeps showing."""
+        return self.qdisc_up if self.qdisc_attached else "noop"
 
     # -------------------------------------------------------------- ndo
     def open(self) -> None:

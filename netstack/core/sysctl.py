@@ -3,9 +3,10 @@
 Why a table with registration: each protocol owns its knobs, like the kernel's
 ``register_net_sysctl``.  Per-device ``conf`` directories (``net.ipv4.conf.DEV.*``,
 ``net.ipv6.conf.DEV.*``, ``net.ipv4.neigh.DEV.*``) are created from ``conf.default`` when a
-device registers and removed when it goes, and writing ``conf.default.X`` also updates the
-devices on which X was never written explicitly (net/ipv4/devinet.c
-``devinet_copy_dflt_conf`` and its per-device ``state`` bitmap).
+device registers and removed when it goes.  For IPv4 conf and the neighbour parms, writing
+``default.X`` also updates the devices on which X was never written explicitly
+(net/ipv4/devinet.c ``devinet_copy_dflt_conf`` and its per-device ``state`` bitmap,
+net/core/neighbour.c ``neigh_copy_dflt_parms``); IPv6's conf does not do that.
 """
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ class _ConfDir:
     names: dict[str, SysctlDef] = field(default_factory=dict)
     #: dev name -> names written explicitly on that device
     explicit: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _copies_default(prefix: str) -> bool:
+    """Which ``default`` directories push a write onto existing devices: IPv4's conf
+    (devinet.c ``devinet_copy_dflt_conf``) and the neighbour tables' parms
+    (neighbour.c ``neigh_copy_dflt_parms``).  IPv6's conf does not: a write to
+    ``net.ipv6.conf.default.X`` only seeds devices created afterwards (addrconf.c)."""
+    return prefix == "net.ipv4.conf" or prefix.endswith(".neigh")
 
 
 class SysctlTable:
@@ -166,6 +175,8 @@ class SysctlTable:
             if name not in d.names:
                 continue
             if sub == "default":
+                if not _copies_default(d.prefix):
+                    continue
                 for dev in self._devices:
                     if name not in d.explicit.get(dev, ()):
                         self.values[f"{d.prefix}.{dev}.{name}"] = val

@@ -46,3 +46,16 @@ def test_on_write_hook() -> None:
     t.register("net.x", 5, on_write=lambda k, o, n: seen.append((k, o, n)))
     t.set("net.x", "7")
     assert seen == [("net.x", 5, 7)]
+
+
+def test_ipv6_conf_default_only_seeds_new_devices() -> None:
+    t = SysctlTable()
+    t.register_conf("net.ipv6.conf", "accept_dad", 1, 0, 2)
+    t.register_conf("net.ipv6.neigh", "retrans_time_ms", 1000, has_all=False)
+    t.add_device("eth0")
+    t.set("net.ipv6.conf.default.accept_dad", "0")
+    t.set("net.ipv6.neigh.default.retrans_time_ms", "500")
+    assert t.conf("net.ipv6.conf", "eth0", "accept_dad") == 1        # addrconf: not copied
+    assert t.conf("net.ipv6.neigh", "eth0", "retrans_time_ms") == 500   # neigh parms: copied
+    t.add_device("eth1")
+    assert t.conf("net.ipv6.conf", "eth1", "accept_dad") == 0
