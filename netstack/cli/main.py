@@ -3,7 +3,8 @@
 ``netstack run SETUP [--inject NS:DEV=FILE]… [--capture NS:DEV=FILE]… [--then FILE]
 [--trace] [--json] [-q]`` runs a scenario with replayed traffic (see
 :mod:`netstack.cli.run`); ``netstack ip …``, ``netstack sysctl …``, ``netstack ethtool …``
-run one command against a fresh world (handy for checking a line's syntax).
+run one command against a fresh world (handy for checking a line's syntax);
+``netstack bpf …`` is bpftool's command set on the eBPF runtime (:mod:`netstack.cli.bpf_cmd`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typing import Sequence
 from netstack.cli.run import RunError, RunOptions, parse_endpoint, run
 from netstack.errors import NotSupported
 
-_TOOLS = ("ip", "sysctl", "ethtool", "echo")
+_TOOLS = ("ip", "sysctl", "ethtool", "echo", "iptables", "ip6tables", "iptables-save",
+          "ip6tables-save", "iptables-translate", "ip6tables-translate", "nft")
 
 
 def _run_parser() -> argparse.ArgumentParser:
@@ -48,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"netstack: {e}\n")
             return 2
         return run(opts)
+    if args[0] == "bpf":
+        from netstack.cli.bpf_cmd import main as bpf_main
+        return bpf_main(args[1:])
     if args[0] in _TOOLS:
         from netstack.cli.scenario import run_command
         from netstack.core.world import World
@@ -57,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"netstack: {e}\n")
             return 1
     sys.stderr.write(f"netstack: unknown command {args[0]!r} (try: run, ip, sysctl, "
-                     "ethtool)\n")
+                     "ethtool, bpf)\n")
     return 2
 
 

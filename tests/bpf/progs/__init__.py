@@ -1,0 +1,1 @@
+"""C sources, committed objects and shared frames of the ELF-loader tests."""
