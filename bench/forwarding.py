@@ -89,16 +89,23 @@ def replay(path: str, capture_path: str | None, batch: int) -> dict:
     h2net = w.netns("h2")
     h2 = h2net.get("eth0")
     r = w.netns("r")
-    got = [0]
+    # got[0]: IPv4 frames h2 received (the forwarded ones); got[1]: every frame captured,
+    # which also includes the router's own traffic (e.g. the IPv6 DAD probe r-h2 sends
+    # when it comes up).
+    got = [0, 0]
     writer = PcapWriter(capture_path) if capture_path else None
     clock = w.clock
     if writer is not None:
         def tap(pkt) -> None:  # type: ignore[no-untyped-def]
             writer.write(pkt.buf[pkt.mac_header:pkt.tail], clock.now)
-            got[0] += 1
+            got[1] += 1
+            if pkt.protocol == 0x0800:
+                got[0] += 1
     else:
         def tap(pkt) -> None:  # type: ignore[no-untyped-def]
-            got[0] += 1
+            got[1] += 1
+            if pkt.protocol == 0x0800:
+                got[0] += 1
     h2net.add_rx_tap(h2, tap)
     new_packet = w.new_packet
     t0 = time.perf_counter()
@@ -124,7 +131,7 @@ def replay(path: str, capture_path: str | None, batch: int) -> dict:
         writer.close()
     ipv4 = r.ipv4
     return {
-        "packets": n, "forwarded": got[0], "seconds": dt, "pps": n / dt if dt else 0.0,
+        "packets": n, "forwarded": got[0], "captured": got[1], "seconds": dt, "pps": n / dt if dt else 0.0,
         "route_lookups_per_packet": getattr(ipv4, "route_lookups", 0) / max(n, 1),
         "doorbells_per_packet": r.get("r-h2").doorbells / max(got[0], 1),
         "drops": {ns: w.netns(ns).drops.as_dict() for ns in ("h1", "r", "h2")},

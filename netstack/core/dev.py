@@ -34,26 +34,66 @@ def netif_rx(pkt: "Packet") -> None:
 
 
 def netif_receive_skb_list(pkts: list["Packet"]) -> None:
-    """Receive a list of packets that arrived on (possibly) different devices."""
+    """Receive a list of packets that arrived on (possibly) different devices.
+
+    Per-device state (the namespace's taps for the device, its ``rx_handler``) is looked
+    up once per run of packets from the same device — the kernel reads them under one RCU
+    section per packet, and nothing in this loop can change them between two packets of a
+    run except a tap or handler itself, which is why a packet with an ``rx_handler`` or a
+    trace takes the general :func:`_receive_core` path."""
     if not pkts:
         return
     world = pkts[0].dev.net.world  # type: ignore[union-attr]
+    ptype_get = world.ptype_base.get
     ptype_base = world.ptype_base
     sublist: list[Packet] = []
+    append = sublist.append
     cur_handler: ListHandler | None = None
+    cur_dev: NetDevice | None = None
+    taps: list | None = None
+    ifindex = 0
+    slow = True
     for pkt in pkts:
-        handler = _receive_core(pkt, ptype_base)
-        if handler is None:
-            continue
+        dev = pkt.dev
+        if dev is not cur_dev:
+            cur_dev = dev
+            ifindex = dev.ifindex  # type: ignore[union-attr]
+            taps = dev.net.rx_taps.get(ifindex)  # type: ignore[union-attr]
+            slow = dev.rx_handler is not None  # type: ignore[union-attr]
+        if slow or pkt.trace is not None:
+            handler = _receive_core(pkt, ptype_base)
+            if handler is None:
+                continue
+        else:
+            # __netif_receive_skb_core without an rx_handler: taps, then ptype_base.
+            pkt.skb_iif = ifindex
+            if taps:
+                for tap in taps:
+                    tap(pkt)
+            handler = ptype_get(pkt.protocol)
+            if handler is None:
+                _no_handler(pkt, dev, taps)  # type: ignore[arg-type]
+                continue
         if handler is not cur_handler:
             if sublist:
                 cur_handler(sublist)  # type: ignore[misc]
             sublist = [pkt]
+            append = sublist.append
             cur_handler = handler
         else:
-            sublist.append(pkt)
+            append(pkt)
     if sublist:
         cur_handler(sublist)  # type: ignore[misc]
+
+
+def _no_handler(pkt: "Packet", dev: NetDevice, taps: list | None) -> None:
+    """No ``ptype_base`` handler for the protocol: if a ``ptype_all`` tap (AF_PACKET) was
+    the last deliverer the packet is consumed there and nothing counts a drop; with no
+    deliverer at all it is ``rx_dropped`` (``rx_nohandler`` only for deliver_exact)."""
+    if taps:
+        return
+    dev.stats.rx_dropped += 1
+    kfree_skb_reason(pkt, "UNHANDLED_PROTO")
 
 
 def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHandler | None:
@@ -78,13 +118,7 @@ def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHand
                 continue
         proto_handler = ptype_base.get(pkt.protocol)
         if proto_handler is None:
-            if taps:
-                # A ptype_all tap (AF_PACKET) was the last deliverer: the packet is
-                # consumed there and nothing counts a drop.
-                return None
-            # No deliverer at all: rx_dropped (rx_nohandler only for deliver_exact).
-            dev.stats.rx_dropped += 1  # type: ignore[union-attr]
-            kfree_skb_reason(pkt, "UNHANDLED_PROTO")
+            _no_handler(pkt, dev, taps)  # type: ignore[arg-type]
             return None
         return proto_handler
     kfree_skb_reason(pkt, "NOT_SPECIFIED")
@@ -93,8 +127,13 @@ def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHand
 
 def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
     """``dev_queue_xmit`` for a batch on a ``noqueue`` device: validate, tap, and hand to
-    the driver with the xmit_more hint."""
-    pkts = list(pkts)
+    the driver with the xmit_more hint.
+
+    A driver that has ``start_xmit_list(pkts)`` gets the whole batch in one call (it must
+    behave exactly as ``start_xmit(p, more)`` for each packet with ``more`` true for all
+    but the last: one doorbell per batch); others get one ``start_xmit`` per packet."""
+    if type(pkts) is not list:
+        pkts = list(pkts)
     if not pkts:
         return
     if not dev.flags & IFF_UP:
@@ -105,15 +144,28 @@ def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
         return
     net = dev.net
     taps = net.tx_taps.get(dev.ifindex) if net is not None else None
+    xmit_list = getattr(dev, "start_xmit_list", None)
+    if xmit_list is not None and not taps:
+        for p in pkts:
+            if p.trace is not None:
+                break
+            p.dev = dev
+        else:
+            xmit_list(pkts)
+            return
+    # The general path: per packet tap, trace, then the driver, in that order.
     last = len(pkts) - 1
-    for i, p in enumerate(pkts):
+    start_xmit = dev.start_xmit
+    i = 0
+    for p in pkts:
         p.dev = dev
         if taps:
             for tap in taps:
                 tap(p)
         if p.trace is not None:
             p.trace.event(p, "dev_hard_start_xmit", info=f"more={int(i < last)}")
-        dev.start_xmit(p, i < last)
+        start_xmit(p, i < last)
+        i += 1
 
 
 def dev_queue_xmit(pkt: "Packet", dev: NetDevice | None = None) -> None:

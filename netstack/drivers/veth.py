@@ -126,6 +126,62 @@ class VethDevice(NetDevice):
         if not more:
             self.ring_doorbell()
 
+    def start_xmit_list(self, pkts: list[Packet]) -> None:
+        """``veth_xmit`` for a batch, as ``dev_hard_start_xmit`` would call it with
+        ``netdev_xmit_more()`` true for all but the last packet: the same per-packet work
+        as :meth:`start_xmit`, with the per-batch parts (peer state, the
+        ``is_skb_forwardable`` limit, the namespace crossing, the backlog, the counters)
+        done once, and one doorbell at the end.  A packet that would be dropped, or one
+        being traced, takes :meth:`start_xmit` itself so drops and events stay identical."""
+        rcv = self.peer
+        if rcv is None or not rcv.flags & IFF_UP:
+            for pkt in pkts:
+                self.start_xmit(pkt, True)
+            self.ring_doorbell()
+            return
+        limit = rcv.mtu + ETH_HLEN + VLAN_HLEN
+        xnet = rcv.net is not self.net
+        backlog_append = rcv.net.world.backlog.append  # type: ignore[union-attr]
+        address = rcv.address
+        npkts = nbytes = 0
+        for pkt in pkts:
+            n = pkt.tail - pkt.data
+            if n < ETH_HLEN or n > limit or pkt.trace is not None:
+                self.start_xmit(pkt, True)
+                continue
+            npkts += 1
+            nbytes += n
+            # skb_scrub_packet(skb, xnet)
+            pkt.skb_iif = 0
+            pkt.dst = None
+            pkt.ct = None
+            pkt.priority = 0
+            if xnet:
+                pkt.mark = 0
+                pkt.tstamp = 0
+            # eth_type_trans (net/ethernet/eth.c), the unicast-to-us case inline; anything
+            # else (group address, other host, 802.3 length field) takes the function.
+            buf = pkt.buf
+            off = pkt.data
+            if buf[off] & 1 or buf[off + 12] < 0x06 or not buf.startswith(address, off):
+                pkt.pkt_type = PACKET_HOST
+                pkt.protocol = eth_type_trans(pkt, rcv)
+            else:
+                pkt.dev = rcv
+                pkt.mac_header = off
+                pkt.data = off + ETH_HLEN
+                pkt.pkt_type = PACKET_HOST
+                pkt.protocol = (buf[off + 12] << 8) | buf[off + 13]
+            backlog_append(pkt)  # netif_rx
+        if npkts:
+            st = self.stats
+            st.tx_packets += npkts
+            st.tx_bytes += nbytes
+            rs = rcv.stats
+            rs.rx_packets += npkts
+            rs.rx_bytes += nbytes
+        self.ring_doorbell()
+
 
 def create_pair(net_a, name_a: str, mac_a: bytes, net_b, name_b: str, mac_b: bytes,  # type: ignore[no-untyped-def]
                 index_a: int = 0, index_b: int = 0):

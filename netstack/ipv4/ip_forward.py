@@ -65,6 +65,7 @@ def ip_forward_list(net: "Net", pkts: list["Packet"]) -> None:
     update_prio = values.get("net.ipv4.ip_forward_update_priority", 1)
     redirect = rt.flags & RTCF_DOREDIRECT
     out: list[Packet] = []
+    append = out.append
     for pkt in pkts:
         if pkt.pkt_type != PACKET_HOST or pkt.sk is not None:
             kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
@@ -73,7 +74,8 @@ def ip_forward_list(net: "Net", pkts: list["Packet"]) -> None:
         nh = pkt.network_header
         # (ip_call_ra_chain would divert router-alert packets to IP_ROUTER_ALERT sockets;
         # netstack has none, so such packets are forwarded like the others.)
-        if buf[nh + 8] <= 1:
+        ttl = buf[nh + 8]
+        if ttl <= 1:
             mib["IpInHdrErrors"] += 1
             icmp_send(pkt, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0)
             kfree_skb_reason(pkt, "IP_INHDR", net)
@@ -85,18 +87,26 @@ def ip_forward_list(net: "Net", pkts: list["Packet"]) -> None:
             icmp_send(pkt, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu)
             kfree_skb_reason(pkt, "PKT_TOO_BIG", net)
             continue
-        ip_decrease_ttl(buf, nh)
-        if redirect and (pkt.cb is None or not pkt.cb.srr):
+        # ip_decrease_ttl, inline (see that function for the arithmetic): the checksum
+        # field read as a little-endian u16 gains 1 with the carry folded.
+        check = (buf[nh + 10] | (buf[nh + 11] << 8)) + 1
+        if check >= 0xFFFF:
+            check = (check + 1) & 0xFFFF
+        buf[nh + 10] = check & 0xFF
+        buf[nh + 11] = check >> 8
+        buf[nh + 8] = ttl - 1
+        cb = pkt.cb
+        if redirect and (cb is None or not cb.srr):
             ip_rt_send_redirect(net, pkt)
         if update_prio:
             pkt.priority = IP_TOS2PRIO[(buf[nh + 1] & 0x1E) >> 1]
         if pkt.trace is not None:
             pkt.trace.event(pkt, "ip_forward")
         # ip_forward_finish
-        if pkt.cb is not None and pkt.cb.optlen:
+        if cb is not None and cb.optlen:
             ip_forward_options(pkt)
         pkt.tstamp = 0
-        out.append(pkt)
+        append(pkt)
     if out:
         mib["IpForwDatagrams"] += len(out)
         ip_output_list(net, out, rt, True)

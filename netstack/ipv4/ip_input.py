@@ -16,13 +16,14 @@ packet goes through the route hint / ``ip_route_input`` instead.
 """
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING, Any
 
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.ipv4 import af_inet
 from netstack.ipv4.mib import ECN_COUNTERS
-from netstack.packet.skb import (CHECKSUM_COMPLETE, PACKET_BROADCAST, PACKET_MULTICAST,
-                                 PACKET_OTHERHOST)
+from netstack.packet.skb import (CHECKSUM_COMPLETE, PACKET_BROADCAST, PACKET_HOST,
+                                 PACKET_MULTICAST, PACKET_OTHERHOST)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -51,6 +52,9 @@ RTCF_LOCAL = 0x80000000
 
 IP_MF = 0x2000
 IP_OFFSET = 0x1FFF
+
+#: A 20-byte IPv4 header as big-endian 64 + 64 + 32-bit words (checksum verification).
+_unpack_hdr20 = struct.Struct(">QQI").unpack_from
 IPPROTO_ICMP = 1
 IPPROTO_IGMP = 2
 IPPROTO_TCP = 6
@@ -219,23 +223,25 @@ def ip_list_rcv(pkts: list["Packet"]) -> None:
     The per-packet receive counters (InReceives, InOctets, the ECN codepoint counters)
     are accumulated in a local array and added once per sublist."""
     cur_dev: Any = None
+    net: Any = None
     sub: list[Packet] = []
     stats = [0, 0, 0, 0, 0, 0]
     for pkt in pkts:
         dev = pkt.dev
         if dev is not cur_dev:
             if cur_dev is not None:
-                _flush_rcv_stats(cur_dev.net, stats)
+                _flush_rcv_stats(net, stats)
                 if sub:
-                    ip_list_rcv_finish(cur_dev.net, sub, cur_dev)
+                    ip_list_rcv_finish(net, sub, cur_dev)
                 sub = []
             cur_dev = dev
-        if ip_rcv_core(pkt, dev.net, stats):
+            net = dev.net
+        if _ip_rcv_core(pkt, net, stats):
             sub.append(pkt)
     if cur_dev is not None:
-        _flush_rcv_stats(cur_dev.net, stats)
+        _flush_rcv_stats(net, stats)
         if sub:
-            ip_list_rcv_finish(cur_dev.net, sub, cur_dev)
+            ip_list_rcv_finish(net, sub, cur_dev)
 
 
 def _flush_rcv_stats(net: "Net", stats: list[int]) -> None:
@@ -265,41 +271,55 @@ def ip_rcv_core(pkt: "Packet", net: "Net", stats: list[int] | None = None) -> bo
     (InReceives, InOctets, four ECN counters) is where the per-packet counters go; None
     means "count in the MIB now".
     """
+    if stats is not None:
+        return _ip_rcv_core(pkt, net, stats)
+    stats = [0, 0, 0, 0, 0, 0]
+    ok = _ip_rcv_core(pkt, net, stats)
+    _flush_rcv_stats(net, stats)
+    return ok
+
+
+def _ip_rcv_core(pkt: "Packet", net: "Net", stats: list[int]) -> bool:
+    """:func:`ip_rcv_core` with the counters going to ``stats`` (the list receive loop's
+    per-sublist accumulator)."""
     if pkt.pkt_type == PACKET_OTHERHOST:
         return _drop(pkt, "OTHERHOST", net)
-    flush = stats is None
-    if flush:
-        stats = [0, 0, 0, 0, 0, 0]
     data = pkt.data
     n = pkt.tail - data
     stats[0] += 1
     stats[1] += n
     pkt.network_header = data
+    if n < 20:
+        return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
     buf = pkt.buf
-    try:
-        if n < 20:
-            return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
-        b0 = buf[data]
+    b0 = buf[data]
+    if b0 == 0x45:
+        ihl = 20
+    else:
         ihl = (b0 & 0x0F) << 2
         if ihl < 20 or b0 >> 4 != 4:
             return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
-        stats[2 + (buf[data + 1] & 3)] += 1
-        if n < ihl:
-            return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
-        # ip_fast_csum == 0 <=> the header's ones'-complement sum is 0xFFFF ("negative
-        # zero"): a non-zero multiple of 0xFFFF.
+    stats[2 + (buf[data + 1] & 3)] += 1
+    if n < ihl:
+        return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
+    # ip_fast_csum == 0 <=> the header's ones'-complement sum is 0xFFFF ("negative
+    # zero"): a non-zero multiple of 0xFFFF.  Summing 16-bit words mod 0xFFFF is the
+    # header read as one big integer mod 0xFFFF (2**16 == 1 mod 0xFFFF), and so is the
+    # sum of its 64/64/32-bit pieces (2**32 == 2**64 == 1 mod 0xFFFF): for the usual
+    # 20-byte header that is one unpack_from, without copying the header out.
+    if ihl == 20:
+        q0, q1, q2 = _unpack_hdr20(buf, data)
+        v = q0 + q1 + q2
+    else:
         v = int.from_bytes(buf[data:data + ihl], "big")
-        if v % 0xFFFF or not v:
-            net.ipv4.mib["IpExtInCsumErrors"] += 1
-            return _drop(pkt, "IP_CSUM", net, "IpInHdrErrors")
-        tot = (buf[data + 2] << 8) | buf[data + 3]
-        if n < tot:
-            return _drop(pkt, "PKT_TOO_SMALL", net, "IpExtInTruncatedPkts")
-        if tot < ihl:
-            return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
-    finally:
-        if flush:
-            _flush_rcv_stats(net, stats)
+    if v % 0xFFFF or not v:
+        net.ipv4.mib["IpExtInCsumErrors"] += 1
+        return _drop(pkt, "IP_CSUM", net, "IpInHdrErrors")
+    tot = (buf[data + 2] << 8) | buf[data + 3]
+    if n < tot:
+        return _drop(pkt, "PKT_TOO_SMALL", net, "IpExtInTruncatedPkts")
+    if tot < ihl:
+        return _drop(pkt, "IP_INHDR", net, "IpInHdrErrors")
     if n > tot:
         if pkt.ip_summed == CHECKSUM_COMPLETE:
             _trim_rcsum(pkt, tot)
@@ -338,37 +358,69 @@ def _martian_source(saddr: bytes, net: "Net", dev: "NetDevice") -> str | None:
 
 
 def ip_list_rcv_finish(net: "Net", pkts: list["Packet"], dev: "NetDevice") -> None:
-    """``ip_list_rcv_finish`` + ``ip_rcv_finish_core`` for a sublist from one device."""
+    """``ip_list_rcv_finish`` + ``ip_rcv_finish_core`` for a sublist from one device.
+
+    Route hint (``ip_can_use_hint`` / ``ip_extract_route_hint``, net/ipv4/ip_input.c): a
+    packet with the previous route's daddr and tos reuses that route after
+    ``ip_route_use_hint``'s source checks.  The route becomes the hint unless there are
+    custom FIB rules, the destination is limited broadcast or zeronet, or the route came
+    from a multipath selection (``IPSKB_MULTIPATH``: another packet of the same daddr
+    may hash to another path); a local route may be a hint because ``ip_route_use_hint``
+    re-validates the source of each packet against it (without that control-plane
+    function a local route is never a hint).
+
+    ``ip_route_use_hint`` on a non-local hint depends only on the source address and on
+    configuration nothing in this loop can change, so once it accepted a source for the
+    current hint, further packets from that source take the hint directly (``ok_key``:
+    saddr and daddr as they sit in the header); the memo is dropped whenever the hint
+    changes, and the hint changes whenever a sublist is delivered (delivery can run
+    arbitrary code, e.g. a socket callback writing a sysctl).  A memoized packet with no
+    options, no trace, unicast at L2 and a unicast/local hint has nothing else to check
+    in ``ip_rcv_finish_core`` and joins the current sublist directly.
+    """
     ipv4 = net.ipv4
     mib = ipv4.mib
     route = af_inet.route
     use_hint = getattr(route, "ip_route_use_hint", None)
     values = net.sysctl.values
     hint_dst: Any = None
-    hint_daddr = b""
+    hint_key = b""
     hint_tos = -1
+    ok_key: Any = None
+    hint_plain = False
     curr_dst: Any = None
     sub: list[Packet] = []
+    append = sub.append
     lookups = hints = 0
     for pkt in pkts:
         buf = pkt.buf
         nh = pkt.network_header
-        daddr = bytes(buf[nh + 16:nh + 20])
         tos = buf[nh + 1]
-        if hint_dst is not None and pkt.dst is None and daddr == hint_daddr and tos == hint_tos:
-            saddr = bytes(buf[nh + 12:nh + 16])
-            if use_hint is not None:
-                reason = use_hint(net, pkt, daddr, saddr, tos, dev, hint_dst)
-            else:
-                reason = _martian_source(saddr, net, dev)
-                if reason is None:
-                    pkt.dst = hint_dst
-            if reason:
-                if reason == "IP_RPFILTER":
-                    mib["TcpExtIPReversePathFilter"] += 1
-                kfree_skb_reason(pkt, reason, net)
-                continue
-            hints += 1
+        if hint_dst is not None and tos == hint_tos and pkt.dst is None:
+            # (bytearray.startswith(prefix, start) compares in place, without a slice)
+            if ok_key is not None and buf.startswith(ok_key, nh + 12):
+                pkt.dst = hint_dst
+                hints += 1
+                if hint_plain and buf[nh] == 0x45 and pkt.pkt_type == PACKET_HOST \
+                        and pkt.trace is None:
+                    append(pkt)  # the hint is curr_dst: same sublist
+                    continue
+            elif buf.startswith(hint_key, nh + 16):
+                saddr = bytes(buf[nh + 12:nh + 16])
+                if use_hint is not None:
+                    reason = use_hint(net, pkt, hint_key, saddr, tos, dev, hint_dst)
+                else:
+                    reason = _martian_source(saddr, net, dev)
+                    if reason is None:
+                        pkt.dst = hint_dst
+                if reason:
+                    if reason == "IP_RPFILTER":
+                        mib["TcpExtIPReversePathFilter"] += 1
+                    kfree_skb_reason(pkt, reason, net)
+                    continue
+                if not hint_dst.flags & RTCF_LOCAL:
+                    ok_key = saddr + hint_key
+                hints += 1
         if pkt.dst is None:
             if route is None:
                 kfree_skb_reason(pkt, "IP_INNOROUTES", net)
@@ -377,7 +429,8 @@ def ip_list_rcv_finish(net: "Net", pkts: list["Packet"], dev: "NetDevice") -> No
                                     info="not supported: no IPv4 control plane loaded")
                 continue
             lookups += 1
-            reason = route.ip_route_input(net, pkt, daddr, bytes(buf[nh + 12:nh + 16]), tos, dev)
+            reason = route.ip_route_input(net, pkt, bytes(buf[nh + 16:nh + 20]),
+                                          bytes(buf[nh + 12:nh + 16]), tos, dev)
             if reason:
                 if reason == "IP_RPFILTER":
                     mib["TcpExtIPReversePathFilter"] += 1
@@ -404,20 +457,23 @@ def ip_list_rcv_finish(net: "Net", pkts: list["Packet"], dev: "NetDevice") -> No
         if pkt.trace is not None:
             pkt.trace.event(pkt, "ip_rcv_finish_core")
         if rt is not curr_dst:
-            # ip_extract_route_hint (a local route is reused only when the control plane
-            # can re-validate its source, ip_route_use_hint)
+            # ip_extract_route_hint
+            daddr = bytes(buf[nh + 16:nh + 20])
             if ipv4.has_custom_rules or daddr == b"\xff\xff\xff\xff" or daddr[0] == 0 \
                     or getattr(rt, "multipath", False) \
                     or (rtype == RTN_LOCAL and use_hint is None):
                 hint_dst = None
             else:
-                hint_dst, hint_daddr, hint_tos = rt, daddr, tos
+                hint_dst, hint_key, hint_tos = rt, daddr, tos
+                hint_plain = rtype != RTN_MULTICAST and rtype != RTN_BROADCAST
+            ok_key = None
             if sub:
                 dst_input_list(net, sub, curr_dst)
             sub = [pkt]
+            append = sub.append
             curr_dst = rt
         else:
-            sub.append(pkt)
+            append(pkt)
     ipv4.route_lookups += lookups
     ipv4.route_hints += hints
     if sub:
@@ -494,8 +550,7 @@ def dst_input_list(net: "Net", pkts: list["Packet"], rt: Any) -> None:
         from netstack.ipv4.ip_forward import ip_forward_list
         ip_forward_list(net, pkts)
     else:
-        for pkt in pkts:
-            ip_error(pkt)
+        ip_error_list(net, pkts, rt)
 
 
 # ------------------------------------------------------------------------ ip_error
@@ -544,6 +599,47 @@ def ip_error(pkt: "Packet") -> None:
     kfree_skb_reason(pkt, reason, net)
 
 
+def ip_error_list(net: "Net", pkts: list["Packet"], rt: Any) -> None:
+    """:func:`ip_error` for a sublist sharing the error route ``rt`` on one input device
+    (``ip_list_rcv_finish`` sublists come from one device).  Without forwarding on that
+    device — the common case, e.g. a host receiving traffic for an address it does not
+    have — every packet is only counted and dropped, so the sysctl read and the counter
+    choice are made once; with forwarding each packet goes through :func:`ip_error` for
+    the per-source ICMP rate limiter."""
+    code = getattr(rt, "error", None)
+    if rt.type == RTN_BLACKHOLE or code is None:
+        _drop_list(pkts, "NOT_SPECIFIED", net)
+        return
+    dev = pkts[0].dev
+    vals = net.sysctl.values
+    if vals.get(f"net.ipv4.conf.{dev.name}.forwarding", vals.get("net.ipv4.ip_forward", 0)):
+        for pkt in pkts:
+            ip_error(pkt)
+        return
+    from netstack.ipv4.icmp import ICMP_HOST_UNREACH, ICMP_NET_UNREACH
+    reason = "NOT_SPECIFIED"
+    if code == ICMP_HOST_UNREACH:
+        reason = "IP_INADDRERRORS"
+        net.ipv4.mib["IpInAddrErrors"] += len(pkts)
+    elif code == ICMP_NET_UNREACH:
+        reason = "IP_INNOROUTES"
+        net.ipv4.mib["IpExtInNoRoutes"] += len(pkts)
+    _drop_list(pkts, reason, net)
+
+
+def _drop_list(pkts: list["Packet"], reason: str, net: "Net") -> None:
+    """``kfree_skb_reason`` for each packet of a list: one counter update for the
+    untraced ones, the full call (with its trace event) for traced ones."""
+    n = 0
+    for pkt in pkts:
+        if pkt.trace is not None:
+            kfree_skb_reason(pkt, reason, net)
+        else:
+            n += 1
+    if n:
+        net.drops.add(reason, n)
+
+
 # ------------------------------------------------------------------ local delivery
 def ip_local_deliver(pkt: "Packet") -> None:
     """``ip_local_deliver``: reassemble fragments, then ``ip_local_deliver_finish``."""
@@ -584,4 +680,5 @@ def ip_protocol_deliver(net: "Net", pkt: "Packet", protocol: int) -> None:
 
 
 __all__ = ["ip_list_rcv", "ip_rcv_core", "ip_list_rcv_finish", "ip_local_deliver",
-           "ip_protocol_deliver", "ip_error", "dst_input_list", "ip_options_compile"]
+           "ip_protocol_deliver", "ip_error", "ip_error_list", "dst_input_list",
+           "ip_options_compile"]

@@ -244,17 +244,20 @@ def ip_finish_output2(net: "Net", pkts: list["Packet"], rt: Any) -> None:
     if gw:
         neighbour.neigh_output(tbl, dev, af_inet.addr_bytes(gw), pkts)
         return
+    neigh_output = neighbour.neigh_output
     cur = b""
     run: list[Packet] = []
+    append = run.append
     for p in pkts:
         nh = p.network_header
-        key = bytes(p.buf[nh + 16:nh + 20])
-        if key != cur:
-            if run:
-                neighbour.neigh_output(tbl, dev, cur, run)
-            run = [p]
-            cur = key
-        else:
-            run.append(p)
+        buf = p.buf
+        if run and buf.startswith(cur, nh + 16):  # same daddr: compared in place
+            append(p)
+            continue
+        if run:
+            neigh_output(tbl, dev, cur, run)
+        run = [p]
+        append = run.append
+        cur = bytes(buf[nh + 16:nh + 20])
     if run:
-        neighbour.neigh_output(tbl, dev, cur, run)
+        neigh_output(tbl, dev, cur, run)
