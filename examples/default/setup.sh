@@ -10,15 +10,16 @@ ip netns add h1
 ip netns add r
 ip netns add h2
 
-# Fixed MAC addresses keep every run (and the kernel) byte-for-byte reproducible.
-ip -n h1 link add eth0 address 02:00:00:00:01:01 type veth peer name r-h1 netns r address 02:00:00:00:01:fe
-ip -n h2 link add eth0 address 02:00:00:00:02:02 type veth peer name r-h2 netns r address 02:00:00:00:02:fe
-
-# No DAD and no random flow labels: deterministic IPv6.
+# No DAD and no random flow labels: deterministic IPv6.  This comes before the links
+# exist: a write to net.ipv6.conf.default.* only seeds devices created afterwards.
 ip netns exec h1 sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 ip netns exec r sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 ip netns exec h2 sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 ip netns exec r sysctl -q -w net.ipv6.auto_flowlabels=0
+
+# Fixed MAC addresses keep every run (and the kernel) byte-for-byte reproducible.
+ip -n h1 link add eth0 address 02:00:00:00:01:01 type veth peer name r-h1 netns r address 02:00:00:00:01:fe
+ip -n h2 link add eth0 address 02:00:00:00:02:02 type veth peer name r-h2 netns r address 02:00:00:00:02:fe
 
 ip netns exec r sysctl -q -w net.ipv4.ip_forward=1
 ip netns exec r sysctl -q -w net.ipv6.conf.all.forwarding=1
