@@ -58,6 +58,10 @@ def rules4() -> ModuleType:
     return module("netstack.ipv4.fib_rules", "IPv4 rules")
 
 
+def rules6() -> ModuleType:
+    return module("netstack.ipv6.fib6_rules", "IPv6 rules")
+
+
 def core_rules() -> ModuleType:
     return module("netstack.core.fib_rules", "policy routing rules")
 

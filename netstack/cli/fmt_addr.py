@@ -52,12 +52,12 @@ def addr_text(ifa: Any, v6: bool) -> str:
     peer = _peer(ifa)
     s = f"    {fam} {addr_to_str(ifa.local)}"
     s += f" peer {addr_to_str(peer)}/{ifa.prefixlen}" if peer else f"/{ifa.prefixlen}"
+    metric = getattr(ifa, "metric", 0)
+    if metric:   # print_addrinfo: IFA_RT_PRIORITY right after the prefix length
+        s += f" metric {metric}"
     brd = getattr(ifa, "broadcast", None)
     if brd:
         s += f" brd {addr_to_str(brd)}"
-    metric = getattr(ifa, "metric", 0)
-    if metric:
-        s += f" metric {metric}"
     s += f" scope {scope_name(ifa.scope)} "
     s += "".join(f"{f} " for f in _flag_names(ifa, v6))
     label = getattr(ifa, "label", "") if not v6 else ""
@@ -73,12 +73,12 @@ def addr_json(ifa: Any, v6: bool) -> dict[str, Any]:
     if peer:
         d["address"] = addr_to_str(peer)
     d["prefixlen"] = ifa.prefixlen
-    brd = getattr(ifa, "broadcast", None)
-    if brd:
-        d["broadcast"] = addr_to_str(brd)
     metric = getattr(ifa, "metric", 0)
     if metric:
         d["metric"] = metric
+    brd = getattr(ifa, "broadcast", None)
+    if brd:
+        d["broadcast"] = addr_to_str(brd)
     d["scope"] = scope_name(ifa.scope)
     for f in _flag_names(ifa, v6):
         d[f] = True
@@ -91,7 +91,12 @@ def addr_json(ifa: Any, v6: bool) -> dict[str, Any]:
 
 
 def addr_brief(ifa: Any) -> str:
+    """``ip -br addr``: print_addrinfo stops (``brief_exit``) after the prefix length and
+    the IFA_RT_PRIORITY metric."""
     peer = _peer(ifa)
     if peer:
-        return f"{addr_to_str(ifa.local)} peer {addr_to_str(peer)}/{ifa.prefixlen} "
-    return f"{addr_to_str(ifa.local)}/{ifa.prefixlen} "
+        s = f"{addr_to_str(ifa.local)} peer {addr_to_str(peer)}/{ifa.prefixlen} "
+    else:
+        s = f"{addr_to_str(ifa.local)}/{ifa.prefixlen} "
+    metric = getattr(ifa, "metric", 0)
+    return s + (f"metric {metric} " if metric else "")

@@ -93,6 +93,23 @@ def _stats64(dev: NetDevice) -> dict[str, dict[str, int]]:
                    "collisions": s.collisions}}
 
 
+_GEN_MODES = {0: "eui64", 1: "none", 2: "stable_secret", 3: "random"}
+
+
+def addr_gen_mode(dev: NetDevice) -> str | None:
+    """IFLA_INET6_ADDR_GEN_MODE as iproute2 names it, or None when IPv6 is registered but
+    the device has no inet6_dev (e.g. destroyed by an MTU below 1280): the kernel then
+    sends no AF_INET6 link data and iproute2 prints no ``addrgenmode`` (measured).  A
+    world without the IPv6 layer shows the default, as a kernel whose IPv6 is idle."""
+    net = dev.net
+    if net is None:
+        return None
+    if getattr(net, "ipv6", None) is not None and getattr(dev, "ip6_ptr", None) is None:
+        return None
+    mode = net.sysctl.values.get(f"net.ipv6.conf.{dev.name}.addr_gen_mode", 0)
+    return _GEN_MODES.get(int(mode), str(mode))
+
+
 def _details(dev: NetDevice) -> dict[str, Any]:
     nq = 2 if dev.kind == "veth" else 1
     d: dict[str, Any] = {"promiscuity": 1 if dev.flags & IFF_PROMISC else 0,
@@ -100,7 +117,10 @@ def _details(dev: NetDevice) -> dict[str, Any]:
                          "min_mtu": dev.min_mtu, "max_mtu": dev.max_mtu}
     if dev.kind:
         d["linkinfo"] = {"info_kind": dev.kind}
-    d.update({"inet6_addr_gen_mode": "eui64", "num_tx_queues": nq, "num_rx_queues": nq,
+    mode = addr_gen_mode(dev)
+    if mode is not None:
+        d["inet6_addr_gen_mode"] = mode
+    d.update({"num_tx_queues": nq, "num_rx_queues": nq,
               "gso_max_size": 65536, "gso_max_segs": 65535, "tso_max_size": 524280,
               "tso_max_segs": 65535, "gro_max_size": 65536})
     return d
@@ -137,7 +157,7 @@ def link_json(dev: NetDevice, details: bool = False, stats: bool = False,
     if details:
         det = _details(dev)
         if family_filtered:
-            det.pop("inet6_addr_gen_mode")
+            det.pop("inet6_addr_gen_mode", None)
         d.update(det)
     if dev.alias:
         d["ifalias"] = dev.alias
@@ -195,8 +215,9 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
                   f"maxmtu {dev.max_mtu} ")
         if dev.kind:
             line2 += f"\n    {dev.kind} "
-        if not family_filtered:
-            line2 += "addrgenmode eui64 "
+        mode = addr_gen_mode(dev)
+        if not family_filtered and mode is not None:
+            line2 += f"addrgenmode {mode} "
         line2 += (f"numtxqueues {d['num_tx_queues']} numrxqueues "
                   f"{d['num_rx_queues']} gso_max_size 65536 gso_max_segs 65535 "
                   "tso_max_size 524280 tso_max_segs 65535 gro_max_size 65536 ")

@@ -41,6 +41,10 @@ class ShowFilter:
     dev_pinned: bool = False
     proto_pinned: bool = False
     scope_pinned: bool = False
+    #: ``via``/``src`` given with a full-length address (print_route: the gateway and
+    #: prefsrc are printed only when ``filter.rvia``/``rprefsrc`` is not a host match)
+    via_pinned: bool = False
+    src_pinned: bool = False
 
 
 def dst_str(r: Any) -> str:
@@ -61,9 +65,17 @@ def _route_flags(r: Any) -> int:
     return f
 
 
-def _metrics(r: Any) -> list[tuple[str, Any]]:
-    m = r.metrics or {}
-    return [(k, m[k]) for k in METRIC_ORDER if k in m]
+def route_metrics(r: Any) -> list[tuple[str, Any]]:
+    """Metrics in RTAX order; ``lock`` (the RTAX_LOCK bitmask, kept as the tuple of locked
+    metric names) is not a metric of its own but a prefix of each locked one."""
+    m = getattr(r, "metrics", None) or {}
+    return [(k, m[k]) for k in METRIC_ORDER if k in m and k != "lock"]
+
+
+def metrics_text(r: Any) -> str:
+    """``print_rta_metrics``: ``NAME [lock ]VALUE`` (``lock`` only in text output)."""
+    locked = (r.metrics or {}).get("lock", ())
+    return "".join(f"{k} {'lock ' if k in locked else ''}{v} " for k, v in route_metrics(r))
 
 
 def _is_v6(r: Any) -> bool:
@@ -82,7 +94,7 @@ def route_text(r: Any, f: ShowFilter) -> str:
         s += f"tos 0x{r.tos:02x} "
     single = r.nexthops[0] if len(r.nexthops) == 1 else None
     if single is not None:
-        if single.gw is not None:
+        if single.gw is not None and not f.via_pinned:
             s += f"via {addr_to_str(single.gw)} "
         if single.dev is not None and not f.dev_pinned:
             s += f"dev {single.dev.name} "
@@ -94,12 +106,12 @@ def route_text(r: Any, f: ShowFilter) -> str:
         s += f"proto {PROTO_NAMES.get(r.protocol, str(r.protocol))} "
     if r.scope != 0 and not f.scope_pinned and not v6:
         s += f"scope {scope_name(r.scope)} "
-    if r.prefsrc is not None:
+    if r.prefsrc is not None and not f.src_pinned:
         s += f"src {addr_to_str(r.prefsrc)} "
     if r.priority or v6:
         s += f"metric {r.priority} "
     s += "".join(f"{n} " for n in flag_names(_route_flags(r)))
-    s += "".join(f"{k} {v} " for k, v in _metrics(r))
+    s += metrics_text(r)
     if v6:
         s += f"pref {getattr(r, 'pref', 'medium')}"
     if len(r.nexthops) > 1:
@@ -124,7 +136,7 @@ def route_json(r: Any, f: ShowFilter) -> dict[str, Any]:
         d["tos"] = f"0x{r.tos:02x}"
     single = r.nexthops[0] if len(r.nexthops) == 1 else None
     if single is not None:
-        if single.gw is not None:
+        if single.gw is not None and not f.via_pinned:
             d["gateway"] = addr_to_str(single.gw)
         if single.dev is not None and not f.dev_pinned:
             d["dev"] = single.dev.name
@@ -136,14 +148,14 @@ def route_json(r: Any, f: ShowFilter) -> dict[str, Any]:
         d["protocol"] = PROTO_NAMES.get(r.protocol, r.protocol)
     if r.scope != 0 and not f.scope_pinned and not v6:
         d["scope"] = scope_name(r.scope)
-    if r.prefsrc is not None:
+    if r.prefsrc is not None and not f.src_pinned:
         d["prefsrc"] = addr_to_str(r.prefsrc)
     if r.priority or v6:
         d["metric"] = r.priority
     d["flags"] = flag_names(_route_flags(r))
-    met = _metrics(r)
+    met = route_metrics(r)
     if met:
-        d["metrics"] = [{k: v} for k, v in met]
+        d["metrics"] = [dict(met)]   # print_rta_metrics: one object in a one-item array
     if v6:
         d["pref"] = getattr(r, "pref", "medium")
     if len(r.nexthops) > 1:

@@ -132,7 +132,11 @@ def _broadcast(local: Prefix, plen: int, how: str) -> bytes:
     return v.to_bytes(4, "big")
 
 
-def _modify(ctx: Ctx, argv: list[str], delete: bool) -> None:
+def _modify(ctx: Ctx, argv: list[str], delete: bool, cmd: str = "add") -> None:
+    """``ipaddr_modify``: ``add`` (NLM_F_EXCL), ``replace`` (NLM_F_REPLACE|NLM_F_CREATE),
+    ``change`` (NLM_F_REPLACE), or ``del``.  Both address families ignore NLM_F_CREATE
+    ("userspace already relies on not having to provide this", inet6_rtm_newaddr), so
+    ``change`` of a missing address adds it, exactly like ``replace`` (measured)."""
     req = parse_modify(ctx, argv)
     if req.dev is None:
         raise ToolError('Not enough information: "dev" argument is required.\n', 1)
@@ -183,7 +187,10 @@ def _modify(ctx: Ctx, argv: list[str], delete: bool) -> None:
                                address=req.peer.addr if req.peer else None, flags=req.flags,
                                valid_lft=req.valid_lft, preferred_lft=req.preferred_lft,
                                metric=req.metric)
-        mod.inet6_add_addr(ctx.net, dev, ifa6)
+        if cmd == "add":
+            mod.inet6_add_addr(ctx.net, dev, ifa6)
+        else:
+            mod.inet6_addr_modify(ctx.net, dev, ifa6)
         return
     brd: bytes | None = None
     if isinstance(req.brd, str):
@@ -195,7 +202,10 @@ def _modify(ctx: Ctx, argv: list[str], delete: bool) -> None:
                      scope=scope, label=req.label or dev.name, flags=req.flags | 0x80,
                      valid_lft=req.valid_lft, preferred_lft=req.preferred_lft,
                      metric=req.metric)
-    mod.inet_add_addr(ctx.net, dev, ifa)
+    if cmd == "add":
+        mod.inet_add_addr(ctx.net, dev, ifa)
+    else:
+        mod.inet_add_addr(ctx.net, dev, ifa, replace=True)
 
 
 def addrs_of(ctx: Ctx, dev: Any) -> list[tuple[Any, bool]]:
@@ -263,8 +273,10 @@ def do_ipaddr(ctx: Ctx, argv: list[str]) -> int:
     try:
         if matches(cmd, "add"):
             _modify(ctx, rest, delete=False)
-        elif matches(cmd, "change") or cmd == "chg" or matches(cmd, "replace"):
-            raise NotSupported(f"ip addr {cmd}")
+        elif matches(cmd, "change") or cmd == "chg":
+            _modify(ctx, rest, delete=False, cmd="change")
+        elif matches(cmd, "replace"):
+            _modify(ctx, rest, delete=False, cmd="replace")
         elif matches(cmd, "delete"):
             _modify(ctx, rest, delete=True)
         elif matches(cmd, "list") or matches(cmd, "show") or matches(cmd, "lst"):

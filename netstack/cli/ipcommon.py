@@ -178,7 +178,46 @@ class Prefix:
 
 
 def addr_to_str(addr: bytes) -> str:
+    """``inet_ntop`` as glibc formats it (iproute2 prints every address with it)."""
+    if len(addr) == 16:
+        return inet6_ntop(addr)
     return str(ipaddress.ip_address(addr))
+
+
+def inet6_ntop(raw: bytes) -> str:
+    """glibc ``inet_ntop6``: the first longest run of two or more zero words becomes
+    ``::``, hex words in lower case, and the last 32 bits are written as a dotted quad
+    when the first 96 bits are zero (``::1.2.3.4``, but not ``::`` or ``::1``) or are
+    ``::ffff`` (``::ffff:1.2.3.4``) — unlike Python's ``ipaddress``, which prints
+    ``::ffff:102:304``."""
+    words = [(raw[i] << 8) | raw[i + 1] for i in range(0, 16, 2)]
+    best_base, best_len, cur_base, cur_len = -1, 0, -1, 0
+    for i, w in enumerate(words + [1]):          # sentinel closes a trailing run
+        if w == 0 and i < 8:
+            if cur_base < 0:
+                cur_base, cur_len = i, 0
+            cur_len += 1
+        elif cur_base >= 0:
+            if cur_len > best_len:
+                best_base, best_len = cur_base, cur_len
+            cur_base = -1
+    if best_len < 2:
+        best_base = -1
+    out = ""
+    for i in range(8):
+        if best_base >= 0 and best_base <= i < best_base + best_len:
+            if i == best_base:
+                out += ":"
+            continue
+        if i:
+            out += ":"
+        if i == 6 and best_base == 0 and (best_len == 6 or (best_len == 5
+                                                          and words[5] == 0xFFFF)):
+            return out + ".".join(str(b) for b in raw[12:])
+        out += f"{words[i]:x}"
+    if best_base >= 0 and best_base + best_len == 8:
+        out += ":"
+    return out
 
 
 def _parse_addr(text: str, family: int) -> tuple[int, bytes] | None:

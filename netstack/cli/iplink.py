@@ -50,6 +50,8 @@ _KNOWN_UNMODELLED = {"bridge", "bond", "vlan", "macvlan", "macvtap", "ipvlan", "
 _FLAG_WORDS = {"multicast": (IFF_MULTICAST, False), "allmulticast": (IFF_ALLMULTI, False),
                "promisc": (IFF_PROMISC, False), "trailers": (IFF_NOTRAILERS, True),
                "arp": (IFF_NOARP, True)}
+#: ``addrgenmode`` words (ip/iplink.c) → enum in6_addr_gen_mode.
+_ADDRGENMODES = {"eui64": 0, "none": 1, "stable_secret": 2, "random": 3}
 #: dev_change_flags sends NETDEV_CHANGE for these when the device is up.
 _NOTIFY_FLAGS = IFF_MULTICAST | IFF_NOARP | IFF_NOTRAILERS
 
@@ -71,6 +73,8 @@ class LinkReq:
     txqlen: int | None = None
     netns: str | None = None
     alias: str | None = None
+    #: IFLA_INET6_ADDR_GEN_MODE (``addrgenmode``)
+    addrgenmode: int | None = None
     index: int | None = None
     kind: str | None = None
     #: IFF_* bits to set / clear (multicast, allmulticast, promisc, arp, trailers)
@@ -155,6 +159,13 @@ def iplink_parse(args: Args, req: LinkReq) -> None:
             req.type_args = args.rest()
             args.i = len(args.argv)
             return
+        elif a == "addrgenmode":
+            v = args.next_arg()
+            if v not in _ADDRGENMODES:
+                raise invarg("Invalid address generation mode\n", v)
+            if v in ("stable_secret", "random"):
+                raise NotSupported(f"ip link ... addrgenmode {v}")
+            req.addrgenmode = _ADDRGENMODES[v]
         elif matches(a, "alias"):
             v = args.next_arg()
             if len(v) >= IFALIASZ:
@@ -341,6 +352,10 @@ def _link_set(ctx: Ctx, req: LinkReq) -> None:
         _check_mac(req.address)
     if req.mtu is not None:
         _check_mtu(dev, req.mtu)
+    if req.addrgenmode is not None and dev.net is not None and \
+            getattr(dev.net, "ipv6", None) is not None and dev.ip6_ptr is None:
+        # inet6_validate_link_af: no inet6_dev on the device
+        raise KernelError(errno.EAFNOSUPPORT)
     home = target if target is not None else dev.net
     if new_name is not None and new_name in home.devices:  # type: ignore[union-attr]
         raise KernelError(errno.EEXIST)
@@ -367,6 +382,12 @@ def _link_set(ctx: Ctx, req: LinkReq) -> None:
         net.dev_close(dev)
     if req.txqlen is not None:
         dev.txqlen = req.txqlen
+    if req.addrgenmode is not None:
+        # inet6_set_link_af (IFLA_AF_SPEC, after the flags in do_setlink): only the knob
+        # changes; the link-local address is generated with it at the next link-up.
+        key = f"net.ipv6.conf.{dev.name}.addr_gen_mode"
+        if key in net.sysctl.values:
+            net.sysctl.values[key] = req.addrgenmode
 
 
 def _apply_flags(dev: "NetDevice", req: LinkReq) -> None:

@@ -163,10 +163,59 @@ def _state_names(state: int) -> list[str]:
     return [n for bit, n in _NUD_SHOW if state & bit]
 
 
+def pneigh_hash(key: bytes) -> int:
+    """``pneigh_hash`` (net/core/neighbour.c): the last four key bytes loaded as a
+    little-endian u32 (x86), folded down to PNEIGH_HASHMASK (0xF)."""
+    h = int.from_bytes(key[-4:], "little")
+    h ^= h >> 16
+    h ^= h >> 8
+    h ^= h >> 4
+    return h & 0xF
+
+
+def _proxies(ctx: Ctx, dev: Any, prefix: Prefix | None) -> list[Any]:
+    """``pneigh_dump_table`` for each family (ARP before ND): buckets in order, newest
+    first within one; the key filter is iproute2's (exact address or prefix)."""
+    nb = backend.neighbour()
+    out = []
+    for _fam, tbl in _tables(ctx, prefix.family if prefix else ctx.family):
+        entries = nb.pneigh_dump(tbl, dev)   # newest first
+        for pn in sorted(entries, key=lambda e: pneigh_hash(e.key)):   # stable
+            if prefix is not None:
+                if len(pn.key) != len(prefix.addr):
+                    continue
+                bits = prefix.bitlen
+                a = int.from_bytes(pn.key, "big") >> (len(pn.key) * 8 - bits) if bits else 0
+                b = int.from_bytes(prefix.addr, "big") >> (len(pn.key) * 8 - bits) if bits else 0
+                if a != b:
+                    continue
+            out.append(pn)
+    return out
+
+
+def _show_proxies(ctx: Ctx, entries: list[Any], dev: Any) -> None:
+    """print_neigh for NTF_PROXY entries: ``ADDR [dev DEV] proxy``."""
+    if ctx.json:
+        rows = []
+        for pn in entries:
+            d: dict[str, Any] = {"dst": addr_to_str(pn.key)}
+            if dev is None and pn.dev is not None:
+                d["dev"] = pn.dev.name
+            d["proxy"] = None
+            rows.append(d)
+        ctx.stdout.write(dumps(rows, ctx.pretty) + "\n")
+        return
+    for pn in entries:
+        s = addr_to_str(pn.key) + " "
+        if dev is None and pn.dev is not None:
+            s += f"dev {pn.dev.name} "
+        ctx.stdout.write(s + "proxy \n")
+
+
 def _entries(ctx: Ctx, argv: list[str], flush: bool) -> tuple[list[Any], Any]:
     dev, nud_mask, prefix, proxy = _parse_list(ctx, argv)
     if proxy:
-        raise NotSupported("ip neigh show proxy")
+        raise NotSupported("ip neigh flush proxy")   # _show lists proxies itself
     nb = backend.neighbour()
     mask = nud_mask if nud_mask is not None else (
         nb.NUD_FLUSH_DEFAULT if flush else nb.NUD_SHOW_DEFAULT)
@@ -185,6 +234,10 @@ def _entries(ctx: Ctx, argv: list[str], flush: bool) -> tuple[list[Any], Any]:
 
 
 def _show(ctx: Ctx, argv: list[str]) -> None:
+    pdev, _mask, prefix, proxy = _parse_list(ctx, argv)
+    if proxy:
+        _show_proxies(ctx, _proxies(ctx, pdev, prefix), pdev)
+        return
     items, dev = _entries(ctx, argv, flush=False)
     w = ctx.stdout.write
     if ctx.json:

@@ -1,4 +1,5 @@
-"""``ip route`` (ip/iproute.c) for IPv4: add/del/replace/append/change/show/get/flush.
+"""``ip route`` / ``ip -6 route`` (ip/iproute.c): add/del/replace/append/prepend/change/
+show/get/flush for both families (IPv6 through :mod:`netstack.ipv6.route`).
 
 ``iproute_modify``'s parser is followed keyword by keyword (a route type word before the
 prefix, ``via``/``dev``/``src``/``metric``/``proto``/``scope``/``table``/``onlink``/
@@ -15,7 +16,8 @@ from typing import Any
 from netstack.cli import backend
 from netstack.cli.errors import ToolError
 from netstack.cli.fmt_route import (
-    PROTO_BY_NAME, RTN_BY_NAME, RTN_NAMES, ShowFilter, route_json, route_text,
+    PROTO_BY_NAME, PROTO_NAMES, RTN_BY_NAME, RTN_NAMES, ShowFilter, metrics_text, route_json,
+    route_metrics, route_text,
 )
 from netstack.cli.ipaddress import rtscope_a2n
 from netstack.cli.ipcommon import (
@@ -29,6 +31,14 @@ RTNH_F_ONLINK = 4
 _METRIC_KEYWORDS = ("mtu", "advmss", "hoplimit", "window", "rtt", "rttvar", "reordering",
                     "cwnd", "initcwnd", "initrwnd", "ssthresh", "rto_min", "features",
                     "quickack", "congctl", "fastopen_no_cookie")
+# RTAX order (include/uapi/linux/rtnetlink.h) of the lockable metrics.
+_LOCK_ORDER = ("mtu", "window", "rtt", "rttvar", "ssthresh", "cwnd", "advmss", "reordering",
+               "hoplimit", "initcwnd", "rto_min", "initrwnd")
+# Route types iproute_modify puts in table local when no table is given:
+# RTN_LOCAL, RTN_BROADCAST, RTN_ANYCAST, RTN_NAT.
+_LOCAL_TABLE_TYPES = (2, 3, 4, 10)
+# RTA_PREF values (include/uapi/linux/icmpv6.h ICMPV6_ROUTER_PREF_*) by iproute2's names.
+_PREFS = {"low": "low", "medium": "medium", "high": "high"}
 
 
 def rtprot_a2n(text: str) -> int | None:
@@ -63,6 +73,7 @@ class RouteReq:
     metrics: dict[str, int] = field(default_factory=dict)
     nexthops: list[NhReq] = field(default_factory=list)
     family: int = 0
+    pref: str | None = None
 
 
 def _parse_nexthops(args: Args, family: int) -> list[NhReq]:
@@ -136,7 +147,13 @@ def parse_route(ctx: Ctx, argv: list[str], delete: bool) -> RouteReq:
         elif a in _METRIC_KEYWORDS:
             v = args.next_arg()
             if v == "lock":
-                raise NotSupported(f"ip route ... {a} lock")
+                # RTAX_LOCK: kept as the tuple of locked metric names (ipv4/route.py reads it)
+                if a in ("congctl", "features", "fastopen_no_cookie", "quickack"):
+                    raise NotSupported(f"ip route ... {a} lock")
+                locked = set(req.metrics.get("lock", ())) | {a}  # type: ignore[arg-type]
+                order = tuple(k for k in _LOCK_ORDER if k in locked)
+                req.metrics["lock"] = order  # type: ignore[assignment]
+                v = args.next_arg()
             n = get_unsigned(v)
             if n is None:
                 raise invarg(f'"{a}" value is invalid\n', v)
@@ -161,7 +178,11 @@ def parse_route(ctx: Ctx, argv: list[str], delete: bool) -> RouteReq:
         elif a in ("dev", "oif"):
             req.dev = args.next_arg()
         elif matches(a, "pref"):
-            raise NotSupported("ip route ... pref (IPv6)")
+            # RTA_PREF: only IPv6 routes carry it; the IPv4 policy ignores the attribute
+            v = args.next_arg()
+            if v not in _PREFS:
+                raise invarg('"pref" value is invalid\n', v)
+            req.pref = _PREFS[v]
         else:
             if a == "to":
                 a = args.next_arg()
@@ -182,6 +203,10 @@ def parse_route(ctx: Ctx, argv: list[str], delete: bool) -> RouteReq:
     if req.dst.is_default and fam and fam != req.dst.family:
         req.dst = get_prefix("default", fam)
     req.family = fam or req.dst.family
+    if req.table is None and req.type in _LOCAL_TABLE_TYPES:
+        # iproute_modify: without "table", these types go to table local (both families,
+        # add and delete alike)
+        req.table = 255
     return req
 
 
@@ -213,7 +238,7 @@ def _modify6(ctx: Ctx, cmd: str, req: RouteReq) -> None:
                          priority=req.metric if req.metric is not None else 1024,
                          table=req.table or 254, nexthops=nhs,
                          prefsrc=req.src.addr if req.src else None,
-                         metrics=dict(req.metrics))
+                         metrics=dict(req.metrics), pref=req.pref or "medium")
     if delete:
         r6.fib6_route_del(ctx.net, route, match_gw=req.gw is not None,
                           match_dev=req.dev is not None, match_metric=req.metric is not None,
@@ -227,8 +252,10 @@ def _modify6(ctx: Ctx, cmd: str, req: RouteReq) -> None:
         r6.fib6_route_add(ctx.net, route, append=True)
     elif cmd == "prepend":
         r6.fib6_route_add(ctx.net, route)
+    elif cmd == "change":
+        r6.fib6_route_add(ctx.net, route, replace=True, create=False)
     else:
-        raise NotSupported("ip -6 route change")
+        raise NotSupported(f"ip -6 route {cmd}")
 
 
 def _to_fibroute(ctx: Ctx, req: RouteReq, delete: bool) -> Any:
@@ -378,6 +405,9 @@ def _in_prefix(addr: bytes, plen: int, p: Prefix) -> bool:
     return (a >> shift) == (b >> shift) if p.bitlen else True
 
 
+_V6_REJECT = (6, 7, 8, 9)   # blackhole, unreachable, prohibit, throw
+
+
 def _selected(r: Any, f: ListFilter) -> bool:
     for p in (f.exact, f.root, f.match, f.via, f.src):
         if p is not None and len(p.addr) != len(r.dst):
@@ -388,12 +418,23 @@ def _selected(r: Any, f: ListFilter) -> bool:
         return False
     if f.type is not None and r.type != f.type:
         return False
-    if f.dev is not None and not any(nh.dev is f.dev for nh in r.nexthops):
+    # iproute2 filters "dev"/"via" in userspace on RTA_OIF/RTA_GATEWAY, which a multipath
+    # route does not carry (its nexthops are in RTA_MULTIPATH): such routes never match
+    # (measured).  IPv6 reject routes report the loopback device.
+    single = r.nexthops[0] if len(r.nexthops) == 1 else None
+    if f.dev is not None:
+        oif = single.dev if single is not None else None
+        if single is None and len(r.dst) == 16 and r.type in _V6_REJECT:
+            oif = f.dev.net.get("lo") if f.dev.net is not None else None
+        if oif is not f.dev:
+            return False
+    # a zero-length via/src prefix matches every route (inet_addr_match_rta, measured)
+    if f.via is not None and f.via.bitlen and (
+            single is None or single.gw is None
+            or not _in_prefix(single.gw, len(single.gw) * 8, f.via)):
         return False
-    if f.via is not None and not any(nh.gw is not None and _in_prefix(nh.gw, 32, f.via)
-                                     for nh in r.nexthops):
-        return False
-    if f.src is not None and (r.prefsrc is None or not _in_prefix(r.prefsrc, 32, f.src)):
+    if f.src is not None and f.src.bitlen and (
+            r.prefsrc is None or not _in_prefix(r.prefsrc, len(r.prefsrc) * 8, f.src)):
         return False
     if f.exact is not None and (r.dst_len != f.exact.bitlen or r.dst != f.exact.addr):
         return False
@@ -433,7 +474,9 @@ def _show(ctx: Ctx, argv: list[str]) -> None:
     f = parse_list(ctx, argv)
     routes = _routes(ctx, f)
     sf = ShowFilter(table_pinned=f.table is not None, dev_pinned=f.dev is not None,
-                    proto_pinned=f.protocol is not None, scope_pinned=f.scope is not None)
+                    proto_pinned=f.protocol is not None, scope_pinned=f.scope is not None,
+                    via_pinned=f.via is not None and f.via.bitlen == len(f.via.addr) * 8,
+                    src_pinned=f.src is not None and f.src.bitlen == len(f.src.addr) * 8)
     if ctx.json:
         ctx.stdout.write(dumps([route_json(r, sf) for r in routes], ctx.pretty) + "\n")
         return
@@ -486,7 +529,8 @@ def _get(ctx: Ctx, argv: list[str]) -> None:
     if dst is None:
         raise NotSupported("ip route get without an address")
     if dst.family == AF_INET6:
-        raise NotSupported("ip -6 route get")
+        _get6(ctx, dst, src, oif, mark)
+        return
     backend.need_ipv4(ctx.net, "ip route get")
     route = backend.module("netstack.ipv4.route", "ip route get")
     fib = backend.fib()
@@ -496,6 +540,12 @@ def _get(ctx: Ctx, argv: list[str]) -> None:
     typ = getattr(rt, "type", 1)
     tname = RTN_NAMES.get(typ, str(typ)) if typ != 1 else ""
     table = getattr(rt, "table", None) or (255 if typ in (2, 3) else 254)
+    if table == 255 and not ctx.net.ipv4.has_custom_rules:
+        # Until the first rule, local routes live in the main trie (fib_unmerge splits
+        # them off later), so rt_fill_info reports table main: measured, no "table local".
+        table = 254
+    met = route_metrics(rt)
+    locked = (getattr(rt, "metrics", None) or {}).get("lock", ())
     dev = rt.dev.name if rt.dev is not None else ""
     saddr = fl4.saddr
     prefsrc = saddr.to_bytes(4, "big") if isinstance(saddr, int) and saddr else \
@@ -521,6 +571,8 @@ def _get(ctx: Ctx, argv: list[str]) -> None:
         d["flags"] = []
         d["uid"] = 0
         d["cache"] = cache
+        if met:
+            d["metrics"] = [dict(met)]
         ctx.stdout.write(dumps([d], ctx.pretty) + "\n")
         return
     s = (f"{tname} " if tname else "") + addr_to_str(dst.addr) + " "
@@ -531,7 +583,77 @@ def _get(ctx: Ctx, argv: list[str]) -> None:
         s += f"table {table_n2a(table)} "
     if prefsrc is not None:
         s += f"src {addr_to_str(prefsrc)} "
-    s += "uid 0 \n    cache " + (f"<{','.join(cache)}> " if cache else "") + "\n"
+    s += "uid 0 \n    cache " + (f"<{','.join(cache)}> " if cache else "")
+    s += "".join(f"{k} {'lock ' if k in locked else ''}{v} " for k, v in met) + "\n"
+    ctx.stdout.write(s)
+
+
+def _get6(ctx: Ctx, dst: Prefix, src: Prefix | None, oif: Any, mark: int) -> None:
+    """``ip -6 route get``: inet6_rtm_getroute → ip6_route_output, printed by
+    rt6_fill_node: ``[TYPE ]DST from SRC|:: [via GW ]dev DEV [table T ][proto P ]
+    [src PREFSRC ]metric M pref P``.
+
+    A dst with an error is the command's error (measured: no route and unreachable
+    ENETUNREACH, prohibit EACCES, blackhole EINVAL).  Local and anycast routes are shown
+    with ``dev lo``: their dst uses the loopback device (``ip6_rt_get_dev_rcu``).  The
+    source shown is the
+    route's prefsrc, else source address selection on the output device
+    (``ip6_route_get_saddr``), and is omitted when there is none.
+    """
+    backend.need_ipv6(ctx.net, "ip -6 route get")
+    r6 = backend.route6()
+    fl6 = r6.Flowi6(daddr=dst.addr, saddr=src.addr if src else bytes(16),
+                    oif=oif.ifindex if oif else 0, mark=mark)
+    rt = r6.ip6_route_output(ctx.net, fl6)
+    route, gw, dev = rt.route, rt.gateway, rt.dev
+    typ = route.type if route is not None else rt.type
+    if typ in (r6.RTN_LOCAL, r6.RTN_ANYCAST):
+        dev = ctx.net.get("lo")
+    prefsrc = route.prefsrc if route is not None else None
+    if prefsrc is None and dev is not None:
+        prefsrc = backend.addrconf().ipv6_dev_get_saddr(ctx.net, dev, dst.addr)
+    table = route.table if route is not None else 254
+    proto = route.protocol if route is not None else 3
+    metric = route.priority if route is not None else 0
+    pref = route.pref if route is not None else "medium"
+    tname = RTN_NAMES.get(typ, str(typ)) if typ != 1 else ""
+    frm = addr_to_str(src.addr) if src else "::"
+    if ctx.json:
+        d: dict[str, Any] = {}
+        if tname:
+            d["type"] = tname
+        d["dst"] = addr_to_str(dst.addr)
+        d["from"] = frm
+        if gw is not None:
+            d["gateway"] = addr_to_str(gw)
+        if dev is not None:
+            d["dev"] = dev.name
+        if table != 254:
+            d["table"] = table_n2a(table)
+        if proto != 3:
+            d["protocol"] = PROTO_NAMES.get(proto, proto)
+        if prefsrc is not None:
+            d["prefsrc"] = addr_to_str(prefsrc)
+        d["metric"] = metric
+        d["flags"] = []
+        if route is not None and route_metrics(route):
+            d["metrics"] = [dict(route_metrics(route))]
+        d["pref"] = pref
+        ctx.stdout.write(dumps([d], ctx.pretty) + "\n")
+        return
+    s = (f"{tname} " if tname else "") + f"{addr_to_str(dst.addr)} from {frm} "
+    if gw is not None:
+        s += f"via {addr_to_str(gw)} "
+    if dev is not None:
+        s += f"dev {dev.name} "
+    if table != 254:
+        s += f"table {table_n2a(table)} "
+    if proto != 3:
+        s += f"proto {PROTO_NAMES.get(proto, str(proto))} "
+    if prefsrc is not None:
+        s += f"src {addr_to_str(prefsrc)} "
+    s += f"metric {metric} " + (metrics_text(route) if route is not None else "")
+    s += f"pref {pref}\n"
     ctx.stdout.write(s)
 
 

@@ -418,6 +418,7 @@ def inet_add_addr(net: "Net", dev: "NetDevice", ifa: IfAddr, *, replace: bool = 
                 raise KernelError(errno.EEXIST, "ipv4: Address already assigned")
             if ifa1.metric != ifa.metric:
                 _modify_prefix_metric(net, ifa1, ifa.metric)
+                ifa1.metric = ifa.metric
             ifa1.proto = ifa.proto
             ifa1.valid_lft = ifa.valid_lft
             ifa1.preferred_lft = ifa.preferred_lft

@@ -490,15 +490,73 @@ def icmp_timestamp(net: "Net", pkt: "Packet") -> str | None:
 
 
 def icmp_redirect(net: "Net", pkt: "Packet") -> str | None:
-    """``icmp_redirect``: validate; the route exception it would create is the control
-    plane's (``ip_rt_redirect``), called if that module provides it."""
-    if pkt.tail - pkt.data < 8 + 20:
-        net.ipv4.mib["IcmpInErrors"] += 1
-        return "NOT_SPECIFIED"
+    """``icmp_redirect`` → ``icmp_socket_deliver``: the redirect is acted on only by the
+    error handler of the quoted datagram's protocol, never by ICMP itself.
+
+    * fewer than 20 quoted bytes: IcmpInErrors, drop PKT_TOO_SMALL; fewer than the quoted
+      header plus 8 bytes: IcmpInErrors, no action (``icmp_socket_deliver``);
+    * ICMP (``icmp_err``): a quoted echo *reply* (one the kernel itself sent) goes to
+      ``ipv4_redirect`` with no socket involved; any other quoted ICMP goes to
+      ``ping_err``, which acts (``ipv4_sk_redirect``) only when a ping socket owns the
+      quoted identifier and silently ignores it otherwise;
+    * UDP (``__udp4_lib_err``): only with a socket for the quoted ports; without one
+      IcmpInErrors is counted;
+    * TCP (``tcp_v4_err``): netstack has no TCP sockets, so it is always the no-socket
+      case: IcmpInErrors, no action;
+    * any other protocol has no error handler here: nothing happens.
+
+    The route exception itself is ``ip_rt_redirect`` (``__ip_do_redirect``), which keys
+    the flow on the quoted header (``ipv4_sk_redirect`` would take oif/mark/tos from the
+    socket; netstack's ping and UDP sockets set none of those on the flow).  Measured on
+    Linux 6.18 in tests/kernel/test_state_icmp_redirect.py.
+    """
+    mib = net.ipv4.mib
+    d = pkt.data
+    buf = pkt.buf
+    inner = d + 8
+    if pkt.tail - inner < 20:
+        mib["IcmpInErrors"] += 1
+        return "PKT_TOO_SMALL"
+    ihl = (buf[inner] & 0x0F) << 2
+    if pkt.tail - inner < ihl + 8:
+        mib["IcmpInErrors"] += 1
+        return None
+    proto = buf[inner + 9]
+    if not _redirect_owner_accepts(net, pkt, inner, ihl, proto):
+        return None
     handler = getattr(af_inet.route, "ip_rt_redirect", None)
     if handler is not None:
         handler(net, pkt)
     return None
+
+
+def _redirect_owner_accepts(net: "Net", pkt: "Packet", inner: int, ihl: int,
+                            proto: int) -> bool:
+    """Does the quoted protocol's ``err_handler`` pass the redirect on to the routing
+    code?  (See :func:`icmp_redirect`; counts IcmpInErrors where the handler does.)"""
+    buf = pkt.buf
+    l4 = inner + ihl
+    isaddr = bytes(buf[inner + 12:inner + 16])
+    idaddr = bytes(buf[inner + 16:inner + 20])
+    if proto == 1:
+        if buf[l4] == ICMP_ECHOREPLY:
+            return True
+        # ping_err → ping_lookup keys on the identifier field whatever the quoted type
+        from netstack.ipv4.ping import _lookup as ping_lookup
+        ident = (buf[l4 + 4] << 8) | buf[l4 + 5]
+        return ping_lookup(net, ident, isaddr, pkt.dev.ifindex) is not None
+    if proto == 17:
+        from netstack.ipv4.udp import _lookup as udp_lookup
+        sport = (buf[l4] << 8) | buf[l4 + 1]
+        dport = (buf[l4 + 2] << 8) | buf[l4 + 3]
+        if udp_lookup(net, idaddr, dport, isaddr, sport, pkt.dev.ifindex) is None:
+            net.ipv4.mib["IcmpInErrors"] += 1
+            return False
+        return True
+    if proto == 6:
+        net.ipv4.mib["IcmpInErrors"] += 1
+        return False
+    return False
 
 
 #: ``icmp_err_convert`` errno for DEST_UNREACH codes 0..15 (errno values of Linux).

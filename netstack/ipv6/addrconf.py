@@ -7,7 +7,7 @@ What is reproduced (measured against Linux 6.18 with ``ip -6 -j route show table
   assigned.", EACCES when IPv6 is disabled on the device, addresses kept newest-first
   within a scope and higher scopes first (``ipv6_link_dev_addr``); every address starts
   TENTATIVE; the prefix route (``addrconf_prefix_route``: table main, proto kernel, metric
-  256 unless given, not for /128 or ``noprefixroute``) appears while the link is ready; the
+  256 unless given, /128 included, not for ``noprefixroute``) appears while the link is ready; the
   local route (table local, type local, the address's device, metric 0) appears when DAD
   completes (``addrconf_dad_completed`` → ``__ipv6_ifa_notify``).
 * DAD (``addrconf_dad_begin``/``addrconf_dad_work``): skipped for NOARP/loopback devices,
@@ -168,9 +168,15 @@ def inet6_addrs(dev: "NetDevice") -> list[Inet6IfAddr]:
 
 # ------------------------------------------------------------------- routes
 def _prefix_route(net: "Net", ifa: Inet6IfAddr, add: bool) -> None:
-    """``addrconf_prefix_route`` / ``cleanup_prefix_route``."""
+    """``addrconf_prefix_route`` / ``cleanup_prefix_route``.
+
+    Every user address gets one, /128 included (measured on 6.18: ``2001:db8:9::1 dev d0
+    proto kernel metric 256``), except with ``noprefixroute``.  The loopback's ::1 is made
+    by ``init_loopback`` → ``add_addr``, which never adds a prefix route."""
     plen = ifa.prefixlen
-    if plen >= 128 or ifa.flags & IFA_F_NOPREFIXROUTE:
+    if ifa.flags & IFA_F_NOPREFIXROUTE:
+        return
+    if ifa.local == LOOPBACK and ifa.dev is not None and ifa.dev.flags & IFF_LOOPBACK:
         return
     base = ifa.address if ifa.address is not None else ifa.local
     pfx = prefix_mask(base, plen)
@@ -267,6 +273,47 @@ def inet6_add_addr(net: "Net", dev: "NetDevice", ifa: Inet6IfAddr) -> Inet6IfAdd
     if idev.ready:
         _prefix_route(net, ifa, True)
     addrconf_dad_start(net, ifa)
+    return ifa
+
+
+#: Flags ``inet6_addr_modify`` takes from the request (``ip -6 addr replace/change``).
+_MODIFY_FLAGS = IFA_F_NODAD | IFA_F_HOMEADDRESS | IFA_F_MANAGETEMPADDR | IFA_F_NOPREFIXROUTE
+
+
+def inet6_addr_modify(net: "Net", dev: "NetDevice", req: Inet6IfAddr, *,
+                      create: bool = True) -> Inet6IfAddr:
+    """``inet6_rtm_newaddr`` with NLM_F_REPLACE: an address already on the device (looked
+    up by address alone, ``ipv6_get_ifaddr``) gets the request's lifetimes, modifiable
+    flags and metric if one is given (``inet6_addr_modify``); its prefix route follows —
+    re-added with the new metric, removed when ``noprefixroute`` is set, added when it is
+    cleared.
+    Otherwise the address is added — also for ``ip addr change``, since the kernel does
+    not look at NLM_F_CREATE here (measured); ``create=False`` gives ENOENT instead."""
+    ifa = ipv6_get_ifaddr(net, req.local, dev)
+    if ifa is None:
+        if not create:
+            raise KernelError(errno.ENOENT)
+        return inet6_add_addr(net, dev, req)
+    if req.valid_lft == 0 or req.preferred_lft > req.valid_lft:
+        raise KernelError(errno.EINVAL)
+    idev = dev.ip6_ptr
+    ready = idev is not None and idev.ready
+    had_route = ready and not ifa.flags & IFA_F_NOPREFIXROUTE
+    if had_route:
+        _prefix_route(net, ifa, False)
+    ifa.flags = (ifa.flags & ~_MODIFY_FLAGS) | (req.flags & _MODIFY_FLAGS)
+    ifa.valid_lft, ifa.preferred_lft = req.valid_lft, req.preferred_lft
+    if ifa.valid_lft == INFINITY_LIFE_TIME:
+        ifa.flags |= IFA_F_PERMANENT
+    else:
+        ifa.flags &= ~IFA_F_PERMANENT
+    if req.metric:
+        # measured: `ip -6 addr change` without "metric" keeps the old one (IFA_RT_PRIORITY
+        # absent), unlike IPv4, where the missing attribute resets it to 0
+        ifa.metric = req.metric
+    if ready:
+        _prefix_route(net, ifa, True)
+    r6._invalidate(net)
     return ifa
 
 

@@ -300,13 +300,16 @@ def _set_upper_bounds(route: Fib6Route) -> None:
 
 
 def fib6_route_add(net: "Net", route: Fib6Route, replace: bool = False, append: bool = False,
-                   excl: bool = False) -> None:
+                   excl: bool = False, create: bool = True) -> None:
     """``ip6_route_add`` → ``fib6_add_rt2node`` with the netlink flags' semantics.
 
     ``excl`` (``ip route add``): EEXIST if a route with the same metric exists.  ``append``
     / neither (``prepend``): a gateway route joins an ECMP-qualifying route of the same
     metric as more nexthops; an identical nexthop is EEXIST.  ``replace``: the first route
-    with the same metric (and the same ECMP qualification) is replaced, else added.
+    with the same metric and the same ECMP qualification is replaced, failing that the first
+    route with the same metric (``fallback_ins``), else the route is added — unless
+    ``create`` is false (``ip -6 route change``: NLM_F_REPLACE without NLM_F_CREATE), which
+    is ENOENT "Can not replace route - no match found" (fib6_add_rt2node).
     """
     _validate(net, route)
     table = get_table(net, route.table, create=True)
@@ -315,11 +318,21 @@ def fib6_route_add(net: "Net", route: Fib6Route, replace: bool = False, append: 
     can_ecmp = route.qualifies_for_ecmp()
     same = [r for r in lst if r.priority == route.priority]
     if replace:
+        fallback = None
         for i, r in enumerate(lst):
-            if r.priority == route.priority and r.qualifies_for_ecmp() == can_ecmp:
-                lst[i] = route
-                _invalidate(net)
-                return
+            if r.priority == route.priority:
+                if r.qualifies_for_ecmp() == can_ecmp:
+                    fallback = i
+                    break
+                if fallback is None:
+                    fallback = i   # fallback_ins: the first route of the same metric
+        if fallback is not None:
+            lst[fallback] = route
+            _invalidate(net)
+            return
+        if not create:
+            table.prune(route.dst, route.dst_len)
+            raise KernelError(errno.ENOENT, "Can not replace route - no match found")
         excl = False
     elif same:
         if excl:
@@ -386,11 +399,13 @@ def fib6_route_del(net: "Net", match: Fib6Route, match_gw: bool = False,
 
 
 def fib6_dump(net: "Net", table: int | None = None) -> list[Fib6Route]:
-    """Routes in netlink dump order: main table first, then local, then the others by id
-    (as measured with ``ip -6 route show table all``), each in tree post-order."""
+    """Routes in netlink dump order (``inet6_dump_fib``): the FIB6_TABLE_HASHSZ=256 buckets
+    in order (``id & 255``), newest table first within a bucket (``hlist_add_head_rcu`` in
+    ``fib6_link_table``), each table in tree post-order.  Measured: tables 256, 2, 300, 77,
+    1000, 510, main, local print in that order."""
     tables = net.ipv6.fib_tables
-    order = [t for t in (RT_TABLE_MAIN, RT_TABLE_LOCAL) if t in tables]
-    order += sorted(t for t in tables if t not in (RT_TABLE_MAIN, RT_TABLE_LOCAL))
+    pos = {tb: i for i, tb in enumerate(tables)}   # dict order = creation order
+    order = sorted(tables, key=lambda tb: (tb & 0xFF, -pos[tb]))
     out: list[Fib6Route] = []
     for tb in order:
         if table is not None and tb != table:
