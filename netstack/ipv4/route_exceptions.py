@@ -214,7 +214,9 @@ def ip_rt_redirect(net: "Net", pkt: "Packet") -> None:
     if not _orconf(net, dev, "shared_media"):
         if not inet_addr_onlink(idev, new_gw, old_gw):
             return
-        if _orconf(net, dev, "secure_redirects") and _is_default_gw(net, new_gw, dev):
+        # ip_fib_check_default() returns 0 when new_gw is a live gateway via dev and -1
+        # otherwise: secure_redirects only accepts gateways we already route through.
+        if _orconf(net, dev, "secure_redirects") and not _is_known_gw(net, new_gw, dev):
             return
     elif F.inet_addr_type(net, new_gw) != RTN_UNICAST:
         return
@@ -243,15 +245,17 @@ def ip_rt_redirect(net: "Net", pkt: "Packet") -> None:
                               net.world.clock.now + timeout * NSEC)
 
 
-def _is_default_gw(net: "Net", gw: int, dev: "NetDevice") -> bool:
-    """``ip_fib_check_default``: is ``gw`` the gateway of a default route via ``dev``?"""
-    main = F.fib_get_table(net, F.RT_TABLE_MAIN)
-    if main is None:
-        return False
-    for r in main.plens[0].get(0, []):
-        for nh in r.nexthops:
-            if nh.dev is dev and nh.gw_int == gw:
-                return True
+def _is_known_gw(net: "Net", gw: int, dev: "NetDevice") -> bool:
+    """``ip_fib_check_default``: is ``gw`` the live (not RTNH_F_DEAD) gateway of some route's
+    nexthop on ``dev``?  The kernel walks its fib_info device hash, i.e. every table."""
+    from netstack.ipv4.fib_semantics import RTNH_F_DEAD
+    for tb in net.ipv4.fib_tables.values():
+        for d in tb.plens:
+            for routes in d.values():
+                for r in routes:
+                    for nh in r.nexthops:
+                        if nh.dev is dev and nh.gw_int == gw and not nh.flags & RTNH_F_DEAD:
+                            return True
     return False
 
 

@@ -138,3 +138,42 @@ def test_redirect_truncated_quote_is_an_in_error_and_a_drop() -> None:
     st.inject(O, OUT0, [frame])
     assert mib["IcmpInErrors"] - before == 1
     assert st.drops(H)["PKT_TOO_SMALL"] == 1
+
+
+# --- shared_media=0 with secure_redirects=1: only gateways already in use are accepted ---
+#
+# __ip_do_redirect: `if (IN_DEV_SEC_REDIRECTS(in_dev) && ip_fib_check_default(new_gw, dev))
+# goto reject_redirect;` — ip_fib_check_default() returns 0 (accept) only when new_gw is the
+# live gateway of some route's nexthop on dev.
+
+NOT_SHARED = "ip netns exec h sysctl -q -w net.ipv4.conf.all.shared_media=0 net.ipv4.conf.eth0.shared_media=0\n"
+KNOWN_GW = "ip -n h route add 198.51.100.0/24 via 10.0.7.253\n"
+
+
+def _secure_case(name: str, extra: str) -> Case:
+    return Case(
+        name=name,
+        script=script("redirect_host") + NOT_SHARED + extra,
+        sends=(Send(O, OUT0, redirect_frame(*QUOTED["echo_reply"])),),
+        captures=((O, OUT0),),
+        queries=(f"ip -n {H} -j route get {QUOTED['echo_reply'][0]}",),
+    )
+
+
+SECURE_UNKNOWN = _secure_case("redirect_secure_unknown_gw", "")
+SECURE_KNOWN = _secure_case("redirect_secure_known_gw", KNOWN_GW)
+
+
+def _gw_of(res) -> str:
+    (route,) = json.loads(res.queries[f"ip -n {H} -j route get {QUOTED['echo_reply'][0]}"])
+    return route["gateway"]
+
+
+def test_secure_redirects_kernel(kernel: Kernel) -> None:
+    assert _gw_of(kernel.run(SECURE_UNKNOWN)) == OLD_GW
+    assert _gw_of(kernel.run(SECURE_KNOWN)) == NEW_GW
+
+
+def test_secure_redirects_netstack_matches(kernel: Kernel) -> None:
+    assert _gw_of(kernel.compare_netstack(SECURE_UNKNOWN)) == OLD_GW
+    assert _gw_of(kernel.compare_netstack(SECURE_KNOWN)) == NEW_GW
