@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from netstack.cli.ipcommon import addr_to_str
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    IFA_F_PERMANENT,
+)
 
 INFINITY = 0xFFFFFFFF
-IFA_F_PERMANENT = 0x80
 #: print_ifa_flags order (ip/ipaddress.c ifa_flag_names), IPv4 name of 0x01 is secondary.
 _IFA_FLAGS = ((0x01, "secondary", "temporary"), (0x02, "nodad", "nodad"),
               (0x04, "optimistic", "optimistic"), (0x08, "dadfailed", "dadfailed"),

@@ -26,8 +26,10 @@ from netstack.cli.ipcommon import (
 )
 from netstack.cli.jsonout import dumps
 from netstack.errors import KernelError, NotSupported
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RTNH_F_ONLINK,
+)
 
-RTNH_F_ONLINK = 4
 _METRIC_KEYWORDS = ("mtu", "advmss", "hoplimit", "window", "rtt", "rttvar", "reordering",
                     "cwnd", "initcwnd", "initrwnd", "ssthresh", "rto_min", "features",
                     "quickack", "congctl", "fastopen_no_cookie")

@@ -38,6 +38,15 @@ from netstack.core.netdevice import (ARPHRD_ETHER, ARPHRD_LOOPBACK, IFF_LOOPBACK
                                      IFF_POINTOPOINT)
 from netstack.errors import KernelError, NotSupported
 from netstack.packet.skb import PACKET_HOST, PACKET_LOOPBACK, PACKET_OTHERHOST
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RTN_BROADCAST,
+    RTN_LOCAL,
+    RTN_MULTICAST,
+    RTN_UNICAST,
+    RT_SCOPE_HOST,
+    RT_SCOPE_LINK,
+    RT_SCOPE_UNIVERSE,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -107,14 +116,6 @@ ARPOP_REPLY = 2
 ARPHRD_IEEE802 = 6
 ARP_HDR_FIXED = 8
 
-# include/uapi/linux/rtnetlink.h
-RTN_UNICAST = 1
-RTN_LOCAL = 2
-RTN_BROADCAST = 3
-RTN_MULTICAST = 5
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_LINK = 253
-RT_SCOPE_HOST = 254
 
 ZERO4 = b"\0\0\0\0"
 

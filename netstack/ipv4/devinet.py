@@ -29,25 +29,26 @@ from netstack.ipv4.fib_semantics import (
     RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_BROADCAST, RTN_LOCAL, RTN_UNICAST,
     RTNH_F_DEAD, RTNH_F_LINKDOWN, fib_sync_down_dev, fib_sync_up, int_to_ip, ip_to_int,
 )
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    IFA_F_DADFAILED,
+    IFA_F_DEPRECATED,
+    IFA_F_HOMEADDRESS,
+    IFA_F_MANAGETEMPADDR,
+    IFA_F_MCAUTOJOIN,
+    IFA_F_NODAD,
+    IFA_F_NOPREFIXROUTE,
+    IFA_F_OPTIMISTIC,
+    IFA_F_PERMANENT,
+    IFA_F_SECONDARY,
+    IFA_F_STABLE_PRIVACY,
+    IFA_F_TEMPORARY,
+    IFA_F_TENTATIVE,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
     from netstack.core.netdevice import NetDevice
 
-# include/uapi/linux/if_addr.h
-IFA_F_SECONDARY = 0x01
-IFA_F_TEMPORARY = IFA_F_SECONDARY
-IFA_F_NODAD = 0x02
-IFA_F_OPTIMISTIC = 0x04
-IFA_F_DADFAILED = 0x08
-IFA_F_HOMEADDRESS = 0x10
-IFA_F_DEPRECATED = 0x20
-IFA_F_TENTATIVE = 0x40
-IFA_F_PERMANENT = 0x80
-IFA_F_MANAGETEMPADDR = 0x100
-IFA_F_NOPREFIXROUTE = 0x200
-IFA_F_MCAUTOJOIN = 0x400
-IFA_F_STABLE_PRIVACY = 0x800
 
 INFINITY_LIFE_TIME = 0xFFFFFFFF
 INADDR_LOOPBACK = 0x7F000001

@@ -14,23 +14,46 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RTNH_F_DEAD,
+    RTNH_F_LINKDOWN,
+    RTNH_F_OFFLOAD,
+    RTNH_F_ONLINK,
+    RTNH_F_PERVASIVE,
+    RTNH_F_TRAP,
+    RTNH_F_UNRESOLVED,
+    RTN_ANYCAST,
+    RTN_BLACKHOLE,
+    RTN_BROADCAST,
+    RTN_LOCAL,
+    RTN_MULTICAST,
+    RTN_NAT,
+    RTN_PROHIBIT,
+    RTN_THROW,
+    RTN_UNICAST,
+    RTN_UNREACHABLE,
+    RTN_UNSPEC,
+    RTN_XRESOLVE,
+    RTPROT_BOOT,
+    RTPROT_KERNEL,
+    RTPROT_REDIRECT,
+    RTPROT_STATIC,
+    RTPROT_UNSPEC,
+    RT_SCOPE_HOST,
+    RT_SCOPE_LINK,
+    RT_SCOPE_NOWHERE,
+    RT_SCOPE_SITE,
+    RT_SCOPE_UNIVERSE,
+    RT_TABLE_DEFAULT,
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    RT_TABLE_UNSPEC,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.netdevice import NetDevice
 
 # include/uapi/linux/rtnetlink.h: route types
-RTN_UNSPEC = 0
-RTN_UNICAST = 1
-RTN_LOCAL = 2
-RTN_BROADCAST = 3
-RTN_ANYCAST = 4
-RTN_MULTICAST = 5
-RTN_BLACKHOLE = 6
-RTN_UNREACHABLE = 7
-RTN_PROHIBIT = 8
-RTN_THROW = 9
-RTN_NAT = 10
-RTN_XRESOLVE = 11
 RTN_MAX = 11
 
 RTN_NAMES = {
@@ -41,34 +64,13 @@ RTN_NAMES = {
 }
 
 # enum rt_scope_t
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_SITE = 200
-RT_SCOPE_LINK = 253
-RT_SCOPE_HOST = 254
-RT_SCOPE_NOWHERE = 255
 
 # rtm_protocol
-RTPROT_UNSPEC = 0
-RTPROT_REDIRECT = 1
-RTPROT_KERNEL = 2
-RTPROT_BOOT = 3
-RTPROT_STATIC = 4
 
 # enum rt_class_t
-RT_TABLE_UNSPEC = 0
-RT_TABLE_DEFAULT = 253
-RT_TABLE_MAIN = 254
-RT_TABLE_LOCAL = 255
 TABLE_NAMES = {RT_TABLE_DEFAULT: "default", RT_TABLE_MAIN: "main", RT_TABLE_LOCAL: "local"}
 
 # rtnh_flags
-RTNH_F_DEAD = 1
-RTNH_F_PERVASIVE = 2
-RTNH_F_ONLINK = 4
-RTNH_F_OFFLOAD = 8
-RTNH_F_LINKDOWN = 16
-RTNH_F_UNRESOLVED = 32
-RTNH_F_TRAP = 64
 #: Flags ignored when comparing nexthops (RTNH_COMPARE_MASK).
 RTNH_COMPARE_MASK = RTNH_F_DEAD | RTNH_F_LINKDOWN | RTNH_F_OFFLOAD | RTNH_F_TRAP
 

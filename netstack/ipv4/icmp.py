@@ -35,6 +35,12 @@ from netstack.ipv4.ip_output import IP_PMTUDISC_DONT, EmsgSize, dst_mtu, ip_loca
 from netstack.packet.checksum import csum_fold, csum_partial
 from netstack.packet.skb import (CHECKSUM_COMPLETE, CHECKSUM_NONE, CHECKSUM_PARTIAL,
                                  CHECKSUM_UNNECESSARY, PACKET_HOST)
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RTN_BROADCAST,
+    RTN_MULTICAST,
+    RT_SCOPE_LINK,
+    RT_SCOPE_UNIVERSE,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -78,11 +84,7 @@ HZ = 1000
 RTCF_BROADCAST = 0x10000000
 RTCF_MULTICAST = 0x20000000
 RTCF_LOCAL = 0x80000000
-RTN_BROADCAST = 3
-RTN_MULTICAST = 5
 IFF_LOOPBACK = 0x8
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_LINK = 253
 
 
 # ------------------------------------------------------------------ rate limiting

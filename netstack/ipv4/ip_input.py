@@ -24,24 +24,25 @@ from netstack.ipv4 import af_inet
 from netstack.ipv4.mib import ECN_COUNTERS
 from netstack.packet.skb import (CHECKSUM_COMPLETE, PACKET_BROADCAST, PACKET_HOST,
                                  PACKET_MULTICAST, PACKET_OTHERHOST)
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RTN_ANYCAST,
+    RTN_BLACKHOLE,
+    RTN_BROADCAST,
+    RTN_LOCAL,
+    RTN_MULTICAST,
+    RTN_NAT,
+    RTN_PROHIBIT,
+    RTN_THROW,
+    RTN_UNICAST,
+    RTN_UNREACHABLE,
+    RTN_UNSPEC,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
     from netstack.core.netdevice import NetDevice
     from netstack.packet.skb import Packet
 
-# Route types (include/uapi/linux/rtnetlink.h).
-RTN_UNSPEC = 0
-RTN_UNICAST = 1
-RTN_LOCAL = 2
-RTN_BROADCAST = 3
-RTN_ANYCAST = 4
-RTN_MULTICAST = 5
-RTN_BLACKHOLE = 6
-RTN_UNREACHABLE = 7
-RTN_PROHIBIT = 8
-RTN_THROW = 9
-RTN_NAT = 10
 
 # rt_flags (include/uapi/linux/in_route.h).
 RTCF_DOREDIRECT = 0x01000000

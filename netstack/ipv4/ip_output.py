@@ -26,6 +26,10 @@ from typing import TYPE_CHECKING, Any
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.ipv4 import af_inet
 from netstack.packet.checksum import ip_fast_csum
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RTN_BROADCAST,
+    RTN_MULTICAST,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -35,8 +39,6 @@ ETH_P_IP = 0x0800
 IP_DF = 0x4000
 IP_MF = 0x2000
 IP_MAX_MTU = 0xFFFF
-RTN_BROADCAST = 3
-RTN_MULTICAST = 5
 
 # Socket PMTU discovery modes (include/uapi/linux/in.h IP_PMTUDISC_*).
 IP_PMTUDISC_DONT = 0

@@ -37,6 +37,11 @@ from netstack.ipv4.ip_output import (IP_PMTUDISC_DO, IP_PMTUDISC_PROBE, EmsgSize
 from netstack.packet.checksum import csum_fold, csum_partial, pseudo_sum_v4
 from netstack.packet.skb import (CHECKSUM_COMPLETE, CHECKSUM_NONE, CHECKSUM_PARTIAL,
                                  CHECKSUM_UNNECESSARY)
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RTN_BROADCAST,
+    RTN_LOCAL,
+    RTN_MULTICAST,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -46,9 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
 IPPROTO_UDP = 17
 RTCF_BROADCAST = 0x10000000
 RTCF_MULTICAST = 0x20000000
-RTN_LOCAL = 2
-RTN_BROADCAST = 3
-RTN_MULTICAST = 5
 ANY = b"\0\0\0\0"
 RMEM_DEFAULT = 212992
 TRUESIZE_OVERHEAD = 576

@@ -9,6 +9,12 @@ are always 16-byte ``bytes``.
 from __future__ import annotations
 
 import ipaddress
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RT_SCOPE_HOST,
+    RT_SCOPE_LINK,
+    RT_SCOPE_SITE,
+    RT_SCOPE_UNIVERSE,
+)
 
 # include/net/ipv6.h IPV6_ADDR_* type bits
 IPV6_ADDR_ANY = 0x0000
@@ -26,11 +32,6 @@ IPV6_ADDR_SCOPE_LINKLOCAL = 0x02
 IPV6_ADDR_SCOPE_SITELOCAL = 0x05
 IPV6_ADDR_SCOPE_GLOBAL = 0x0E
 
-# rtnetlink scopes (include/uapi/linux/rtnetlink.h) as ``ip addr`` reports them.
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_SITE = 200
-RT_SCOPE_LINK = 253
-RT_SCOPE_HOST = 254
 
 ANY = bytes(16)
 LOOPBACK = bytes(15) + b"\x01"

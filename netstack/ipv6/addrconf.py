@@ -36,6 +36,20 @@ from netstack.ipv6.addr import (ALL_NODES, ALL_ROUTERS, LOOPBACK,
                                 addr_src_scope, common_prefix_len, is_linklocal, is_multicast,
                                 link_local_from_mac, prefix_equal, prefix_mask, rt_scope,
                                 solicited_node)
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    IFA_F_DADFAILED,
+    IFA_F_DEPRECATED,
+    IFA_F_HOMEADDRESS,
+    IFA_F_MANAGETEMPADDR,
+    IFA_F_MCAUTOJOIN,
+    IFA_F_NODAD,
+    IFA_F_NOPREFIXROUTE,
+    IFA_F_OPTIMISTIC,
+    IFA_F_PERMANENT,
+    IFA_F_SECONDARY,
+    IFA_F_TEMPORARY,
+    IFA_F_TENTATIVE,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.clock import Timer
@@ -43,18 +57,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.netdevice import NetDevice
 
 # include/uapi/linux/if_addr.h
-IFA_F_SECONDARY = 0x01
-IFA_F_TEMPORARY = IFA_F_SECONDARY
-IFA_F_NODAD = 0x02
-IFA_F_OPTIMISTIC = 0x04
-IFA_F_DADFAILED = 0x08
-IFA_F_HOMEADDRESS = 0x10
-IFA_F_DEPRECATED = 0x20
-IFA_F_TENTATIVE = 0x40
-IFA_F_PERMANENT = 0x80
-IFA_F_MANAGETEMPADDR = 0x100
-IFA_F_NOPREFIXROUTE = 0x200
-IFA_F_MCAUTOJOIN = 0x400
 INFINITY_LIFE_TIME = 0xFFFFFFFF
 IPV6_MIN_MTU = 1280
 

@@ -20,12 +20,13 @@ from netstack.core.fib_rules import (FR_ACT_BLACKHOLE, FR_ACT_PROHIBIT, FR_ACT_T
                                      FR_ACT_UNREACHABLE, FibRule, FibRulesOps)
 from netstack.errors import KernelError
 from netstack.ipv6.addr import ANY, prefix_equal, prefix_mask
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
-
-RT_TABLE_MAIN = 254
-RT_TABLE_LOCAL = 255
 
 
 def fib6_rule_match(rule: FibRule, fl: Any) -> bool:

@@ -22,39 +22,40 @@ from typing import TYPE_CHECKING, Any, Iterable
 from netstack.errors import KernelError, NotSupported
 from netstack.ipv6.addr import ANY, is_linklocal, is_multicast, prefix_mask
 from netstack.packet.siphash import siphash
+from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
+    RTNH_F_DEAD,
+    RTNH_F_LINKDOWN,
+    RTNH_F_ONLINK,
+    RTN_ANYCAST,
+    RTN_BLACKHOLE,
+    RTN_BROADCAST,
+    RTN_LOCAL,
+    RTN_MULTICAST,
+    RTN_NAT,
+    RTN_PROHIBIT,
+    RTN_THROW,
+    RTN_UNICAST,
+    RTN_UNREACHABLE,
+    RTN_UNSPEC,
+    RTPROT_BOOT,
+    RTPROT_KERNEL,
+    RTPROT_RA,
+    RTPROT_REDIRECT,
+    RTPROT_STATIC,
+    RTPROT_UNSPEC,
+    RT_SCOPE_HOST,
+    RT_SCOPE_LINK,
+    RT_SCOPE_UNIVERSE,
+    RT_TABLE_DEFAULT,
+    RT_TABLE_LOCAL,
+    RT_TABLE_MAIN,
+    RT_TABLE_UNSPEC,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
     from netstack.core.netdevice import NetDevice
 
-# include/uapi/linux/rtnetlink.h
-RTN_UNSPEC = 0
-RTN_UNICAST = 1
-RTN_LOCAL = 2
-RTN_BROADCAST = 3
-RTN_ANYCAST = 4
-RTN_MULTICAST = 5
-RTN_BLACKHOLE = 6
-RTN_UNREACHABLE = 7
-RTN_PROHIBIT = 8
-RTN_THROW = 9
-RTN_NAT = 10
-RT_TABLE_UNSPEC = 0
-RT_TABLE_DEFAULT = 253
-RT_TABLE_MAIN = 254
-RT_TABLE_LOCAL = 255
-RTPROT_UNSPEC = 0
-RTPROT_REDIRECT = 1
-RTPROT_KERNEL = 2
-RTPROT_BOOT = 3
-RTPROT_STATIC = 4
-RTPROT_RA = 9
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_LINK = 253
-RT_SCOPE_HOST = 254
-RTNH_F_DEAD = 1
-RTNH_F_ONLINK = 4
-RTNH_F_LINKDOWN = 16
 
 # include/uapi/linux/ipv6_route.h metrics priorities
 IP6_RT_PRIO_USER = 1024
