@@ -243,6 +243,9 @@ def dispatch(ctx: Ctx, argv: list[str]) -> int:
     if tool == "ip":
         from netstack.cli.ip import do_ip
         return do_ip(ctx, argv[1:], dispatch)
+    if tool == "tc":
+        from netstack.cli.tc_cmd import do_tc
+        return do_tc(ctx, argv[1:])
     if tool == "sysctl":
         from netstack.cli.sysctl_cmd import do_sysctl
         return do_sysctl(ctx, argv[1:])
@@ -252,6 +255,16 @@ def dispatch(ctx: Ctx, argv: list[str]) -> int:
     if tool == "echo":
         from netstack.cli.echo_cmd import do_echo
         return do_echo(ctx, argv[1:])
+    if tool.startswith(("iptables", "ip6tables")):
+        from netstack.cli.iptables_cmd import TOOLS, dispatch_xtables
+        if tool in TOOLS:
+            return dispatch_xtables(ctx, argv)
+    if tool == "conntrack":
+        from netstack.cli.conntrack_cmd import do_conntrack
+        return do_conntrack(ctx, argv[1:])
+    if tool == "nft":
+        from netstack.netfilter.nft.cli import do_nft
+        return do_nft(ctx, argv[1:])
     if tool == "sleep":
         return _sleep(ctx, argv)
     if tool in ("true", ":"):

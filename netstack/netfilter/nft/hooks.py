@@ -1,0 +1,205 @@
+"""Running chains: ``nft_do_chain`` (net/netfilter/nf_tables_core.c), the packet info
+set-up of net/netfilter/nf_tables_ipv4.c / nf_tables_ipv6.c, and registration of base
+chains with the hook infrastructure (net/netfilter/nf_tables_api.c
+``nf_tables_register_hook``) through NF2's :mod:`netstack.netfilter.core`.
+
+Semantics reproduced from nft_do_chain: rules run in order; an expression that sets
+``NFT_BREAK`` ends the rule without a verdict; ``continue`` goes on with the next rule;
+``jump`` pushes a return point (at most NFT_JUMP_STACK_SIZE deep, beyond that the packet
+is dropped as the kernel's ``WARN_ON_ONCE`` path does), ``goto`` does not; ``return`` or
+falling off the end of a chain pops, and falling off (or returning from) the base chain
+yields the base chain's policy.  ``accept``/``drop`` end the whole traversal of *this*
+base chain only: the hook infrastructure then runs the next base chain."""
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from netstack.netfilter.nft import vm as V
+from netstack.netfilter.nft.ruleset import Chain, NftState
+
+NFPROTO = {"ip": 2, "ip6": 10, "inet": 1, "arp": 3, "netdev": 5, "bridge": 7}
+HOOKNUM = {"prerouting": 0, "input": 1, "forward": 2, "output": 3, "postrouting": 4,
+           "ingress": 5}
+NETDEV_HOOKNUM = {"ingress": 0, "egress": 1}
+_IPV6_EXT = (0, 43, 60, 51)          # hop-by-hop, routing, destination options, AH
+
+
+def pktinfo(pkt: Any, state: Any, net: Any) -> V.PktInfo:
+    """nft_set_pktinfo_ipv4_validate / nft_set_pktinfo_ipv6_validate: find the transport
+    header; a header that does not validate leaves l4proto unset (``unspec``)."""
+    info = V.PktInfo(pkt, state, net)
+    clock = getattr(getattr(net, "world", None), "clock", None)
+    info.now_ns = clock.now if clock is not None else 0
+    nh = pkt.network_header
+    pf = getattr(state, "pf", 0)
+    if pf not in (2, 10):
+        pf = {0x0800: 2, 0x86DD: 10}.get(pkt.protocol, 0)
+    buf = pkt.buf
+    if nh < 0:
+        return info
+    if pf == 2:
+        if nh + 20 > pkt.tail:
+            return info
+        ver_ihl = buf[nh]
+        ihl = (ver_ihl & 0x0F) * 4
+        tot = struct.unpack_from(">H", buf, nh + 2)[0]
+        if ver_ihl >> 4 != 4 or ihl < 20 or tot < ihl or nh + tot > pkt.tail:
+            return info
+        info.tprot = buf[nh + 9]
+        info.tprot_set = True
+        info.thoff = nh + ihl
+        info.fragoff = (struct.unpack_from(">H", buf, nh + 6)[0] & 0x1FFF) * 8
+        return info
+    if pf == 10:
+        if nh + 40 > pkt.tail or buf[nh] >> 4 != 6:
+            return info
+        nexthdr = buf[nh + 6]
+        off = nh + 40
+        while nexthdr in _IPV6_EXT or nexthdr == 44:
+            if off + 8 > pkt.tail:
+                return info
+            if nexthdr == 44:
+                info.fragoff = struct.unpack_from(">H", buf, off + 2)[0] & 0xFFF8
+                nexthdr = buf[off]
+                off += 8
+                continue
+            hlen = (buf[off + 1] + 2) * 4 if nexthdr == 51 else (buf[off + 1] + 1) * 8
+            nexthdr = buf[off]
+            off += hlen
+        info.tprot = nexthdr
+        info.tprot_set = True
+        info.thoff = off
+    return info
+
+
+def nft_do_chain(chain: Chain, pkt: Any, state: Any) -> int:
+    """Run base chain ``chain`` on ``pkt``; returns NF_ACCEPT / NF_DROP (or NF_QUEUE)."""
+    net = getattr(state, "net", None)
+    info = pktinfo(pkt, state, net)
+    regs = V.Regs()
+    stack: list[tuple[Chain, int]] = []
+    cur, ri = chain, 0
+    while True:
+        rules = cur.rules
+        popped = False
+        while ri < len(rules):
+            rule = rules[ri]
+            ri += 1
+            regs.code = V.NFT_CONTINUE
+            for e in rule.exprs:
+                e.eval(regs, info)
+                if regs.code != V.NFT_CONTINUE:
+                    break
+            code = regs.code
+            if code in (V.NFT_CONTINUE, V.NFT_BREAK):
+                continue
+            if code >= 0:                      # accept, drop, stolen, queue
+                return code
+            if code == V.NFT_JUMP:
+                if len(stack) >= V.NFT_JUMP_STACK_SIZE:
+                    return V.NF_DROP
+                stack.append((cur, ri))
+                cur, ri = regs.chain, 0
+                break
+            if code == V.NFT_GOTO:
+                cur, ri = regs.chain, 0
+                break
+            if code == V.NFT_RETURN:
+                popped = True
+                break
+        else:
+            popped = True
+        if popped:
+            if stack:
+                cur, ri = stack.pop()
+                continue
+            return V.NF_ACCEPT if chain.policy == "accept" else V.NF_DROP
+
+
+def _hookfn(priv: Chain, pkt: Any, state: Any) -> int:
+    return nft_do_chain(priv, pkt, state)
+
+
+def sync_hooks(net: Any, st: NftState) -> None:
+    """After a commit: unregister the previous base chains, register the current ones
+    (NF2's ``nf_register_net_hook`` keeps each hook list in priority order)."""
+    try:
+        from netstack.netfilter import core
+    except ImportError:                      # pragma: no cover - NF2's module is in tree
+        return
+    for ops in st.hooks:
+        if isinstance(ops, tuple):
+            from netstack.netfilter import nat
+            nat.nf_nat_unregister_fn(net, ops[1])
+        else:
+            core.nf_unregister_net_hook(net, ops)
+    st.hooks = []
+    for t in st.tables:
+        if "dormant" in t.flags:
+            continue
+        for c in t.chains.values():
+            if not c.is_base:
+                continue
+            pf = NFPROTO[t.family]
+            dev = None
+            if t.family == "netdev" or c.hook == "ingress":
+                dev = net.devices.get(c.device or "")
+                if dev is None:
+                    continue
+                hooknum = NETDEV_HOOKNUM.get(c.hook or "", 0) if t.family == "netdev" \
+                    else HOOKNUM["ingress"]
+            elif t.family == "arp":
+                hooknum = {"input": 0, "output": 1}[c.hook or ""]      # NF_ARP_IN/OUT
+            else:
+                hooknum = HOOKNUM[c.hook or ""]
+            if c.type == "nat":
+                # nat chains hang off the NAT core's hooks and run only for the first
+                # packet of a connection (nf_nat_inet_fn)
+                from netstack.netfilter import nat
+                handle = nat.nf_nat_register_fn(
+                    net, pf, hooknum, c.priority or 0,
+                    lambda pkt, state, _c=c: nft_do_chain(_c, pkt, state))
+                st.hooks.append(("nat", handle))
+                continue
+            ops = core.NfHookOps(hook=_hookfn, pf=pf, hooknum=hooknum,
+                                 priority=c.priority or 0, priv=c, dev=dev,
+                                 name=f"nft {t.family} {t.name} {c.name}")
+            core.nf_register_net_hook(net, ops)
+            st.hooks.append(ops)
+    _sync_conntrack(net, st)
+    _sync_flowtables(net, st)
+
+
+def _sync_flowtables(net: Any, st: NftState) -> None:
+    """Flowtable objects of the committed ruleset become NF2 flowtables (their ingress
+    fast path is NF2's); removed ones are unhooked."""
+    want = {(t.family, t.name, f.name): f for t in st.tables for f in t.flowtables.values()}
+    for key in [k for k in st.live_flowtables if k not in want]:
+        st.live_flowtables.pop(key).unregister()
+    for key, f in want.items():
+        if key in st.live_flowtables:
+            continue
+        from netstack.netfilter.flowtable import flowtable_add
+        devs = [net.devices[d] for d in f.devices if d in net.devices]
+        st.live_flowtables[key] = flowtable_add(net, f.name, devs, f.priority)
+
+
+def _sync_conntrack(net: Any, st: NftState) -> None:
+    """nft_ct_get_init/nft_ct_set_init call ``nf_ct_netns_get`` for their family: the
+    namespace gets conntrack exactly while some rule uses a ``ct`` expression (conntrack
+    costs nothing until then)."""
+    need: set[int] = set()
+    for t in st.tables:
+        for c in t.chains.values():
+            if any(isinstance(e, (V.CtLoad, V.CtSet)) for r in c.rules for e in r.exprs):
+                need.add(NFPROTO[t.family])
+    have: set[int] = getattr(st, "ct_pfs", set())
+    if need == have:
+        return
+    from netstack.netfilter import conntrack
+    for pf in sorted(need - have):
+        conntrack.nf_ct_netns_get(net, pf)
+    for pf in sorted(have - need):
+        conntrack.nf_ct_netns_put(net, pf)
+    st.ct_pfs = need
