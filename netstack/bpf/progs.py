@@ -31,7 +31,7 @@ from . import helpers as H
 from . import insn as I
 from . import maps as M
 from .check import verify
-from .errors import BpfError, BpfRuntimeError, NotSupported
+from .errors import BpfError, BpfRuntimeError, BpfVerifyError, NotSupported
 from .insn import Insn
 from .interp import Packet, Vm
 
@@ -127,14 +127,29 @@ class ProgVm(Vm):
         super()._call_helper(hid)
 
 
+#: Run :func:`netstack.bpf.verifier.verify_program` when a :class:`Program` is built without an
+#: explicit ``verifier=`` flag.  Off while tests written for the unverified model (run-time refusal of
+#: what the kernel refuses at load) still exist; ``Program(..., verifier=True)`` opts in.
+VERIFY_ON_LOAD = False
+
+
 class Program:
     """A loaded program (``bpf(BPF_PROG_LOAD)``); see the module docstring."""
 
-    def __init__(self, prog_type: int, insns: Sequence[Insn] | bytes, *, name: str = "") -> None:
+    def __init__(self, prog_type: int, insns: Sequence[Insn] | bytes, *, name: str = "",
+                 verifier: bool | None = None) -> None:
         if prog_type not in H.ALLOWED:
             raise NotSupported(f"program type {prog_type}")
         code = I.decode(insns) if isinstance(insns, (bytes, bytearray)) else list(insns)
         verify(code, entry_regs=(1,))
+        if VERIFY_ON_LOAD if verifier is None else verifier:  # path-sensitive verifier (netstack.bpf.verifier)
+            from .verifier import verify_program
+            res = verify_program(code, prog_type)
+            if not res.accepted:
+                res = verify_program(code, prog_type, log_level=1)  # again, for the kernel-style log
+                exc = BpfVerifyError(res.error)
+                exc.errno, exc.log = res.errno, res.log  # type: ignore[attr-defined]
+                raise exc
         self.prog_type = prog_type
         self.name = name
         self.insns = code
