@@ -141,6 +141,10 @@ def link_json(dev: NetDevice, details: bool = False, stats: bool = False,
     d["ifname"] = dev.name
     d["flags"] = link_flags(dev)
     d["mtu"] = dev.mtu
+    from netstack.cli.iplink_xdp import xdp_json
+    xdp = xdp_json(dev)
+    if xdp is not None:
+        d["xdp"] = xdp
     d["qdisc"] = dev.qdisc()
     d["operstate"] = dev.operstate()
     if not for_addr:
@@ -202,7 +206,9 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
     flags = ",".join(link_flags(dev))
     mode = "" if for_addr else " mode DEFAULT"
     group = "default" if dev.group == 0 else str(dev.group)
-    out = (f"{dev.ifindex}: {ifname_at(dev)}: <{flags}> mtu {dev.mtu} qdisc {dev.qdisc()} "
+    from netstack.cli.iplink_xdp import mode_word, prog_line
+    out = (f"{dev.ifindex}: {ifname_at(dev)}: <{flags}> mtu {dev.mtu}{mode_word(dev)} "
+           f"qdisc {dev.qdisc()} "
            f"state {dev.operstate()}{mode} group {group} qlen {dev.txqlen}\n")
     line2 = f"    link/{link_type(dev)} {mac_str(dev.address)} brd {mac_str(dev.broadcast)}"
     ref = _netns_ref(dev)
@@ -223,6 +229,7 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
                   "tso_max_size 524280 tso_max_segs 65535 gro_max_size 65536 ")
     if details or not family_filtered:
         out += line2 + "\n"
+    out += prog_line(dev)
     if dev.alias:
         out += f"    alias {dev.alias}\n"
     if stats:

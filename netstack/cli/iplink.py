@@ -485,9 +485,14 @@ def do_iplink(ctx: Ctx, argv: list[str]) -> int:
             iplink_parse(Args(rest), req)
             _link_add(ctx, req)
         elif matches(cmd, "set") or matches(cmd, "change"):
+            from netstack.cli.iplink_xdp import prepare_xdp, split_xdp
+            rest, xdp = split_xdp(rest)
             req = LinkReq()
             iplink_parse(Args(rest), req)
+            staged = prepare_xdp(ctx, req.dev, xdp) if xdp is not None else None
             _link_set(ctx, req)
+            if staged is not None:
+                staged.commit()
         elif matches(cmd, "replace"):
             raise NotSupported("ip link replace")
         elif matches(cmd, "delete"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from netstack.core import hooks as _hooks
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.netdevice import IFF_UP, NetDevice, RxHandlerResult
 
@@ -43,6 +44,11 @@ def netif_receive_skb_list(pkts: list["Packet"]) -> None:
     trace takes the general :func:`_receive_core` path."""
     if not pkts:
         return
+    if _hooks.generic_xdp_needed:
+        # do_xdp_generic (static key generic_xdp_needed_key): before taps and handlers
+        pkts = _hooks.xdp_generic_batch(pkts)
+        if not pkts:
+            return
     world = pkts[0].dev.net.world  # type: ignore[union-attr]
     ptype_get = world.ptype_base.get
     ptype_base = world.ptype_base
@@ -59,7 +65,9 @@ def netif_receive_skb_list(pkts: list["Packet"]) -> None:
             cur_dev = dev
             ifindex = dev.ifindex  # type: ignore[union-attr]
             taps = dev.net.rx_taps.get(ifindex)  # type: ignore[union-attr]
-            slow = dev.rx_handler is not None  # type: ignore[union-attr]
+            # an rx_handler or a clsact ingress chain: the general path
+            slow = dev.rx_handler is not None or (  # type: ignore[union-attr]
+                _hooks.tcx_ingress_needed and getattr(dev, "tcx_ingress", None) is not None)
         if slow or pkt.trace is not None:
             handler = _receive_core(pkt, ptype_base)
             if handler is None:
@@ -109,6 +117,10 @@ def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHand
         if taps:
             for tap in taps:
                 tap(pkt)
+        if _hooks.tcx_ingress_needed and getattr(dev, "tcx_ingress", None) is not None:
+            pkt = _hooks.sch_handle_ingress(pkt)  # type: ignore[assignment]
+            if pkt is None:
+                return None
         handler = dev.rx_handler  # type: ignore[union-attr]
         if handler is not None:
             res, pkt = handler(pkt)
@@ -134,6 +146,9 @@ def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
     but the last: one doorbell per batch); others get one ``start_xmit`` per packet."""
     if type(pkts) is not list:
         pkts = list(pkts)
+    if _hooks.tcx_egress_needed and getattr(dev, "tcx_egress", None) is not None:
+        # sch_handle_egress, per packet, before the queue/driver (and the taps)
+        pkts = [q for q in (_hooks.sch_handle_egress(p, dev) for p in pkts) if q is not None]
     if not pkts:
         return
     if not dev.flags & IFF_UP:

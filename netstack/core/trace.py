@@ -52,10 +52,18 @@ class Tracer:
         self.records: list[TraceRecord] = []
         self.sink = sink
         self.limit = limit
+        #: stage name -> callables ``(pkt, stage, verdict, reason, info, dev)`` run at every
+        #: event of that stage before it is recorded: tracing eBPF programs
+        #: (:func:`netstack.core.hooks.attach_trace_program`), which run even when ``limit``
+        #: stops the recording, as a BPF program on a tracepoint runs without a reader.
+        self.hooks: dict[str, list[Callable[..., None]]] = {}
 
     def event(self, pkt: "Packet", stage: str, verdict: str = "", reason: str = "",
               info: str = "", dev: object | None = None) -> None:
         """Record that ``pkt`` passed ``stage``; ``dev`` overrides ``pkt.dev``."""
+        if self.hooks:
+            for hook in self.hooks.get(stage, ()):
+                hook(pkt, stage, verdict, reason, info, dev)
         if self.limit is not None and len(self.records) >= self.limit:
             return
         d = dev if dev is not None else pkt.dev
