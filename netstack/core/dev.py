@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from netstack.core import hooks as _hooks
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.netdevice import IFF_UP, NetDevice, RxHandlerResult
+from netstack.netfilter.core import (nf_hook_egress, nf_hook_egress_active, nf_hook_ingress,
+                                     nf_hook_ingress_active)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.packet.skb import Packet
@@ -65,9 +67,12 @@ def netif_receive_skb_list(pkts: list["Packet"]) -> None:
             cur_dev = dev
             ifindex = dev.ifindex  # type: ignore[union-attr]
             taps = dev.net.rx_taps.get(ifindex)  # type: ignore[union-attr]
-            # an rx_handler or a clsact ingress chain: the general path
-            slow = dev.rx_handler is not None or (  # type: ignore[union-attr]
-                _hooks.tcx_ingress_needed and getattr(dev, "tcx_ingress", None) is not None)
+            # an rx_handler, a clsact ingress chain or netdev ingress hooks (netfilter
+            # netdev chains, flowtables): the general path
+            slow = (dev.rx_handler is not None  # type: ignore[union-attr]
+                    or (_hooks.tcx_ingress_needed
+                        and getattr(dev, "tcx_ingress", None) is not None)
+                    or nf_hook_ingress_active(dev))  # type: ignore[arg-type]
         if slow or pkt.trace is not None:
             handler = _receive_core(pkt, ptype_base)
             if handler is None:
@@ -121,6 +126,11 @@ def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHand
             pkt = _hooks.sch_handle_ingress(pkt)  # type: ignore[assignment]
             if pkt is None:
                 return None
+            dev = pkt.dev
+        # nf_ingress: netdev-family ingress chains and flowtables, after tc ingress and
+        # before the rx_handler (__netif_receive_skb_core's CONFIG_NET_INGRESS block).
+        if nf_hook_ingress_active(dev) and not nf_hook_ingress(pkt):  # type: ignore[arg-type]
+            return None
         handler = dev.rx_handler  # type: ignore[union-attr]
         if handler is not None:
             res, pkt = handler(pkt)
@@ -146,6 +156,9 @@ def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
     but the last: one doorbell per batch); others get one ``start_xmit`` per packet."""
     if type(pkts) is not list:
         pkts = list(pkts)
+    if dev.net is not None and nf_hook_egress_active(dev):
+        # nf_hook_egress (__dev_queue_xmit): netdev egress chains, before tc and the taps
+        pkts = [p for p in pkts if nf_hook_egress(p, dev)]
     if _hooks.tcx_egress_needed and getattr(dev, "tcx_egress", None) is not None:
         # sch_handle_egress, per packet, before the queue/driver (and the taps)
         pkts = [q for q in (_hooks.sch_handle_egress(p, dev) for p in pkts) if q is not None]

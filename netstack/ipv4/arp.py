@@ -37,6 +37,7 @@ from netstack.core.neighbour import (LOCALLY_ENQUEUED, NEIGH_UPDATE_F_OVERRIDE, 
 from netstack.core.netdevice import (ARPHRD_ETHER, ARPHRD_LOOPBACK, IFF_LOOPBACK, IFF_NOARP,
                                      IFF_POINTOPOINT)
 from netstack.errors import KernelError, NotSupported
+from netstack.netfilter.core import NF_ARP_IN, NF_ARP_OUT, NFPROTO_ARP, nf_hook
 from netstack.packet.skb import PACKET_HOST, PACKET_LOOPBACK, PACKET_OTHERHOST
 from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
     RTN_BROADCAST,
@@ -412,6 +413,9 @@ def arp_send(type_: int, ptype: int, dest_ip: bytes, dev: "NetDevice", src_ip: b
     pkt = arp_create(type_, ptype, dest_ip, dev, src_ip, dest_hw, src_hw, target_hw)
     if pkt.trace is not None:
         pkt.trace.event(pkt, "arp_xmit", info=f"op={type_}")
+    # arp_xmit: NF_HOOK(NFPROTO_ARP, NF_ARP_OUT, …, NULL, dev, arp_xmit_finish)
+    if not nf_hook(dev.net, NFPROTO_ARP, NF_ARP_OUT, pkt, None, dev):
+        return
     dev_queue_xmit(pkt, dev)
 
 
@@ -442,6 +446,9 @@ def arp_rcv(pkt: "Packet") -> None:
         return
     pkt.network_header = d
     pkt.cb = 0
+    # NF_HOOK(NFPROTO_ARP, NF_ARP_IN, …, dev, NULL, arp_process)
+    if not nf_hook(dev.net, NFPROTO_ARP, NF_ARP_IN, pkt, dev, None):
+        return
     arp_process(pkt)
 
 

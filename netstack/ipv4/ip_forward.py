@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.ipv4 import af_inet
 from netstack.ipv4.ip_output import ip_dst_mtu_maybe_forward, ip_output_list
+from netstack.netfilter.core import NF_INET_FORWARD, NFPROTO_IPV4, nf_hook, nf_hook_entries
 from netstack.packet.skb import PACKET_HOST
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,6 +65,7 @@ def ip_forward_list(net: "Net", pkts: list["Packet"]) -> None:
     mtu = ip_dst_mtu_maybe_forward(net, rt, True)
     update_prio = values.get("net.ipv4.ip_forward_update_priority", 1)
     redirect = rt.flags & RTCF_DOREDIRECT
+    fwd_hooks = nf_hook_entries(net, NFPROTO_IPV4, NF_INET_FORWARD)
     out: list[Packet] = []
     append = out.append
     for pkt in pkts:
@@ -102,6 +104,10 @@ def ip_forward_list(net: "Net", pkts: list["Packet"]) -> None:
             pkt.priority = IP_TOS2PRIO[(buf[nh + 1] & 0x1E) >> 1]
         if pkt.trace is not None:
             pkt.trace.event(pkt, "ip_forward")
+        # NF_HOOK(NFPROTO_IPV4, NF_INET_FORWARD, …, skb->dev, rt->dst.dev, ip_forward_finish)
+        if fwd_hooks and not nf_hook(net, NFPROTO_IPV4, NF_INET_FORWARD, pkt, pkt.dev,
+                                     rt.dev):
+            continue
         # ip_forward_finish
         if cb is not None and cb.optlen:
             ip_forward_options(pkt)

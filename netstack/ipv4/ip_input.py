@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.ipv4 import af_inet
 from netstack.ipv4.mib import ECN_COUNTERS
+from netstack.netfilter.core import (NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, NFPROTO_IPV4,
+                                     nf_hook, nf_hook_entries)
 from netstack.packet.skb import (CHECKSUM_COMPLETE, PACKET_BROADCAST, PACKET_HOST,
                                  PACKET_MULTICAST, PACKET_OTHERHOST)
 from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
@@ -227,6 +229,7 @@ def ip_list_rcv(pkts: list["Packet"]) -> None:
     net: Any = None
     sub: list[Packet] = []
     stats = [0, 0, 0, 0, 0, 0]
+    pre: Any = None
     for pkt in pkts:
         dev = pkt.dev
         if dev is not cur_dev:
@@ -237,7 +240,11 @@ def ip_list_rcv(pkts: list["Packet"]) -> None:
                 sub = []
             cur_dev = dev
             net = dev.net
+            pre = nf_hook_entries(net, NFPROTO_IPV4, NF_INET_PRE_ROUTING)
         if _ip_rcv_core(pkt, net, stats):
+            # NF_HOOK_LIST(NFPROTO_IPV4, NF_INET_PRE_ROUTING, …, ip_rcv_finish)
+            if pre and not nf_hook(net, NFPROTO_IPV4, NF_INET_PRE_ROUTING, pkt, dev, None):
+                continue
             sub.append(pkt)
     if cur_dev is not None:
         _flush_rcv_stats(net, stats)
@@ -653,6 +660,11 @@ def ip_local_deliver(pkt: "Packet") -> None:
             return
         buf = pkt.buf
         nh = pkt.network_header
+    # NF_HOOK(NFPROTO_IPV4, NF_INET_LOCAL_IN, …, ip_local_deliver_finish)
+    if not nf_hook(pkt.dev.net, NFPROTO_IPV4, NF_INET_LOCAL_IN, pkt, pkt.dev, None):
+        return
+    buf = pkt.buf
+    nh = pkt.network_header
     # ip_local_deliver_finish: pull the IP header, deliver to the protocol.
     pkt.data = pkt.transport_header = nh + ((buf[nh] & 0x0F) << 2)
     if pkt.trace is not None:

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.ipv4 import af_inet
+from netstack.netfilter.core import (NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, NFPROTO_IPV4,
+                                     nf_hook, nf_hook_entries)
 from netstack.packet.checksum import ip_fast_csum
 from netstack.core.rtnetlink import (  # noqa: F401  (re-exported)
     RTN_BROADCAST,
@@ -188,6 +190,10 @@ def ip_local_out(net: "Net", pkt: "Packet") -> None:
     pkt.protocol = ETH_P_IP
     if pkt.trace is not None:
         pkt.trace.event(pkt, "__ip_local_out")
+    # NF_HOOK(NFPROTO_IPV4, NF_INET_LOCAL_OUT, …, dst_output); a DNAT there re-routes
+    # (ip_route_me_harder), so pkt.dst is read after the hook.
+    if not nf_hook(net, NFPROTO_IPV4, NF_INET_LOCAL_OUT, pkt, None, pkt.dst.dev):
+        return
     ip_output_list(net, [pkt], pkt.dst, False)
 
 
@@ -201,9 +207,14 @@ def ip_output_list(net: "Net", pkts: list["Packet"], rt: Any, forwarded: bool) -
     the ones above the MTU, then ``ip_finish_output2`` for the whole list."""
     dev = rt.dev
     mtu = ip_dst_mtu_maybe_forward(net, rt, forwarded)
+    post = nf_hook_entries(net, NFPROTO_IPV4, NF_INET_POST_ROUTING)
     out: list[Packet] = []
     for pkt in pkts:
+        indev = pkt.dev
         pkt.dev = dev
+        # NF_HOOK_COND(NFPROTO_IPV4, NF_INET_POST_ROUTING, …, indev, dev, ip_finish_output)
+        if post and not nf_hook(net, NFPROTO_IPV4, NF_INET_POST_ROUTING, pkt, indev, dev):
+            continue
         if pkt.tail - pkt.data > mtu:
             from netstack.ipv4.ip_fragment import ip_fragment
             frags = ip_fragment(net, pkt, mtu)

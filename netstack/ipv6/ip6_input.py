@@ -19,6 +19,7 @@ from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.netdevice import IFF_LOOPBACK
 from netstack.ipv6.addr import LOOPBACK
 from netstack.ipv6.route import Flowi6, ip6_route_input_lookup
+from netstack.netfilter.core import NF_INET_LOCAL_IN, NF_INET_PRE_ROUTING, NFPROTO_IPV6, nf_hook
 from netstack.packet.skb import (PACKET_BROADCAST, PACKET_LOOPBACK, PACKET_MULTICAST,
                                  PACKET_OTHERHOST)
 
@@ -268,6 +269,9 @@ def ipv6_list_rcv(pkts: list["Packet"]) -> None:
         net = pkt.dev.net
         if not ip6_rcv_core(pkt, net):
             continue
+        # NF_HOOK(NFPROTO_IPV6, NF_INET_PRE_ROUTING, …, ip6_rcv_finish)
+        if not nf_hook(net, NFPROTO_IPV6, NF_INET_PRE_ROUTING, pkt, pkt.dev, None):
+            continue
         if _can_use_hint(net, hint, pkt):
             pkt.dst = hint.dst  # type: ignore[union-attr]
         else:
@@ -335,6 +339,9 @@ def ip6_input(pkt: "Packet") -> None:
     """``ip6_input_finish`` → ``ip6_protocol_deliver_rcu``: extension headers in order,
     then the final protocol."""
     net = pkt.dev.net
+    # NF_HOOK(NFPROTO_IPV6, NF_INET_LOCAL_IN, …, ip6_input_finish)
+    if not nf_hook(net, NFPROTO_IPV6, NF_INET_LOCAL_IN, pkt, pkt.dev, None):
+        return
     if pkt.trace is not None:
         pkt.trace.event(pkt, "ip6_input")
     buf = pkt.buf

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.neighbour import neigh_output
 from netstack.ipv6.addr import LOOPBACK
+from netstack.netfilter.core import (NF_INET_FORWARD, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING,
+                                     NFPROTO_IPV6, nf_hook)
 from netstack.packet.siphash import siphash
 from netstack.packet.skb import CHECKSUM_PARTIAL, PACKET_HOST
 
@@ -112,6 +114,9 @@ def _forward_one(pkt: "Packet") -> bool:
         kfree_skb_reason(pkt, "PKT_TOO_BIG", net)
         return False
     buf[o + 7] -= 1
+    # NF_HOOK(NFPROTO_IPV6, NF_INET_FORWARD, …, skb->dev, dst->dev, ip6_forward_finish)
+    if not nf_hook(net, NFPROTO_IPV6, NF_INET_FORWARD, pkt, pkt.dev, dst.dev):
+        return False
     mib["OutForwDatagrams"] += 1
     return True
 
@@ -167,7 +172,11 @@ def ip6_output(net: "Net", pkts: list["Packet"]) -> None:
     ready: list[Packet] = []
     for p in pkts:
         p.protocol = ETH_P_IPV6
+        indev = p.dev
         p.dev = dev
+        # NF_HOOK_COND(NFPROTO_IPV6, NF_INET_POST_ROUTING, …, indev, dev, ip6_finish_output)
+        if not nf_hook(net, NFPROTO_IPV6, NF_INET_POST_ROUTING, p, indev, dev):
+            continue
         if pmtu:
             from netstack.ipv6.route import ip6_dst_mtu
             o = p.network_header
@@ -358,6 +367,10 @@ def ip6_local_out(net: "Net", pkt: "Packet") -> None:
     dst = pkt.dst
     if pkt.trace is not None:
         pkt.trace.event(pkt, "ip6_local_out")
+    # NF_HOOK(NFPROTO_IPV6, NF_INET_LOCAL_OUT, …, dst_output)
+    if not nf_hook(net, NFPROTO_IPV6, NF_INET_LOCAL_OUT, pkt, None, dst.dev):
+        return
+    dst = pkt.dst
     if dst.type == RTN_LOCAL:
         lo = net.get("lo")
         if lo is None or not lo.is_up:

@@ -1,0 +1,447 @@
+"""Flowtable software fast path (net/netfilter/nf_flow_table_{core,ip}.c, nft_flow_offload.c).
+
+* ``flow add @ft`` (:func:`nft_flow_offload_eval`) offloads a *confirmed* connection —
+  TCP only when ESTABLISHED+ASSURED and the packet has no FIN/RST, UDP always; never with
+  NAT clash or sequence adjustment — by storing one flow tuple per direction (src, dst,
+  sport, dport, l3proto, l4proto, iif) with the output device, next hop and MTU, and sets
+  ``IPS_OFFLOAD`` and TCP's be-liberal flags.
+* The flowtable's netdev ingress hook (:func:`nf_flow_offload_ip_hook`, and
+  :func:`nf_flow_offload_ipv6_hook`) looks each IPv4/IPv6 TCP/UDP packet up; on a hit it refreshes the flow (30 s, ``nf_flowtable_*_timeout``),
+  applies the connection's NAT, decrements the TTL and transmits through the neighbour layer
+  (``neigh_xmit``), returning NF_STOLEN: every later hook is bypassed.  Slow path instead
+  for IP options, fragments, TTL <= 1, packets over the MTU, and TCP FIN/RST (which also
+  tear the flow down).  Timed-out flows are torn down by :meth:`Flowtable.gc` and on lookup;
+  teardown clears ``IPS_OFFLOAD`` and gives the ct its normal timeout back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from netstack.netfilter import conntrack as nfct
+from netstack.netfilter.conntrack_tuple import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY,
+                                                IPPROTO_TCP, IPPROTO_UDP)
+from netstack.netfilter.core import (NF_ACCEPT, NF_NETDEV_INGRESS, NF_STOLEN, NFPROTO_IPV6,
+                                     NFPROTO_NETDEV, NfHookOps, NfHookState,
+                                     nf_register_net_hook, nf_unregister_net_hook)
+from netstack.netfilter import conntrack_proto_tcp as tcpct
+from netstack.packet.checksum import ip_decrease_ttl_csum
+from netstack.packet.skb import CHECKSUM_PARTIAL
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netstack.core.net_namespace import Net
+    from netstack.core.netdevice import NetDevice
+    from netstack.packet.skb import Packet
+
+NSEC = 1_000_000_000
+#: nf_flowtable_tcp_timeout / nf_flowtable_udp_timeout defaults (seconds).
+FLOW_TIMEOUT = 30
+
+
+@dataclass(eq=False)
+class FlowTupleDir:
+    """One direction of a ``flow_offload``: how a packet of that direction arrives, where
+    it leaves, and the NAT rewrite it gets (``nf_flow_snat_ip``/``nf_flow_dnat_ip``).
+
+    A packet matching ``key`` always carries the same addresses and ports, so the
+    rewrite's one's-complement checksum difference is fixed per direction: ``ip_delta``
+    (addresses, for the IPv4 header) and ``l4_delta`` (pseudo-header addresses and ports,
+    for TCP/UDP).  Adding it at once equals the kernel's successive
+    ``csum_replace4``/``inet_proto_csum_replace{2,4}`` calls (RFC 1624 updates commute)."""
+
+    key: tuple
+    iif: int
+    out_dev: "NetDevice"
+    nexthop: bytes
+    mtu: int
+    new_addrs: bytes = b""     # saddr + daddr after NAT (empty: no NAT this way)
+    new_ports: bytes = b""     # sport + dport after NAT
+    ip_delta: int = 0
+    l4_delta: int = 0
+
+
+@dataclass(eq=False)
+class FlowOffload:
+    """``struct flow_offload``."""
+
+    ct: nfct.NfConn
+    table: "Flowtable"
+    dirs: list[FlowTupleDir]
+    timeout: int = 0
+    teardown: bool = False
+
+    def teardown_by_ct(self) -> None:
+        """The ct was deleted (conntrack -D, flush): drop the flow."""
+        self.table._remove(self)
+
+
+@dataclass(eq=False)
+class Flowtable:
+    """``struct nf_flowtable``: the flows of one nft flowtable and its ingress hooks."""
+
+    net: "Net"
+    name: str
+    priority: int = 0
+    devices: list["NetDevice"] = field(default_factory=list)
+    flows: dict[tuple, tuple[FlowOffload, int]] = field(default_factory=dict)
+    ops: list[NfHookOps] = field(default_factory=list)
+    #: counters of the fast path (hits) and of slow-path fallbacks by reason.
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def register(self) -> None:
+        """Hook the ingress of every device (``nft_register_flowtable_net_hooks``)."""
+        for dev in self.devices:
+            o = NfHookOps(nf_flow_offload_ip_hook, NFPROTO_NETDEV, NF_NETDEV_INGRESS,
+                          self.priority, priv=self, dev=dev, name=f"flowtable {self.name}")
+            nf_register_net_hook(self.net, o)
+            self.ops.append(o)
+        from netstack.netfilter.core import nf_net
+        nf_net(self.net).flowtables.append(self)
+
+    def unregister(self) -> None:
+        for o in self.ops:
+            nf_unregister_net_hook(self.net, o)
+        self.ops.clear()
+        for flow, _ in list(self.flows.values()):
+            self.teardown_flow(flow)
+        from netstack.netfilter.core import nf_net
+        lst = nf_net(self.net).flowtables
+        if self in lst:
+            lst.remove(self)
+
+    # -- table operations
+    def _remove(self, flow: FlowOffload) -> None:
+        for d in flow.dirs:
+            hit = self.flows.get(d.key)
+            if hit is not None and hit[0] is flow:
+                del self.flows[d.key]
+        ct = flow.ct
+        ct.status &= ~nfct.IPS_OFFLOAD
+        ct.flow = None
+
+    def teardown_flow(self, flow: FlowOffload) -> None:
+        """``flow_offload_teardown`` + the GC's ``flow_offload_del``: remove the flow and
+        give the ct back to conntrack with its state's normal timeout
+        (``flow_offload_fixup_ct``)."""
+        flow.teardown = True
+        self._remove(flow)
+        ct = flow.ct
+        cn = nfct.ct_net(self.net)
+        if ct.protonum == IPPROTO_TCP and isinstance(ct.proto, tcpct.TcpCt):
+            secs = nfct.tcp_timeouts(cn)[ct.proto.state]
+        else:
+            secs = cn.sysctl("nf_conntrack_udp_timeout_stream"
+                             if ct.status & nfct.IPS_ASSURED else "nf_conntrack_udp_timeout")
+        ct.timeout = cn.now + secs * NSEC
+
+    def gc(self) -> int:
+        """``nf_flow_offload_gc_step``: tear down expired flows and flows whose ct died."""
+        now = self.net.world.clock.now
+        seen = {id(f): f for f, _ in self.flows.values()}
+        n = 0
+        for f in seen.values():
+            if f.timeout <= now or f.ct.status & nfct.IPS_DYING:
+                self.teardown_flow(f)
+                n += 1
+        return n
+
+    def lookup(self, key: tuple) -> tuple[FlowOffload, int] | None:
+        hit = self.flows.get(key)
+        if hit is None:
+            return None
+        flow = hit[0]
+        if flow.timeout <= self.net.world.clock.now or flow.ct.status & nfct.IPS_DYING:
+            self.teardown_flow(flow)
+            return None
+        return hit
+
+    def count(self) -> int:
+        return len({id(f) for f, _ in self.flows.values()})
+
+
+def _key(t: Any, iif: int) -> tuple:
+    """Flow key: saddr daddr sport dport as the 12 bytes of the IPv4+L4 headers, the L4
+    protocol and the input interface (``flow_offload_tuple``)."""
+    return (t.src + t.dst + t.sport.to_bytes(2, "big") + t.dport.to_bytes(2, "big"),
+            t.protonum, iif)
+
+
+def _words_delta(old: bytes, new: bytes) -> int:
+    """Sum of ~old + new over 16-bit words (the RFC 1624 update, not yet folded)."""
+    d = 0
+    for i in range(0, len(old), 2):
+        d += (~int.from_bytes(old[i:i + 2], "big") & 0xFFFF) + int.from_bytes(new[i:i + 2], "big")
+    return d
+
+
+def _nat_rewrite(td: FlowTupleDir, ct: nfct.NfConn, d: int) -> None:
+    """Precompute direction ``d``'s NAT rewrite from the ct's tuples."""
+    from netstack.netfilter.conntrack_tuple import invert
+    if not ct.status & nfct.IPS_NAT_MASK:
+        return
+    old = ct.tuplehash[d]
+    new = invert(ct.tuplehash[1 - d])
+    if new is None or new == old:
+        return
+    oa, na = old.src + old.dst, new.src + new.dst
+    op = old.sport.to_bytes(2, "big") + old.dport.to_bytes(2, "big")
+    np_ = new.sport.to_bytes(2, "big") + new.dport.to_bytes(2, "big")
+    td.new_addrs, td.new_ports = na, np_
+    td.ip_delta = _words_delta(oa, na)
+    td.l4_delta = td.ip_delta + _words_delta(op, np_)
+
+
+def _csum_apply(check: int, delta: int) -> int:
+    """``csum_replace*`` with a precomputed difference (never yields 0xffff, as the
+    kernel's ``~csum_unfold`` trick guarantees a nonzero intermediate)."""
+    v = (0xFFFF0000 | (~check & 0xFFFF)) + delta
+    while v >> 16:
+        v = (v & 0xFFFF) + (v >> 16)
+    return ~v & 0xFFFF
+
+
+def _route_other_dir(net: "Net", ct: nfct.NfConn, d: int, in_dev: "NetDevice") -> Any:
+    """``nft_flow_route`` for the opposite direction: an output route back towards the
+    sender of direction ``d``, leaving by the device the packet came in on."""
+    t = ct.tuplehash[d]
+    if ct.l3num == NFPROTO_IPV6:
+        from netstack.ipv6.route import Flowi6, ip6_route_output
+        return ip6_route_output(net, Flowi6(daddr=t.src, oif=in_dev.ifindex))
+    from netstack.ipv4.af_inet import flowi4
+    from netstack.ipv4.route import ip_route_output
+    # (the kernel passes the other side's address as saddr with FLOWI_FLAG_ANYSRC; the
+    # source plays no part in choosing the device and next hop, so none is given here)
+    rt = ip_route_output(net, flowi4(daddr=t.src, oif=in_dev.ifindex))
+    return rt
+
+
+def _mtu(rt: Any, dev: "NetDevice") -> int:
+    m = getattr(rt, "mtu", None)
+    if callable(m):
+        try:
+            return int(m())
+        except Exception:  # noqa: BLE001 - a route without PMTU state: device MTU
+            return dev.mtu
+    return dev.mtu
+
+
+def nft_flow_offload_eval(ft: Flowtable, pkt: "Packet", state: NfHookState) -> bool:
+    """The ``flow add @ft`` statement; True when a flow was added."""
+    ct, ctinfo = nfct.nf_ct_get(pkt)
+    if ct is None or state.in_dev is None or state.out_dev is None:
+        return False
+    p = ct.protonum
+    nh = pkt.network_header if pkt.network_header >= 0 else pkt.data
+    if p == IPPROTO_TCP:
+        l4 = nh + (pkt.buf[nh] & 0x0F) * 4
+        flags = pkt.buf[l4 + 13] if pkt.tail - l4 >= 14 else 0
+        st = ct.proto
+        if flags & (tcpct.TH_FIN | tcpct.TH_RST) or not isinstance(st, tcpct.TcpCt) or \
+                st.state != tcpct.ESTABLISHED or not ct.status & nfct.IPS_ASSURED:
+            return False
+    elif p != IPPROTO_UDP:
+        return False
+    if ct.status & (nfct.IPS_SEQ_ADJUST | nfct.IPS_NAT_CLASH | nfct.IPS_HELPER):
+        return False
+    if not ct.status & nfct.IPS_CONFIRMED or ct.status & nfct.IPS_OFFLOAD:
+        return False
+    d = nfct.ctinfo2dir(ctinfo)
+    this_rt = pkt.dst
+    try:
+        other_rt = _route_other_dir(state.net, ct, d, state.in_dev)
+    except Exception:  # noqa: BLE001 - no route back: no offload (err_flow_route)
+        return False
+    ct.status |= nfct.IPS_OFFLOAD
+    flow = FlowOffload(ct, ft, [])
+    dirs: list[FlowTupleDir | None] = [None, None]
+    for dd, rt, iif, out in ((d, this_rt, state.in_dev.ifindex, state.out_dev),
+                             (1 - d, other_rt, state.out_dev.ifindex,
+                              getattr(other_rt, "dev", None) or state.in_dev)):
+        # next hop for direction dd: the gateway, else the final destination of that
+        # direction after NAT, i.e. the source of the other direction's tuple.
+        gw = getattr(rt, "gateway", None)
+        nexthop = gw if gw else ct.tuplehash[1 - dd].src
+        dirs[dd] = FlowTupleDir(_key(ct.tuplehash[dd], iif), iif, out, nexthop, _mtu(rt, out))
+        _nat_rewrite(dirs[dd], ct, dd)  # type: ignore[arg-type]
+    flow.dirs = [dirs[0], dirs[1]]  # type: ignore[list-item]
+    if isinstance(ct.proto, tcpct.TcpCt):
+        ct.proto.seen[0].flags |= tcpct.IP_CT_TCP_FLAG_BE_LIBERAL
+        ct.proto.seen[1].flags |= tcpct.IP_CT_TCP_FLAG_BE_LIBERAL
+    flow.timeout = state.net.world.clock.now + FLOW_TIMEOUT * NSEC
+    for dd in (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY):
+        ft.flows[flow.dirs[dd].key] = (flow, dd)
+    ct.flow = flow
+    return True
+
+
+def _nat_partial(buf: bytearray, nh: int, end: int, ct: nfct.NfConn, d: int) -> None:
+    """NAT of a CHECKSUM_PARTIAL packet (its L4 field holds only the pseudo-header sum):
+    the general mangler updates it as ``inet_proto_csum_replace4`` does in that case."""
+    from netstack.netfilter.conntrack_tuple import invert
+    from netstack.netfilter.nat import NF_NAT_MANIP_DST, NF_NAT_MANIP_SRC, nf_nat_manip_pkt
+    target = invert(ct.tuplehash[1 - d])
+    if target is None:
+        return
+    if ct.status & nfct.IPS_SRC_NAT:
+        nf_nat_manip_pkt(buf, nh, end, ct.l3num, target, NF_NAT_MANIP_SRC
+                         if d == IP_CT_DIR_ORIGINAL else NF_NAT_MANIP_DST, True)
+    if ct.status & nfct.IPS_DST_NAT:
+        nf_nat_manip_pkt(buf, nh, end, ct.l3num, target, NF_NAT_MANIP_DST
+                         if d == IP_CT_DIR_ORIGINAL else NF_NAT_MANIP_SRC, True)
+
+
+def _nat6(buf: bytearray, nh: int, l4: int, proto: int, td: FlowTupleDir) -> None:
+    """``nf_flow_nat_ipv6``: addresses and ports, the L4 checksum by the fixed delta (IPv6
+    has no header checksum; a UDP checksum is mandatory, a computed zero becomes 0xffff)."""
+    ck = l4 + 16 if proto == IPPROTO_TCP else l4 + 6
+    c = _csum_apply(buf[ck] << 8 | buf[ck + 1], td.l4_delta)
+    if proto == IPPROTO_UDP and c == 0:
+        c = 0xFFFF
+    buf[ck] = c >> 8
+    buf[ck + 1] = c & 0xFF
+    buf[nh + 8:nh + 40] = td.new_addrs
+    buf[l4:l4 + 4] = td.new_ports
+
+
+def _slow(ft: Flowtable, why: str) -> int:
+    ft.stats[why] = ft.stats.get(why, 0) + 1
+    return NF_ACCEPT
+
+
+def nf_flow_offload_ip_hook(ft: Flowtable, pkt: "Packet", state: NfHookState) -> int:
+    """``nf_flow_offload_inet_hook`` → ``nf_flow_offload_ip_hook``: the IPv4 fast path;
+    NF_STOLEN when forwarded."""
+    if pkt.protocol != 0x0800:
+        if pkt.protocol == 0x86DD:
+            return nf_flow_offload_ipv6_hook(ft, pkt, state)
+        return NF_ACCEPT
+    buf = pkt.buf
+    nh = pkt.data
+    end = pkt.tail
+    if end - nh < 20:
+        return NF_ACCEPT
+    if buf[nh] != 0x45:
+        return _slow(ft, "ip_options")
+    if int.from_bytes(buf[nh + 6:nh + 8], "big") & 0x3FFF:
+        return _slow(ft, "fragment")
+    proto = buf[nh + 9]
+    if proto not in (IPPROTO_TCP, IPPROTO_UDP):
+        return NF_ACCEPT
+    if buf[nh + 8] <= 1:
+        return _slow(ft, "ttl")
+    l4 = nh + 20
+    need = 20 if proto == IPPROTO_TCP else 8
+    if end - l4 < need:
+        return NF_ACCEPT
+    key = (bytes(buf[nh + 12:nh + 24]), proto, pkt.dev.ifindex)
+    hit = ft.lookup(key)
+    if hit is None:
+        return NF_ACCEPT
+    flow, d = hit
+    td = flow.dirs[d]
+    tot_len = int.from_bytes(buf[nh + 2:nh + 4], "big")
+    if tot_len > td.mtu and not pkt.gso_size:
+        return _slow(ft, "mtu")
+    if proto == IPPROTO_TCP and buf[l4 + 13] & (tcpct.TH_FIN | tcpct.TH_RST):
+        ft.teardown_flow(flow)
+        return _slow(ft, "fin_rst")
+    if not td.out_dev.running():
+        ft.teardown_flow(flow)
+        return _slow(ft, "dst")
+    net = state.net
+    flow.timeout = net.world.clock.now + FLOW_TIMEOUT * NSEC
+    ct = flow.ct
+    if td.new_addrs and pkt.ip_summed == CHECKSUM_PARTIAL:
+        _nat_partial(buf, nh, end, ct, d)
+    elif td.new_addrs:
+        # nf_flow_nat_ip: addresses and ports towards the other direction's inverted tuple,
+        # the IPv4 and TCP/UDP checksums updated incrementally (a zero UDP checksum stays).
+        ck = proto == IPPROTO_TCP and l4 + 16 or l4 + 6
+        c = buf[ck] << 8 | buf[ck + 1]
+        if proto == IPPROTO_TCP or c:
+            c = _csum_apply(c, td.l4_delta)
+            if proto == IPPROTO_UDP and c == 0:
+                c = 0xFFFF
+            buf[ck] = c >> 8
+            buf[ck + 1] = c & 0xFF
+        c = _csum_apply(buf[nh + 10] << 8 | buf[nh + 11], td.ip_delta)
+        buf[nh + 10] = c >> 8
+        buf[nh + 11] = c & 0xFF
+        buf[nh + 12:nh + 20] = td.new_addrs
+        buf[l4:l4 + 4] = td.new_ports
+    # ip_decrease_ttl
+    buf[nh + 8] -= 1
+    check = int.from_bytes(buf[nh + 10:nh + 12], "big")
+    buf[nh + 10:nh + 12] = ip_decrease_ttl_csum(check).to_bytes(2, "big")
+    if ct.acct is not None:
+        ct.acct[d][0] += 1
+        ct.acct[d][1] += end - nh
+    ft.stats["hit"] = ft.stats.get("hit", 0) + 1
+    if pkt.trace is not None:
+        pkt.trace.event(pkt, "nf_flow_offload_ip_hook", verdict="STOLEN")
+    pkt.network_header = nh
+    pkt.dst = None
+    from netstack.core.neighbour import neigh_output
+    neigh_output(td.out_dev.net.ipv4.arp_tbl, td.out_dev, td.nexthop, [pkt])
+    return NF_STOLEN
+
+
+def flowtable_add(net: "Net", name: str, devices: list["NetDevice"],
+                  priority: int = 0) -> Flowtable:
+    """Create and hook a flowtable (what ``add flowtable`` commits)."""
+    ft = Flowtable(net, name, priority, list(devices))
+    ft.register()
+    return ft
+
+
+def nf_flow_offload_ipv6_hook(ft: Flowtable, pkt: "Packet", state: NfHookState) -> int:
+    """``nf_flow_offload_ipv6_hook``: TCP/UDP directly after the IPv6 header (any extension
+    header takes the slow path), hop limit > 1, within the MTU; NAT, hop limit decrement,
+    ``neigh_xmit`` on the ND table."""
+    buf = pkt.buf
+    nh = pkt.data
+    end = pkt.tail
+    if end - nh < 40:
+        return NF_ACCEPT
+    proto = buf[nh + 6]
+    if proto not in (IPPROTO_TCP, IPPROTO_UDP):
+        return NF_ACCEPT
+    if buf[nh + 7] <= 1:
+        return _slow(ft, "ttl")
+    l4 = nh + 40
+    if end - l4 < (20 if proto == IPPROTO_TCP else 8):
+        return NF_ACCEPT
+    key = (bytes(buf[nh + 8:nh + 40]) + bytes(buf[l4:l4 + 4]), proto, pkt.dev.ifindex)
+    hit = ft.lookup(key)
+    if hit is None:
+        return NF_ACCEPT
+    flow, d = hit
+    td = flow.dirs[d]
+    if 40 + (buf[nh + 4] << 8 | buf[nh + 5]) > td.mtu and not pkt.gso_size:
+        return _slow(ft, "mtu")
+    if proto == IPPROTO_TCP and buf[l4 + 13] & (tcpct.TH_FIN | tcpct.TH_RST):
+        ft.teardown_flow(flow)
+        return _slow(ft, "fin_rst")
+    if not td.out_dev.running():
+        ft.teardown_flow(flow)
+        return _slow(ft, "dst")
+    net = state.net
+    flow.timeout = net.world.clock.now + FLOW_TIMEOUT * NSEC
+    ct = flow.ct
+    if td.new_addrs:
+        if pkt.ip_summed == CHECKSUM_PARTIAL:
+            _nat_partial(buf, nh, end, ct, d)
+        else:
+            _nat6(buf, nh, l4, proto, td)
+    buf[nh + 7] -= 1
+    if ct.acct is not None:
+        ct.acct[d][0] += 1
+        ct.acct[d][1] += end - nh
+    ft.stats["hit"] = ft.stats.get("hit", 0) + 1
+    if pkt.trace is not None:
+        pkt.trace.event(pkt, "nf_flow_offload_ipv6_hook", verdict="STOLEN")
+    pkt.network_header = nh
+    pkt.dst = None
+    from netstack.core.neighbour import neigh_output
+    neigh_output(td.out_dev.net.ipv6.nd_tbl, td.out_dev, td.nexthop, [pkt])
+    return NF_STOLEN
