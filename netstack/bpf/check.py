@@ -41,7 +41,24 @@ def _bit(reg: int) -> int:
     return 1 << reg
 
 
-class _Checker:
+class StructuralChecker:
+    """The structural pass over a program, reusable by the path-sensitive verifier.
+
+    Public API (used by :mod:`netstack.bpf.verifier.core`, whose ``check_cfg`` subclasses it):
+
+    * ``StructuralChecker(insns, kernel_imm_rules)`` then ``run(entry_mask)``, where
+      ``entry_mask`` has bit ``r`` set for every register initialised at entry (R10 is added);
+      every failure raises :class:`BpfVerifyError` with the kernel's wording and the insn index.
+    * :meth:`run` checks each slot (opcodes, reserved fields, registers, ``lddw`` pairs), builds
+      the control-flow graph, checks the last insn and jump targets, and then calls
+      :meth:`flow` -- the one extension point.  The base :meth:`flow` is the must-initialised
+      register analysis and the unreachable-code check; a subclass overrides it to keep the
+      graph and do its own analysis (the verifier decides ``R%d !read_ok`` per path, as
+      kernel/bpf/verifier.c ``check_reg_arg`` does, and runs its own ``check_cfg`` DFS).
+    * After :meth:`run`, per slot: ``reads``/``writes``/``clobbers`` register bitmasks and
+      ``is_tail`` (exit or unconditional jump), as filled by the field checks.
+    """
+
     def __init__(self, insns: Sequence[Insn], kernel_imm_rules: bool) -> None:
         self.insns = insns
         self.kernel_imm_rules = kernel_imm_rules
@@ -235,7 +252,13 @@ class _Checker:
         self.flow(entry_regs, succ, calls, second_half)
 
     def flow(self, entry: int, succ: list[list[int]], calls: dict[int, int], second_half: list[bool]) -> None:
-        """Must-initialised register sets; reports ``R%d !read_ok`` and unreachable code."""
+        """Must-initialised register sets; reports ``R%d !read_ok`` and unreachable code.
+
+        Called once by :meth:`run` with ``entry`` (the entry register mask), ``succ[pc]`` (the
+        successors of each slot, local-call targets excluded), ``calls`` (call-site pc -> callee
+        entry pc, for ``BPF_PSEUDO_CALL``) and ``second_half`` (slots that are the second half of
+        an ``lddw``).  Subclasses override this to replace the analysis.
+        """
         state: list[int | None] = [None] * self.n
         state[0] = entry | R10
         work = [0]
@@ -271,4 +294,4 @@ def verify(insns: Sequence[Insn], *, entry_regs: Sequence[int] = (1,), kernel_im
     mask = 0
     for r in entry_regs:
         mask |= _bit(r)
-    _Checker(insns, kernel_imm_rules).run(mask)
+    StructuralChecker(insns, kernel_imm_rules).run(mask)

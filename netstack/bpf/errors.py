@@ -52,12 +52,24 @@ class AsmError(BpfError):
 
 
 class BpfVerifyError(BpfError):
-    """The load-time checks rejected the program (kernel verifier wording)."""
+    """The load-time checks rejected the program (kernel verifier wording).
 
-    def __init__(self, message: str, insn: int | None = None) -> None:
+    ``errno`` is what ``bpf(BPF_PROG_LOAD)`` would return (``EACCES`` for most
+    verifier refusals, ``EINVAL`` for malformed programs, ...; ``None`` when
+    only the structural checks of :mod:`netstack.bpf.check` ran) and ``log``
+    the verifier log at level 1 (empty when not produced), so a loader can
+    print what libbpf prints (``-- BEGIN PROG LOAD LOG --``); ``prog_name`` is the
+    refused program's name when :func:`netstack.bpf.loader.load_object` loaded it.
+    """
+
+    def __init__(self, message: str, insn: int | None = None, *, errno: int | None = None,
+                 log: str = "", prog_name: str = "") -> None:
         super().__init__(message if insn is None else f"insn {insn}: {message}")
         self.message = message
         self.insn = insn
+        self.errno = errno
+        self.log = log
+        self.prog_name = prog_name  # set by the ELF loader: the program (function) refused
 
 
 class BpfRuntimeError(BpfError):

@@ -43,7 +43,7 @@ from . import btf as B
 from . import insn as I
 from . import maps as M
 from .elf import R_BPF_64_32, R_BPF_64_64, ElfError, ElfObject, Reloc, Section, Symbol, parse
-from .errors import BpfError, NotSupported
+from .errors import BpfError, BpfVerifyError, NotSupported
 from .insn import Insn
 from .kernel import KMap, KProg
 from .progs import Program, new_map
@@ -445,8 +445,15 @@ def create_model_map(ms: MapSpec) -> M.BpfMap:
 
 
 def load_object(source: str | bytes | os.PathLike[str] | ObjectSpec,
-                only: Iterable[str] | None = None) -> LoadedObject:
-    """Open (unless given a spec), create every map, link and load the programs (all, or ``only``)."""
+                only: Iterable[str] | None = None, *, verifier: bool | None = None) -> LoadedObject:
+    """Open (unless given a spec), create every map, link and load the programs (all, or ``only``).
+
+    Each program is verified as ``bpf(BPF_PROG_LOAD)`` does (``verifier=None`` follows
+    :data:`netstack.bpf.progs.VERIFY_ON_LOAD`; ``False`` skips the path-sensitive verifier).  A
+    refused program raises :class:`BpfVerifyError` with ``errno``, the level-1 ``log`` and
+    ``prog_name`` -- what libbpf prints (``libbpf: prog 'NAME': BPF program load failed: ...``,
+    then the log between ``-- BEGIN PROG LOAD LOG --`` and ``-- END PROG LOAD LOG --``).
+    """
     spec = source if isinstance(source, ObjectSpec) else open_object(source)
     models = {name: create_model_map(ms) for name, ms in spec.maps.items()}
     wanted = [spec.program(w) for w in only] if only is not None else spec.programs
@@ -457,7 +464,11 @@ def load_object(source: str | bytes | os.PathLike[str] | ObjectSpec,
         if p.xdp_frags:
             raise NotSupported(f"program '{p.name}': XDP multi-buffer (xdp.frags) programs")
         code = spec.link(p, lambda ms: models[ms.name].fd)
-        programs[p.name] = Program(p.prog_type, code, name=p.name)
+        try:
+            programs[p.name] = Program(p.prog_type, code, name=p.name, verifier=verifier)
+        except BpfVerifyError as exc:
+            exc.prog_name = p.name
+            raise
     return LoadedObject(spec, models, programs)
 
 

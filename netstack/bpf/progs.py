@@ -127,29 +127,46 @@ class ProgVm(Vm):
         super()._call_helper(hid)
 
 
-#: Run :func:`netstack.bpf.verifier.verify_program` when a :class:`Program` is built without an
-#: explicit ``verifier=`` flag.  Off while tests written for the unverified model (run-time refusal of
-#: what the kernel refuses at load) still exist; ``Program(..., verifier=True)`` opts in.
-VERIFY_ON_LOAD = False
+#: Verify every :class:`Program` built without an explicit ``verifier=`` flag with the
+#: path-sensitive verifier (:func:`netstack.bpf.verifier.verify_program`), as
+#: ``bpf(BPF_PROG_LOAD)`` always runs ``bpf_check`` (kernel/bpf/syscall.c ``bpf_prog_load``):
+#: the datapath never runs a program the kernel would refuse.  ``verifier=False`` is the opt-out
+#: for the conformance suite and for tests of the interpreter's own run-time safety.
+VERIFY_ON_LOAD = True
+
+
+def verify_on_load(code: Sequence[Insn], prog_type: int) -> None:
+    """``bpf_check`` at load: raise :class:`BpfVerifyError` carrying the kernel's errno and log.
+
+    The path-sensitive verifier includes the structural checks of :mod:`netstack.bpf.check`
+    (through :class:`~netstack.bpf.check.StructuralChecker`) but decides ``R%d !read_ok`` per
+    path, as the kernel does, rather than with check.py's all-paths must-analysis.
+    """
+    from .verifier import verify_program
+    res = verify_program(code, prog_type)
+    if not res.accepted:
+        res = verify_program(code, prog_type, log_level=1)  # again, for the kernel-style log
+        raise BpfVerifyError(res.error or E.errorcode.get(res.errno, str(res.errno)), errno=res.errno,
+                             log=res.log)
 
 
 class Program:
-    """A loaded program (``bpf(BPF_PROG_LOAD)``); see the module docstring."""
+    """A loaded program (``bpf(BPF_PROG_LOAD)``); see the module docstring.
+
+    ``verifier=None`` follows :data:`VERIFY_ON_LOAD`; ``verifier=False`` runs only the structural
+    checks of :func:`netstack.bpf.check.verify` (the interpreter stays memory-safe and refuses at
+    run time, with :class:`BpfRuntimeError`, what the kernel verifier would refuse at load).
+    """
 
     def __init__(self, prog_type: int, insns: Sequence[Insn] | bytes, *, name: str = "",
                  verifier: bool | None = None) -> None:
         if prog_type not in H.ALLOWED:
             raise NotSupported(f"program type {prog_type}")
         code = I.decode(insns) if isinstance(insns, (bytes, bytearray)) else list(insns)
-        verify(code, entry_regs=(1,))
-        if VERIFY_ON_LOAD if verifier is None else verifier:  # path-sensitive verifier (netstack.bpf.verifier)
-            from .verifier import verify_program
-            res = verify_program(code, prog_type)
-            if not res.accepted:
-                res = verify_program(code, prog_type, log_level=1)  # again, for the kernel-style log
-                exc = BpfVerifyError(res.error)
-                exc.errno, exc.log = res.errno, res.log  # type: ignore[attr-defined]
-                raise exc
+        if VERIFY_ON_LOAD if verifier is None else verifier:
+            verify_on_load(code, prog_type)
+        else:
+            verify(code, entry_regs=(1,))
         self.prog_type = prog_type
         self.name = name
         self.insns = code
@@ -327,6 +344,27 @@ def _eth_type_trans(frame: bytes, f: C.SkbFields) -> None:
         f.protocol = 0x0400  # htons(ETH_P_802_2)
 
 
+#: ``sizeof(struct iphdr)`` / ``sizeof(struct ipv6hdr)`` by ``skb->protocol`` (network byte order
+#: as :class:`~netstack.bpf.context.SkbFields` stores it, i.e. the little-endian read of the wire).
+_L3_MIN_HEADER = {0x0008: 20, 0xDD86: 40}
+
+
+def _check_l3_header(frame: bytes, f: C.SkbFields) -> None:
+    """The L3 length rule of ``bpf_prog_test_run_skb`` (net/bpf/test_run.c), measured on 6.18.
+
+    After ``eth_type_trans`` the kernel sets up the test socket from the IP header
+    (``sk_family``, addresses), and refuses with ``-EINVAL`` a frame whose EtherType is IPv4 but
+    which holds fewer than ``ETH_HLEN + sizeof(struct iphdr)`` = 34 bytes, or IPv6 and fewer
+    than ``ETH_HLEN + sizeof(struct ipv6hdr)`` = 54 bytes -- for every skb program type
+    (SCHED_CLS/ACT and SOCKET_FILTER alike), before ``ctx_in`` is converted.  Other EtherTypes
+    (VLAN, ARP, MPLS, 802.3 lengths) run from 14 bytes on; the IP header's contents
+    (version, IHL) are not looked at.  So a bare Ethernet header with an IP EtherType is refused.
+    """
+    need = _L3_MIN_HEADER.get(f.protocol)
+    if need is not None and len(frame) < C.ETH_HLEN + need:
+        raise TestRunError(E.EINVAL, f"frame too short for its L3 header ({len(frame)} < {C.ETH_HLEN + need})")
+
+
 def _test_run_skb(prog: Program, data: bytes, repeat: int, ctx: bytes | None, env: RunEnv,
                   data_size_out: int | None) -> TestRunResult:
     is_l2 = prog.prog_type in (C.BPF_PROG_TYPE_SCHED_CLS, C.BPF_PROG_TYPE_SCHED_ACT)
@@ -337,21 +375,22 @@ def _test_run_skb(prog: Program, data: bytes, repeat: int, ctx: bytes | None, en
     raw = _ctx_init(ctx, C.SK_BUFF_SIZE)
     f = C.SkbFields()
     if raw is not None:
-        for name, (off, size) in C.SK_BUFF.items():
-            if name not in _SKB_CTX_SETTABLE and any(raw[off:off + size]):
-                raise TestRunError(E.EINVAL, f"__sk_buff.{name} may not be set in ctx_in")
-        if any(raw[181:184]):
-            raise TestRunError(E.EINVAL, "__sk_buff padding must be zero")
         g = lambda name: struct.unpack_from("<I", raw, C.SK_BUFF[name][0])[0]  # noqa: E731
         ifindex = g("ifindex")
-        if ifindex > 1:
+        if ifindex > 1:  # dev_get_by_index comes before eth_type_trans and convert___skb_to_skb
             if ifindex not in env.devices:
                 raise TestRunError(E.ENODEV, f"no device {ifindex}")
             f.ifindex = ifindex
     pkt = C.PacketBuf.build(data, C.NET_SKB_PAD, 4096 - C.SKB_SHARED_INFO_SIZE)
     mac = pkt.data
     _eth_type_trans(data, f)
+    _check_l3_header(data, f)
     if raw is not None:
+        for name, (off, size) in C.SK_BUFF.items():
+            if name not in _SKB_CTX_SETTABLE and any(raw[off:off + size]):
+                raise TestRunError(E.EINVAL, f"__sk_buff.{name} may not be set in ctx_in")
+        if any(raw[181:184]):
+            raise TestRunError(E.EINVAL, "__sk_buff padding must be zero")
         f.mark, f.priority, f.ingress_ifindex = g("mark"), g("priority"), g("ingress_ifindex")
         f.tstamp = struct.unpack_from("<Q", raw, 152)[0]
         f.cb[:] = raw[48:68]

@@ -54,7 +54,7 @@ from netstack.bpf import progs as P
 from netstack.bpf.asm import assemble
 from netstack.bpf.check import verify as check_structure
 from netstack.bpf.disasm import disassemble
-from netstack.bpf.errors import BpfError
+from netstack.bpf.errors import BpfError, BpfVerifyError
 from netstack.cli import jsonout
 
 EXIT_ERR = 255
@@ -284,17 +284,14 @@ def _load(s: Session, path: str, only: list[str] | None, ptype: int | None) -> l
         for p in spec.programs:
             if only is None or p.name in only or p.section in only:
                 p.prog_type = ptype
-    lo = L.load_object(spec, only)
-    verify_program = _verifier()
-    for name, prog in lo.programs.items():
-        if verify_program is None:
-            break
-        res = verify_program(prog.insns, prog.prog_type, log_level=1)
-        if not res.accepted:  # what libbpf prints when BPF_PROG_LOAD fails, then bpftool's p_err
-            s.err.write(f"libbpf: prog '{name}': BPF program load failed: {os.strerror(res.errno or E.EINVAL)}\n"
-                        f"libbpf: prog '{name}': -- BEGIN PROG LOAD LOG --\n{res.log.rstrip()}\n"
-                        "-- END PROG LOAD LOG --\n")
-            raise CliError("failed to load object file")
+    try:
+        lo = L.load_object(spec, only)  # verifies each program, as BPF_PROG_LOAD
+    except BpfVerifyError as exc:  # what libbpf prints when BPF_PROG_LOAD fails, then bpftool's p_err
+        name = exc.prog_name
+        s.err.write(f"libbpf: prog '{name}': BPF program load failed: {os.strerror(exc.errno or E.EINVAL)}\n"
+                    f"libbpf: prog '{name}': -- BEGIN PROG LOAD LOG --\n{exc.log.rstrip()}\n"
+                    "-- END PROG LOAD LOG --\n")
+        raise CliError("failed to load object file") from None
     ids = {name: s.add_map(m) for name, m in lo.maps.items()}
     out = []
     for name, prog in lo.programs.items():

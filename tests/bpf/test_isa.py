@@ -337,3 +337,26 @@ def test_unverified_out_of_range_jumps_fault_instead_of_exiting() -> None:
     for text in ("mov %r0, 1\nja -5\nexit", "mov %r0, 1\njeq %r0, 1, +9\nexit", "call local +7\nexit"):
         with pytest.raises(BpfRuntimeError, match="out of range"):
             Vm(assemble(text)).run()
+
+
+def test_structural_checker_flow_hook() -> None:
+    """check.StructuralChecker is the documented base of the verifier's check_cfg: run() builds the
+    graph, then hands it to flow(); a subclass replacing flow() skips the must-init analysis."""
+    from netstack.bpf.check import StructuralChecker
+    from netstack.bpf.verifier.core import _CfgChecker
+
+    assert issubclass(_CfgChecker, StructuralChecker)
+    code = assemble("mov %r0, %r3\ncall local f\nexit\nf:\nmov %r0, 1\nexit")
+    seen: dict[str, object] = {}
+
+    class Graph(StructuralChecker):
+        def flow(self, entry: int, succ: list[list[int]], calls: dict[int, int], second_half: list[bool]) -> None:
+            seen.update(entry=entry, succ=succ, calls=calls, second_half=second_half)
+
+    Graph(code, True).run(0b10)
+    assert seen == {"entry": 0b10, "succ": [[1], [2], [], [4], []], "calls": {1: 3},
+                    "second_half": [False] * 5}
+    with pytest.raises(BpfVerifyError, match="R3 !read_ok"):  # the base flow() is the must-init pass
+        StructuralChecker(code, True).run(0b10)
+    with pytest.raises(BpfVerifyError, match="insn 0: invalid BPF_ALU opcode f0"):  # field checks come first
+        Graph([Insn(0xF4), *code], True).run(0b10)

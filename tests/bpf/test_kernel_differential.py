@@ -22,7 +22,7 @@ from netstack.bpf import context as C
 from netstack.bpf import maps as M
 from netstack.bpf import progs as P
 from netstack.bpf.asm import assemble
-from netstack.bpf.errors import BpfRuntimeError
+from netstack.bpf.errors import BpfRuntimeError, BpfVerifyError
 from netstack.bpf.kernel import KernelBpfError, KMap, KProg, available, possible_cpus
 
 REASON = available()
@@ -994,17 +994,76 @@ CTX_ACCESS = [
 
 @pytest.mark.parametrize("prog_type,insn", CTX_ACCESS, ids=lambda v: str(v))
 def test_ctx_access_rules_match_the_kernel_verifier(prog_type: int, insn: str) -> None:
-    """Whatever the kernel verifier refuses, the model refuses at run time, and vice versa."""
+    """Whatever the kernel verifier refuses at load, the model refuses at load (same errno, the
+    kernel's log line in our log), and vice versa; unverified, the interpreter's own run-time
+    checks refuse exactly the same accesses."""
     code = assemble(insn + "\nmov %r0, 0\nexit" if insn.startswith("st") else insn + "\nexit")
     try:
         KProg(prog_type, code).close()
-        kernel_ok = True
+        kernel_err = None
     except KernelBpfError as exc:
         assert exc.errno == 13, exc.log
-        kernel_ok = False
+        kernel_err = exc
     try:
-        P.prog_test_run(P.Program(prog_type, code), PKT)
-        model_ok = True
-    except BpfRuntimeError:
-        model_ok = False
-    assert model_ok == kernel_ok
+        P.Program(prog_type, code)
+        model_err = None
+    except BpfVerifyError as exc:
+        model_err = exc
+    assert (model_err is None) == (kernel_err is None)
+    if kernel_err is not None and model_err is not None:
+        kernel_line = [ln for ln in kernel_err.log.splitlines() if ln.strip()][-2]
+        assert kernel_line.startswith("invalid bpf_context access")
+        assert model_err.errno == kernel_err.errno and kernel_line in model_err.log.splitlines()
+        assert model_err.message == kernel_line
+    # verifier=False: the memory-safe interpreter's run-time refusal (what a datapath running an
+    # unverified program relies on) must agree with the kernel verifier too.
+    try:
+        P.prog_test_run(P.Program(prog_type, code, verifier=False), PKT)
+        run_ok = True
+    except BpfRuntimeError as exc:
+        assert "invalid bpf_context access" in str(exc)
+        run_ok = False
+    assert run_ok == (kernel_err is None)
+
+
+@pytest.mark.parametrize("prog_type", [1, 3])
+def test_skb_l3_header_length_rule_matches_kernel(prog_type: int) -> None:
+    """test_run of an skb with an IP EtherType needs the whole IP header (measured on 6.18)."""
+    code = assemble("mov %r0, 7\nexit")
+    cases = [(et, n) for et in ("0800", "86dd", "8100", "0806", "1234", "05dc")
+             for n in (14, 15, 33, 34, 53, 54)]
+    with KProg(prog_type, code) as kp:
+        for et, n in cases:
+            frame = bytes(6) + bytes.fromhex("020000000001" + et) + bytes(n - 14)
+            want = _errno(lambda: kp.test_run(frame)[:2])
+            got = _errno(lambda: P.prog_test_run(P.Program(prog_type, code), frame)[:2])
+            assert got == want, (et, n)
+
+
+@pytest.mark.parametrize("map_type,max_entries,off", [(A, 1, 4), (A, 1, 8), (A, 2, 0), (PAR, 1, 0), (H, 1, 0)])
+def test_direct_value_lddw_rules_match_kernel(map_type: int, max_entries: int, off: int) -> None:
+    """``BPF_PSEUDO_MAP_VALUE`` is checked before simulation (``resolve_pseudo_ldimm64``): same
+    decision, errno (-ENOTSUPP = 524 for a multi-element array) and log as the kernel."""
+    src = "lddw %r1, {v}, 2\nmov %r0, 2\nexit"
+    with KMap(map_type, 4, 8, max_entries) as km:
+        try:
+            KProg(6, assemble(src.format(v=km.fd | (off << 32)))).close()
+            want = None
+        except KernelBpfError as exc:
+            want = (exc.errno, [ln for ln in exc.log.splitlines() if ln.strip()])
+    m = P.new_map(map_type, 4, 8, max_entries)
+    try:
+        P.Program(6, assemble(src.format(v=m.fd | (off << 32))))
+        got = None
+    except BpfVerifyError as exc:
+        got = (exc.errno, [ln for ln in exc.log.splitlines() if ln.strip()])
+    assert got == want
+
+
+def test_skb_ifindex_is_checked_before_the_l3_header_like_kernel() -> None:
+    code = assemble("mov %r0, 0\nexit")
+    ctx = bytes(40) + u32(77) + bytes(148)
+    with KProg(3, code) as kp:
+        want = _errno(lambda: kp.test_run(PKT[:14], ctx=ctx, ctx_out_size=192))
+    got = _errno(lambda: P.prog_test_run_full(P.Program(3, code), PKT[:14], ctx=ctx))
+    assert got == want == ("errno", 19)

@@ -45,8 +45,22 @@ def test_program_load_runs_the_structural_verifier() -> None:
     "ldxw %r0, [%r1+20]\nexit",         # egress_ifindex: devmap programs only
 ])
 def test_xdp_ctx_access_rules(src: str) -> None:
+    _refused_at_load_and_at_run_time(C.BPF_PROG_TYPE_XDP, src)
+
+
+def _refused_at_load_and_at_run_time(prog_type: int, src: str) -> None:
+    """The verifier refuses the access at load as the kernel does (EACCES, ``invalid bpf_context
+    access off=N size=M`` in the log); unverified, the interpreter refuses it at run time."""
+    code = assemble(src)
+    ins = code[0]
+    size = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}[ins.opcode & 0x18]
+    line = f"invalid bpf_context access off={ins.off} size={size}"
+    with pytest.raises(BpfVerifyError) as ei:
+        P.Program(prog_type, code)
+    assert ei.value.errno == E.EACCES and ei.value.message == line and line in ei.value.log.splitlines()
+    # verifier=False on purpose: this checks the interpreter's own run-time safety net.
     with pytest.raises(BpfRuntimeError, match="invalid bpf_context access"):
-        P.prog_test_run(prog(C.BPF_PROG_TYPE_XDP, src), FRAME)
+        P.prog_test_run(P.Program(prog_type, code, verifier=False), FRAME)
 
 
 @pytest.mark.parametrize("prog_type,src", [
@@ -62,8 +76,7 @@ def test_xdp_ctx_access_rules(src: str) -> None:
     (C.BPF_PROG_TYPE_SCHED_CLS, "ldxw %r0, [%r1+168]\nexit"),         # sk: u64 only
 ])
 def test_skb_ctx_access_rules(prog_type: int, src: str) -> None:
-    with pytest.raises(BpfRuntimeError, match="invalid bpf_context access"):
-        P.prog_test_run(prog(prog_type, src), FRAME)
+    _refused_at_load_and_at_run_time(prog_type, src)
 
 
 def test_skb_sk_pointer_is_not_supported() -> None:
@@ -176,8 +189,16 @@ def test_map_value_pseudo_lddw() -> None:
     P.prog_test_run(p, FRAME)
     assert g.lookup(bytes(4)) == bytes(4) + struct.pack("<I", 9)
     big = P.new_map(M.BPF_MAP_TYPE_ARRAY, 4, 8, 2)
+    src = f"lddw %r1, {big.fd}, 2\nmov %r0, 2\nexit"
+    with pytest.raises(BpfVerifyError) as ei:  # resolve_pseudo_ldimm64: -ENOTSUPP (524), nothing simulated
+        prog(C.BPF_PROG_TYPE_XDP, src)
+    line = "invalid access to map value pointer, value_size=8 off=0"
+    assert ei.value.errno == 524 and ei.value.message == line
+    assert ei.value.log.splitlines()[:2] == [line, "processed 0 insns (limit 1000000) max_states_per_insn 0 "
+                                             "total_states 0 peak_states 0 mark_read 0"]
+    # verifier=False on purpose: the interpreter's own lddw resolution refuses it too.
     with pytest.raises(BpfRuntimeError, match="1-element array"):
-        prog(C.BPF_PROG_TYPE_XDP, f"lddw %r1, {big.fd}, 2\nmov %r0, 2\nexit")
+        P.Program(C.BPF_PROG_TYPE_XDP, assemble(src), verifier=False)
 
 
 def test_run_tc_for_a_datapath_hook() -> None:
@@ -197,3 +218,24 @@ exit""")
     assert fields.pkt_type == C.PACKET_OTHERHOST
     with pytest.raises(NotSupported):
         prog(C.BPF_PROG_TYPE_XDP, "mov %r0, 2\nexit").run_tc(FRAME)
+
+
+@pytest.mark.parametrize("prog_type", [C.BPF_PROG_TYPE_SCHED_CLS, C.BPF_PROG_TYPE_SOCKET_FILTER])
+def test_skb_test_run_needs_the_whole_ip_header(prog_type: int) -> None:
+    # Measured on 6.18 (kernel agreement: test_kernel_differential.py): an IPv4 EtherType needs
+    # 14 + 20 bytes, IPv6 14 + 40; other EtherTypes run from a bare Ethernet header on.
+    p = prog(prog_type, "mov %r0, 7\nexit")
+    eth = bytes(6) + bytes.fromhex("020000000001")
+    for ethertype, need in (("0800", 34), ("86dd", 54)):
+        with pytest.raises(P.TestRunError) as ei:
+            P.prog_test_run(p, eth + bytes.fromhex(ethertype) + bytes(need - 15))
+        assert ei.value.errno == E.EINVAL
+        assert P.prog_test_run(p, eth + bytes.fromhex(ethertype) + bytes(need - 14))[0] == 7
+    for ethertype in ("8100", "0806", "1234", "05dc"):
+        assert P.prog_test_run(p, eth + bytes.fromhex(ethertype))[0] == 7
+    # the rule sits after the ifindex lookup (ENODEV) and before the ctx_in field checks
+    ctx = bytearray(C.SK_BUFF_SIZE)
+    struct.pack_into("<I", ctx, C.SK_BUFF["ifindex"][0], 77)
+    with pytest.raises(P.TestRunError) as ei:
+        P.prog_test_run_full(p, eth + b"\x08\x00", ctx=bytes(ctx))
+    assert ei.value.errno == E.ENODEV

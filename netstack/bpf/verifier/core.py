@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from .. import insn as I
 from .. import maps as M
-from ..check import _Checker
+from ..check import StructuralChecker
 from ..errors import BpfVerifyError, NotSupported
 from ..insn import Insn
 from . import bounds as B
@@ -37,6 +37,7 @@ BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
 BPF_MAXINSNS = 4096
 BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192
 MAX_PACKET_OFF = 0xFFFF
+ENOTSUPP = 524  # include/linux/errno.h: kernel-internal, returned by bpf(2) as is
 U64 = (1 << 64) - 1
 
 
@@ -55,9 +56,10 @@ class VerifierResult:
     stack_depth: tuple[int, ...] = ()
 
 
-class _CfgChecker(_Checker):
+class _CfgChecker(StructuralChecker):
     """The structural checks of :mod:`netstack.bpf.check` without its must-init analysis
-    (here the path-sensitive pass decides ``R%d !read_ok``)."""
+    (here the path-sensitive pass decides ``R%d !read_ok``): overrides the documented
+    :meth:`StructuralChecker.flow` hook to keep the control-flow graph for ``check_cfg``."""
 
     def flow(self, entry: int, succ: list[list[int]], calls: dict[int, int], second_half: list[bool]) -> None:
         self.succ, self.calls, self.second_half = succ, calls, second_half
@@ -232,6 +234,7 @@ class Verifier(MemAccess, Calls):
     def run(self) -> VerifierResult:
         try:
             self.check_cfg()
+            self.resolve_pseudo_ldimm64()
             self.stack_depth = [0] * len(self.subprog_starts)
             self.do_check()
             self.check_max_stack_depth()
@@ -480,22 +483,42 @@ class Verifier(MemAccess, Calls):
             return
         if ins.src not in (I.BPF_PSEUDO_MAP_FD, I.BPF_PSEUDO_MAP_VALUE):
             raise NotSupported(f"lddw pseudo source {ins.src} in the verifier")
+        info = self.ld_imm_map(ins, nxt)
+        if ins.src == I.BPF_PSEUDO_MAP_FD:
+            regs[ins.dst] = RS.new_ptr(RS.CONST_PTR_TO_MAP, map=info)
+            return
+        regs[ins.dst] = RS.new_ptr(RS.PTR_TO_MAP_VALUE, map=info, off=nxt.imm & 0xFFFFFFFF)
+
+    def ld_imm_map(self, ins: Insn, nxt: Insn) -> MapInfo:
+        """The map of a ``BPF_PSEUDO_MAP_FD``/``_VALUE`` ``lddw``, checked as ``resolve_pseudo_ldimm64``.
+
+        Only ``BPF_MAP_TYPE_ARRAY`` has ``map_direct_value_addr`` among the modelled maps
+        (``array_map_direct_value_addr``: ``-ENOTSUPP`` unless ``max_entries == 1``, ``-EINVAL``
+        for ``off >= value_size``; both logged as ``invalid access to map value pointer``).
+        """
         fd = ins.imm
         table = self.maps if self.maps is not None else M.FD_TABLE
         obj = table.get(fd)
         if obj is None or (not isinstance(obj, (MapInfo, M.BpfMap))):
             self.reject(f"fd {fd} is not pointing to valid bpf_map", E.EBADF)
         info = _map_info(fd, obj)
-        if ins.src == I.BPF_PSEUDO_MAP_FD:
-            regs[ins.dst] = RS.new_ptr(RS.CONST_PTR_TO_MAP, map=info)
-            return
-        off = nxt.imm & 0xFFFFFFFF
-        if info.map_type not in (M.BPF_MAP_TYPE_ARRAY,) or info.max_entries != 1:
-            self.reject("direct value access on map type not supported" if info.map_type != M.BPF_MAP_TYPE_ARRAY
-                        else "invalid access to map value pointer, value_size and off", E.EINVAL)
-        if off >= info.value_size:
-            self.reject(f"invalid access to map value pointer, value_size={info.value_size} off={off}", E.EINVAL)
-        regs[ins.dst] = RS.new_ptr(RS.PTR_TO_MAP_VALUE, map=info, off=off)
+        if ins.src == I.BPF_PSEUDO_MAP_VALUE:
+            off = nxt.imm & 0xFFFFFFFF
+            if info.map_type != M.BPF_MAP_TYPE_ARRAY:
+                self.reject("no direct value access support for this map type", E.EINVAL)
+            if info.max_entries != 1 or off >= info.value_size:
+                self.reject(f"invalid access to map value pointer, value_size={info.value_size} off={off}",
+                            ENOTSUPP if info.max_entries != 1 else E.EINVAL)
+        return info
+
+    def resolve_pseudo_ldimm64(self) -> None:
+        """Check every map ``lddw`` before simulation, as the kernel's ``resolve_pseudo_ldimm64``
+        (kernel/bpf/verifier.c) does: such a refusal logs no instruction and ``processed 0 insns``."""
+        n = len(self.insns)
+        for pc, ins in enumerate(self.insns):
+            if (ins.opcode == I.BPF_LD | I.BPF_IMM | I.BPF_DW and not self.second_half[pc] and pc + 1 < n
+                    and ins.src in (I.BPF_PSEUDO_MAP_FD, I.BPF_PSEUDO_MAP_VALUE)):
+                self.ld_imm_map(ins, self.insns[pc + 1])
 
     def check_ld_abs(self, ins: Insn) -> None:
         from .. import context as C
