@@ -34,6 +34,8 @@ test: $(STAMP) deps
 
 bench: $(STAMP)
 	$(PY) bench/forwarding.py
+	$(PY) bench/bpf.py
+	$(PY) bench/netfilter.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis out

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from netstack.core.neighbour import neigh_output
 from netstack.netfilter import conntrack as nfct
 from netstack.netfilter.conntrack_tuple import (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY,
                                                 IPPROTO_TCP, IPPROTO_UDP)
@@ -25,7 +26,6 @@ from netstack.netfilter.core import (NF_ACCEPT, NF_NETDEV_INGRESS, NF_STOLEN, NF
                                      NFPROTO_NETDEV, NfHookOps, NfHookState,
                                      nf_register_net_hook, nf_unregister_net_hook)
 from netstack.netfilter import conntrack_proto_tcp as tcpct
-from netstack.packet.checksum import ip_decrease_ttl_csum
 from netstack.packet.skb import CHECKSUM_PARTIAL
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +58,9 @@ class FlowTupleDir:
     new_ports: bytes = b""     # sport + dport after NAT
     ip_delta: int = 0
     l4_delta: int = 0
+    #: the neighbour table of the output (ARP or ND), resolved once when the flow is
+    #: added: ``neigh_xmit`` then only looks the next hop up in it.
+    neigh_tbl: Any = None
 
 
 @dataclass(eq=False)
@@ -85,8 +88,23 @@ class Flowtable:
     devices: list["NetDevice"] = field(default_factory=list)
     flows: dict[tuple, tuple[FlowOffload, int]] = field(default_factory=dict)
     ops: list[NfHookOps] = field(default_factory=list)
-    #: counters of the fast path (hits) and of slow-path fallbacks by reason.
-    stats: dict[str, int] = field(default_factory=dict)
+    #: slow-path fallbacks by reason (ip_options, fragment, ttl, mtu, fin_rst, dst).
+    slow_stats: dict[str, int] = field(default_factory=dict)
+    #: packets forwarded by the fast path.
+    hits: int = 0
+    #: the namespace's virtual clock (flow timeouts), looked up once.
+    clock: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.clock = self.net.world.clock
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Fast-path hits (``"hit"``) and slow-path fallbacks by reason, one dict."""
+        d = dict(self.slow_stats)
+        if self.hits:
+            d["hit"] = self.hits
+        return d
 
     def register(self) -> None:
         """Hook the ingress of every device (``nft_register_flowtable_net_hooks``)."""
@@ -187,17 +205,28 @@ def _nat_rewrite(td: FlowTupleDir, ct: nfct.NfConn, d: int) -> None:
     op = old.sport.to_bytes(2, "big") + old.dport.to_bytes(2, "big")
     np_ = new.sport.to_bytes(2, "big") + new.dport.to_bytes(2, "big")
     td.new_addrs, td.new_ports = na, np_
-    td.ip_delta = _words_delta(oa, na)
-    td.l4_delta = td.ip_delta + _words_delta(op, np_)
+    td.ip_delta = _fold(_words_delta(oa, na))
+    td.l4_delta = _fold(td.ip_delta + _words_delta(op, np_))
+
+
+def _fold(v: int) -> int:
+    """End-around-carry fold of a non-negative sum to 16 bits (its one's-complement
+    value is unchanged, so it can stand for the whole RFC 1624 difference)."""
+    while v >> 16:
+        v = (v & 0xFFFF) + (v >> 16)
+    return v
 
 
 def _csum_apply(check: int, delta: int) -> int:
-    """``csum_replace*`` with a precomputed difference (never yields 0xffff, as the
-    kernel's ``~csum_unfold`` trick guarantees a nonzero intermediate)."""
-    v = (0xFFFF0000 | (~check & 0xFFFF)) + delta
-    while v >> 16:
-        v = (v & 0xFFFF) + (v >> 16)
-    return ~v & 0xFFFF
+    """``csum_replace*`` with a precomputed difference folded to 16 bits (never yields
+    0xffff, as the kernel's ``~csum_unfold`` trick guarantees a nonzero intermediate).
+
+    Adding 0xFFFF (one's-complement zero) keeps the sum nonzero; with ``delta`` <= 0xFFFF
+    the sum is at most 0x2FFFD, so two folds always end within 16 bits.  The fast path
+    inlines this expression."""
+    v = (~check & 0xFFFF) + delta + 0xFFFF
+    v = (v & 0xFFFF) + (v >> 16)
+    return ~((v & 0xFFFF) + (v >> 16)) & 0xFFFF
 
 
 def _route_other_dir(net: "Net", ct: nfct.NfConn, d: int, in_dev: "NetDevice") -> Any:
@@ -262,6 +291,8 @@ def nft_flow_offload_eval(ft: Flowtable, pkt: "Packet", state: NfHookState) -> b
         gw = getattr(rt, "gateway", None)
         nexthop = gw if gw else ct.tuplehash[1 - dd].src
         dirs[dd] = FlowTupleDir(_key(ct.tuplehash[dd], iif), iif, out, nexthop, _mtu(rt, out))
+        dirs[dd].neigh_tbl = (out.net.ipv6.nd_tbl if ct.l3num == NFPROTO_IPV6
+                              else out.net.ipv4.arp_tbl)
         _nat_rewrite(dirs[dd], ct, dd)  # type: ignore[arg-type]
     flow.dirs = [dirs[0], dirs[1]]  # type: ignore[list-item]
     if isinstance(ct.proto, tcpct.TcpCt):
@@ -304,13 +335,21 @@ def _nat6(buf: bytearray, nh: int, l4: int, proto: int, td: FlowTupleDir) -> Non
 
 
 def _slow(ft: Flowtable, why: str) -> int:
-    ft.stats[why] = ft.stats.get(why, 0) + 1
+    ft.slow_stats[why] = ft.slow_stats.get(why, 0) + 1
     return NF_ACCEPT
 
 
 def nf_flow_offload_ip_hook(ft: Flowtable, pkt: "Packet", state: NfHookState) -> int:
     """``nf_flow_offload_inet_hook`` → ``nf_flow_offload_ip_hook``: the IPv4 fast path;
-    NF_STOLEN when forwarded."""
+    NF_STOLEN when forwarded.
+
+    Only what the kernel does per packet (nf_flow_table_ip.c): ``nf_flow_tuple_ip`` (no
+    options, no fragment, TCP/UDP, TTL > 1, ports present), the rhashtable lookup, the MTU
+    check, ``nf_flow_state_check`` (FIN/RST tear down), ``nf_flow_dst_check``, the
+    refresh, ``nf_flow_nat_ip`` with the per-direction checksum differences computed when
+    the flow was added, ``ip_decrease_ttl``, accounting, ``neigh_xmit``.  Written inline
+    (no helper calls on the hit path) because in Python every call is a large fraction
+    of the per-packet budget."""
     if pkt.protocol != 0x0800:
         if pkt.protocol == 0x86DD:
             return nf_flow_offload_ipv6_hook(ft, pkt, state)
@@ -322,67 +361,79 @@ def nf_flow_offload_ip_hook(ft: Flowtable, pkt: "Packet", state: NfHookState) ->
         return NF_ACCEPT
     if buf[nh] != 0x45:
         return _slow(ft, "ip_options")
-    if int.from_bytes(buf[nh + 6:nh + 8], "big") & 0x3FFF:
+    if buf[nh + 6] & 0x3F or buf[nh + 7]:
         return _slow(ft, "fragment")
     proto = buf[nh + 9]
-    if proto not in (IPPROTO_TCP, IPPROTO_UDP):
+    if proto != IPPROTO_UDP and proto != IPPROTO_TCP:
         return NF_ACCEPT
     if buf[nh + 8] <= 1:
         return _slow(ft, "ttl")
     l4 = nh + 20
-    need = 20 if proto == IPPROTO_TCP else 8
-    if end - l4 < need:
+    if end - l4 < (20 if proto == IPPROTO_TCP else 8):
         return NF_ACCEPT
-    key = (bytes(buf[nh + 12:nh + 24]), proto, pkt.dev.ifindex)
-    hit = ft.lookup(key)
+    hit = ft.flows.get((bytes(buf[nh + 12:nh + 24]), proto, pkt.dev.ifindex))
     if hit is None:
         return NF_ACCEPT
     flow, d = hit
+    ct = flow.ct
+    now = ft.clock.now
+    if flow.timeout <= now or ct.status & nfct.IPS_DYING:
+        ft.teardown_flow(flow)
+        return NF_ACCEPT
     td = flow.dirs[d]
-    tot_len = int.from_bytes(buf[nh + 2:nh + 4], "big")
-    if tot_len > td.mtu and not pkt.gso_size:
+    if (buf[nh + 2] << 8 | buf[nh + 3]) > td.mtu and not pkt.gso_size:
         return _slow(ft, "mtu")
     if proto == IPPROTO_TCP and buf[l4 + 13] & (tcpct.TH_FIN | tcpct.TH_RST):
         ft.teardown_flow(flow)
         return _slow(ft, "fin_rst")
-    if not td.out_dev.running():
+    out = td.out_dev
+    if not out.running():
         ft.teardown_flow(flow)
         return _slow(ft, "dst")
-    net = state.net
-    flow.timeout = net.world.clock.now + FLOW_TIMEOUT * NSEC
-    ct = flow.ct
-    if td.new_addrs and pkt.ip_summed == CHECKSUM_PARTIAL:
-        _nat_partial(buf, nh, end, ct, d)
-    elif td.new_addrs:
-        # nf_flow_nat_ip: addresses and ports towards the other direction's inverted tuple,
-        # the IPv4 and TCP/UDP checksums updated incrementally (a zero UDP checksum stays).
-        ck = proto == IPPROTO_TCP and l4 + 16 or l4 + 6
-        c = buf[ck] << 8 | buf[ck + 1]
-        if proto == IPPROTO_TCP or c:
-            c = _csum_apply(c, td.l4_delta)
-            if proto == IPPROTO_UDP and c == 0:
-                c = 0xFFFF
-            buf[ck] = c >> 8
-            buf[ck + 1] = c & 0xFF
-        c = _csum_apply(buf[nh + 10] << 8 | buf[nh + 11], td.ip_delta)
-        buf[nh + 10] = c >> 8
-        buf[nh + 11] = c & 0xFF
-        buf[nh + 12:nh + 20] = td.new_addrs
-        buf[l4:l4 + 4] = td.new_ports
-    # ip_decrease_ttl
+    flow.timeout = now + FLOW_TIMEOUT * NSEC
+    if td.new_addrs:
+        if pkt.ip_summed == CHECKSUM_PARTIAL:
+            _nat_partial(buf, nh, end, ct, d)
+        else:
+            # nf_flow_nat_ip: addresses and ports towards the other direction's inverted
+            # tuple, IPv4 and TCP/UDP checksums by the fixed differences (_csum_apply
+            # inline; a zero UDP checksum stays zero, a computed zero becomes 0xffff).
+            ck = l4 + 16 if proto == IPPROTO_TCP else l4 + 6
+            c = buf[ck] << 8 | buf[ck + 1]
+            if c or proto == IPPROTO_TCP:
+                v = (~c & 0xFFFF) + td.l4_delta + 0xFFFF
+                v = (v & 0xFFFF) + (v >> 16)
+                c = ~((v & 0xFFFF) + (v >> 16)) & 0xFFFF
+                if c == 0 and proto == IPPROTO_UDP:
+                    c = 0xFFFF
+                buf[ck] = c >> 8
+                buf[ck + 1] = c & 0xFF
+            v = (~(buf[nh + 10] << 8 | buf[nh + 11]) & 0xFFFF) + td.ip_delta + 0xFFFF
+            v = (v & 0xFFFF) + (v >> 16)
+            c = ~((v & 0xFFFF) + (v >> 16)) & 0xFFFF
+            buf[nh + 10] = c >> 8
+            buf[nh + 11] = c & 0xFF
+            buf[nh + 12:nh + 20] = td.new_addrs
+            buf[l4:l4 + 4] = td.new_ports
+    # ip_decrease_ttl (include/net/ip.h): ``check += htons(0x0100)`` on the little-endian
+    # u16 with the carry folded back -- i.e. +1 on the low-address byte, as
+    # checksum.ip_decrease_ttl_csum spells it out.
     buf[nh + 8] -= 1
-    check = int.from_bytes(buf[nh + 10:nh + 12], "big")
-    buf[nh + 10:nh + 12] = ip_decrease_ttl_csum(check).to_bytes(2, "big")
+    c = (buf[nh + 11] << 8 | buf[nh + 10]) + 1
+    if c >= 0xFFFF:
+        c = (c + 1) & 0xFFFF
+    buf[nh + 10] = c & 0xFF
+    buf[nh + 11] = c >> 8
     if ct.acct is not None:
-        ct.acct[d][0] += 1
-        ct.acct[d][1] += end - nh
-    ft.stats["hit"] = ft.stats.get("hit", 0) + 1
+        a = ct.acct[d]
+        a[0] += 1
+        a[1] += end - nh
+    ft.hits += 1
     if pkt.trace is not None:
         pkt.trace.event(pkt, "nf_flow_offload_ip_hook", verdict="STOLEN")
     pkt.network_header = nh
     pkt.dst = None
-    from netstack.core.neighbour import neigh_output
-    neigh_output(td.out_dev.net.ipv4.arp_tbl, td.out_dev, td.nexthop, [pkt])
+    neigh_output(td.neigh_tbl, out, td.nexthop, [pkt])
     return NF_STOLEN
 
 
@@ -425,8 +476,7 @@ def nf_flow_offload_ipv6_hook(ft: Flowtable, pkt: "Packet", state: NfHookState) 
     if not td.out_dev.running():
         ft.teardown_flow(flow)
         return _slow(ft, "dst")
-    net = state.net
-    flow.timeout = net.world.clock.now + FLOW_TIMEOUT * NSEC
+    flow.timeout = ft.clock.now + FLOW_TIMEOUT * NSEC
     ct = flow.ct
     if td.new_addrs:
         if pkt.ip_summed == CHECKSUM_PARTIAL:
@@ -437,11 +487,10 @@ def nf_flow_offload_ipv6_hook(ft: Flowtable, pkt: "Packet", state: NfHookState) 
     if ct.acct is not None:
         ct.acct[d][0] += 1
         ct.acct[d][1] += end - nh
-    ft.stats["hit"] = ft.stats.get("hit", 0) + 1
+    ft.hits += 1
     if pkt.trace is not None:
         pkt.trace.event(pkt, "nf_flow_offload_ipv6_hook", verdict="STOLEN")
     pkt.network_header = nh
     pkt.dst = None
-    from netstack.core.neighbour import neigh_output
-    neigh_output(td.out_dev.net.ipv6.nd_tbl, td.out_dev, td.nexthop, [pkt])
+    neigh_output(td.neigh_tbl, td.out_dev, td.nexthop, [pkt])
     return NF_STOLEN
