@@ -39,7 +39,7 @@ def dev_get_flags(dev: NetDevice) -> int:
 
 def _peer(dev: NetDevice) -> tuple[NetDevice | None, bool]:
     """The IFLA_LINK device (a veth's peer) and whether it lives in another namespace."""
-    peer = getattr(dev, "peer", None)
+    peer = getattr(dev, "peer", None) or getattr(dev, "real_dev", None)
     if peer is None:
         return None, False
     return peer, peer.net is not dev.net
@@ -110,6 +110,15 @@ def addr_gen_mode(dev: NetDevice) -> str | None:
     return _GEN_MODES.get(int(mode), str(mode))
 
 
+def _kind_info(dev: NetDevice) -> tuple[str, dict[str, Any]] | None:
+    """The kind's ``print_opt`` (IFLA_INFO_DATA) as (text, JSON ``info_data``), for the
+    kinds that have one (ip/iplink_vlan.c)."""
+    if dev.kind == "vlan":
+        from netstack.cli.iplink_vlan import info_data_json, info_data_text
+        return info_data_text(dev), info_data_json(dev)  # type: ignore[arg-type]
+    return None
+
+
 def _details(dev: NetDevice) -> dict[str, Any]:
     nq = 2 if dev.kind == "veth" else 1
     d: dict[str, Any] = {"promiscuity": 1 if dev.flags & IFF_PROMISC else 0,
@@ -117,6 +126,9 @@ def _details(dev: NetDevice) -> dict[str, Any]:
                          "min_mtu": dev.min_mtu, "max_mtu": dev.max_mtu}
     if dev.kind:
         d["linkinfo"] = {"info_kind": dev.kind}
+        info = _kind_info(dev)
+        if info is not None:
+            d["linkinfo"]["info_data"] = info[1]
     mode = addr_gen_mode(dev)
     if mode is not None:
         d["inet6_addr_gen_mode"] = mode
@@ -221,6 +233,9 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
                   f"maxmtu {dev.max_mtu} ")
         if dev.kind:
             line2 += f"\n    {dev.kind} "
+            info = _kind_info(dev)
+            if info is not None:
+                line2 += info[0]
         mode = addr_gen_mode(dev)
         if not family_filtered and mode is not None:
             line2 += f"addrgenmode {mode} "

@@ -39,7 +39,7 @@ _NETNS_LOCAL_MSG = "The interface netns is immutable"
 ALTIFNAMSIZ = 128
 #: Kinds the kernel knows but netstack does not model (so the error is "not supported",
 #: not the kernel's "Unknown device type").
-_KNOWN_UNMODELLED = {"bridge", "bond", "vlan", "macvlan", "macvtap", "ipvlan", "ipvtap",
+_KNOWN_UNMODELLED = {"bridge", "bond", "macvlan", "macvtap", "ipvlan", "ipvtap",
                      "vxlan", "gre", "gretap", "ip6gre", "ipip", "sit", "ip6tnl", "vrf",
                      "geneve", "wireguard", "team", "nlmon", "ifb", "netdevsim", "tun",
                      "tap", "bareudp", "macsec", "xfrm", "vti", "ip6vti", "erspan", "hsr",
@@ -81,6 +81,8 @@ class LinkReq:
     flags_on: int = 0
     flags_off: int = 0
     peer: "LinkReq | None" = None
+    #: ``link DEV`` (IFLA_LINK): the lower device of a stacked device (vlan)
+    link: str | None = None
     type_args: list[str] = field(default_factory=list)
 
 
@@ -110,7 +112,7 @@ def iplink_parse(args: Args, req: LinkReq) -> None:
                 raise invarg('Invalid "index" value', v)
             req.index = n
         elif matches(a, "link"):
-            raise NotSupported("ip link ... link DEV")
+            req.link = args.next_arg()
         elif matches(a, "address"):
             req.address = parse_lladdr(args.next_arg())
         elif matches(a, "broadcast") or a == "brd":
@@ -239,6 +241,13 @@ def _link_add(ctx: Ctx, req: LinkReq) -> None:
     if req.kind is None:
         raise ToolError('Not enough information: "type" argument is required\n', 1)
     kind = req.kind
+    if req.link is not None and kind != "vlan":
+        raise NotSupported(f"ip link add link DEV type {kind}")
+    if kind == "vlan":
+        from netstack.cli.iplink_vlan import vlan_link_add
+        net = _netns_target(ctx, req.netns) if req.netns is not None else ctx.net
+        vlan_link_add(ctx, req, net)
+        return
     if kind == "veth":
         _parse_veth(req)
     elif kind == "dummy":
@@ -352,6 +361,14 @@ def _link_set(ctx: Ctx, req: LinkReq) -> None:
         _check_mac(req.address)
     if req.mtu is not None:
         _check_mtu(dev, req.mtu)
+    if req.mtu is not None and getattr(dev, "real_dev", None) is not None \
+            and req.mtu > dev.real_dev.mtu:  # type: ignore[attr-defined]
+        raise KernelError(errno.ERANGE)  # vlan_dev_change_mtu: above the lower device's
+    if req.link is not None:
+        raise NotSupported("ip link set ... link DEV")
+    if req.up is True and not dev.flags & 0x1:
+        from netstack.drivers.vlan import vlan_open_check
+        vlan_open_check(dev)  # vlan_dev_open: ENETDOWN while the lower device is down
     if req.addrgenmode is not None and dev.net is not None and \
             getattr(dev.net, "ipv6", None) is not None and dev.ip6_ptr is None:
         # inet6_validate_link_af: no inet6_dev on the device

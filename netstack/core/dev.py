@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from netstack.core import hooks as _hooks
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.netdevice import IFF_UP, NetDevice, RxHandlerResult
+from netstack.core.vlan_core import (ANOTHER_ROUND, DROPPED, skb_vlan_untag, tap_packet,
+                                     validate_xmit_vlan, vlan_check_id, vlan_do_receive)
 from netstack.netfilter.core import (nf_hook_egress, nf_hook_egress_active, nf_hook_ingress,
                                      nf_hook_ingress_active)
 
@@ -73,18 +75,31 @@ def netif_receive_skb_list(pkts: list["Packet"]) -> None:
                     or (_hooks.tcx_ingress_needed
                         and getattr(dev, "tcx_ingress", None) is not None)
                     or nf_hook_ingress_active(dev))  # type: ignore[arg-type]
-        if slow or pkt.trace is not None:
+        # An out-of-band VLAN tag takes the general path (vlan_do_receive): the one
+        # extra attribute test an untagged packet pays.
+        if slow or pkt.trace is not None or pkt.vlan_proto:
             handler = _receive_core(pkt, ptype_base)
             if handler is None:
                 continue
         else:
             # __netif_receive_skb_core without an rx_handler: taps, then ptype_base.
-            pkt.skb_iif = ifindex
-            if taps:
-                for tap in taps:
-                    tap(pkt)
             handler = ptype_get(pkt.protocol)
-            if handler is None:
+            if handler is not None:
+                pkt.skb_iif = ifindex
+                if taps:
+                    for tap in taps:
+                        tap(pkt)
+            elif pkt.protocol == 0x8100 or pkt.protocol == 0x88A8:
+                # an in-packet tag (no ptype handles a VLAN TPID): skb_vlan_untag and the
+                # another_round loop, taps included, in the general path
+                handler = _receive_core(pkt, ptype_base)
+                if handler is None:
+                    continue
+            else:
+                pkt.skb_iif = ifindex
+                if taps:
+                    for tap in taps:
+                        tap(pkt)
                 _no_handler(pkt, dev, taps)  # type: ignore[arg-type]
                 continue
         if handler is not cur_handler:
@@ -118,10 +133,18 @@ def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHand
         pkt.skb_iif = dev.ifindex  # type: ignore[union-attr]
         if pkt.trace is not None:
             pkt.trace.event(pkt, "__netif_receive_skb_core")
+        if pkt.protocol == 0x8100 or pkt.protocol == 0x88A8:
+            # eth_type_vlan(skb->protocol): skb_vlan_untag moves the outermost tag out of
+            # band (a NIC with rx-vlan-hw-parse did that already; the result is the same)
+            if not skb_vlan_untag(pkt):
+                kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+                return None
         taps = net.rx_taps.get(dev.ifindex)  # type: ignore[union-attr]
         if taps:
+            # AF_PACKET + libpcap show an out-of-band tag back in the frame (auxdata)
+            tp = tap_packet(pkt) if pkt.vlan_proto else pkt
             for tap in taps:
-                tap(pkt)
+                tap(tp)
         if _hooks.tcx_ingress_needed and getattr(dev, "tcx_ingress", None) is not None:
             pkt = _hooks.sch_handle_ingress(pkt)  # type: ignore[assignment]
             if pkt is None:
@@ -131,6 +154,13 @@ def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHand
         # before the rx_handler (__netif_receive_skb_core's CONFIG_NET_INGRESS block).
         if nf_hook_ingress_active(dev) and not nf_hook_ingress(pkt):  # type: ignore[arg-type]
             return None
+        if pkt.vlan_proto:
+            # vlan_do_receive: a vlan device for (proto, VID) takes the packet
+            r = vlan_do_receive(pkt)
+            if r == ANOTHER_ROUND:
+                continue
+            if r == DROPPED:
+                return None
         handler = dev.rx_handler  # type: ignore[union-attr]
         if handler is not None:
             res, pkt = handler(pkt)
@@ -138,6 +168,14 @@ def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHand
                 return None
             if res is RxHandlerResult.ANOTHER:
                 continue
+        if pkt.vlan_proto:
+            # check_vlan_id: unknown VID → PACKET_OTHERHOST; a VID-0 priority tag over
+            # another tag is stripped and the inner one tried
+            r = vlan_check_id(pkt)
+            if r == ANOTHER_ROUND:
+                continue
+            if r == DROPPED:
+                return None
         proto_handler = ptype_base.get(pkt.protocol)
         if proto_handler is None:
             _no_handler(pkt, dev, taps)  # type: ignore[arg-type]
@@ -175,21 +213,27 @@ def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
     xmit_list = getattr(dev, "start_xmit_list", None)
     if xmit_list is not None and not taps:
         for p in pkts:
-            if p.trace is not None:
+            # a VLAN tag to validate (validate_xmit_vlan) takes the general path: the one
+            # extra attribute test an untagged packet pays
+            if p.trace is not None or p.vlan_proto:
                 break
             p.dev = dev
         else:
             xmit_list(pkts)
             return
-    # The general path: per packet tap, trace, then the driver, in that order.
+    # The general path: per packet validate_xmit_vlan, tap, trace, then the driver, in
+    # that order.
     last = len(pkts) - 1
     start_xmit = dev.start_xmit
     i = 0
     for p in pkts:
         p.dev = dev
+        if p.vlan_proto:
+            validate_xmit_vlan(p, dev)
         if taps:
+            tp = tap_packet(p) if p.vlan_proto else p
             for tap in taps:
-                tap(p)
+                tap(tp)
         if p.trace is not None:
             p.trace.event(p, "dev_hard_start_xmit", info=f"more={int(i < last)}")
         start_xmit(p, i < last)
