@@ -255,9 +255,15 @@ def _ip_options_build(net: "Net", pkt: "Packet", fill: list[tuple[str, int]]) ->
 
 def icmp_push(net: "Net", rt: Any, saddr: bytes, daddr: bytes, tos: int, head: bytes,
               payload: bytes | bytearray, mark: int = 0,
-              options: tuple[bytes, list[tuple[str, int]]] = (b"", [])) -> None:
+              options: tuple[bytes, list[tuple[str, int]]] = (b"", []),
+              orig: "Packet | None" = None) -> None:
     """``icmp_push_reply``: checksum the message, build the datagram (with the echoed IP
-    options) and send it."""
+    options) and send it.
+
+    ``orig`` is the packet an error answers: ``icmp_glue_bits`` calls
+    ``nf_ct_attach(skb, icmp_param->skb)`` for error types, so the error joins the
+    offending packet's connection as RELATED and NAT rewrites its quoted header on the way
+    out (net/ipv4/icmp.c)."""
     msg = bytearray(head)
     msg[2:4] = b"\0\0"
     msg += payload
@@ -268,6 +274,9 @@ def icmp_push(net: "Net", rt: Any, saddr: bytes, daddr: bytes, tos: int, head: b
                       mark=mark, options=options[0])
     if options[1]:
         _ip_options_build(net, pkt, options[1])
+    if orig is not None and orig.ct is not None and head[0] in ICMP_ERROR_TYPES:
+        from netstack.netfilter.conntrack import nf_ct_attach
+        nf_ct_attach(pkt, orig)
     mib = net.ipv4.mib
     mib["IcmpOutMsgs"] += 1
     mib[f"IcmpMsgOutType{head[0]}"] += 1
@@ -360,7 +369,8 @@ def icmp_send(pkt: "Packet", icmp_type: int, code: int, info: int) -> None:
     if not src or src == b"\0\0\0\0":
         src = INADDR_DUMMY
     head = bytes((icmp_type, code, 0, 0)) + (info & 0xFFFFFFFF).to_bytes(4, "big")
-    icmp_push(net, ort, src, saddr_in, tos, head, buf[nh:nh + data_len], mark=0, options=opts)
+    icmp_push(net, ort, src, saddr_in, tos, head, buf[nh:nh + data_len], mark=0, options=opts,
+              orig=pkt)
 
 
 # ----------------------------------------------------------------------- receive

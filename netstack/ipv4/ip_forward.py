@@ -82,9 +82,11 @@ def ip_forward_list(net: "Net", pkts: list["Packet"]) -> None:
             icmp_send(pkt, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0)
             kfree_skb_reason(pkt, "IP_INHDR", net)
             continue
-        if pkt.tail - pkt.data > mtu and buf[nh + 6] & 0x40:
-            # ip_exceeds_mtu (no GSO, no frag_max_size: netstack does not defrag in
-            # forwarding paths)
+        if pkt.tail - pkt.data > mtu and buf[nh + 6] & 0x40 and (
+                pkt.__dict__.get("frag_max_size", 0) > mtu
+                or not pkt.__dict__.get("ignore_df")):
+            # ip_exceeds_mtu (no GSO): a datagram conntrack reassembled has ignore_df and
+            # is refused only when one of its fragments was larger than the MTU
             mib["IpFragFails"] += 1
             icmp_send(pkt, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu)
             kfree_skb_reason(pkt, "PKT_TOO_BIG", net)

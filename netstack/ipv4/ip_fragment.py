@@ -65,7 +65,11 @@ def ip_fragment(net: "Net", pkt: "Packet", mtu: int) -> list["Packet"] | None:
     through :func:`ip_do_fragment`.  Returns the fragments or None (dropped)."""
     buf = pkt.buf
     nh = pkt.network_header
-    if buf[nh + 6] & 0x40 and pkt.cb != CB_IGNORE_DF:
+    cold = pkt.__dict__
+    fms = cold.get("frag_max_size", 0)
+    # !skb->ignore_df || (IPCB(skb)->frag_max_size && frag_max_size > mtu)
+    if buf[nh + 6] & 0x40 and ((pkt.cb != CB_IGNORE_DF and not cold.get("ignore_df"))
+                               or fms > mtu):
         net.ipv4.mib["IpFragFails"] += 1
         from netstack.ipv4.icmp import ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, icmp_send
         icmp_send(pkt, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu)
@@ -117,6 +121,9 @@ def ip_do_fragment(net: "Net", pkt: "Packet", mtu: int) -> list["Packet"] | None
         _checksum_help(pkt)
     buf = pkt.buf
     nh = pkt.network_header
+    fms = pkt.__dict__.get("frag_max_size", 0)
+    if fms and fms < mtu:
+        mtu = fms  # IPCB(skb)->frag_max_size: refragment as the datagram arrived
     hlen = (buf[nh] & 0x0F) << 2
     space = mtu - hlen
     mib = net.ipv4.mib

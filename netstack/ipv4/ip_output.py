@@ -215,7 +215,9 @@ def ip_output_list(net: "Net", pkts: list["Packet"], rt: Any, forwarded: bool) -
         # NF_HOOK_COND(NFPROTO_IPV4, NF_INET_POST_ROUTING, …, indev, dev, ip_finish_output)
         if post and not nf_hook(net, NFPROTO_IPV4, NF_INET_POST_ROUTING, pkt, indev, dev):
             continue
-        if pkt.tail - pkt.data > mtu:
+        # __ip_finish_output: "skb->len > mtu || IPCB(skb)->frag_max_size" — a datagram
+        # conntrack reassembled (netfilter/defrag.py) is refragmented as it arrived.
+        if pkt.tail - pkt.data > mtu or pkt.__dict__.get("frag_max_size"):
             from netstack.ipv4.ip_fragment import ip_fragment
             frags = ip_fragment(net, pkt, mtu)
             if frags:

@@ -211,7 +211,36 @@ def icmp6_send(pkt: "Packet", type_: int, code: int, info: int,
     net.ipv6.mib[f"Icmp6OutType{type_}"] += 1
     if pkt.trace is not None:
         pkt.trace.event(pkt, "icmp6_send", info=f"type={type_} code={code} info={info}")
-    ip6_send(net, dst, saddr, osaddr, 58, bytes(body), trace_from=pkt)
+    if pkt.ct is None or type_ & 0x80:
+        ip6_send(net, dst, saddr, osaddr, 58, bytes(body), trace_from=pkt)
+        return
+    _send_related(net, dst, saddr, osaddr, bytes(body), pkt)
+
+
+def _send_related(net: "Net", dst, saddr: bytes, daddr: bytes,  # type: ignore[no-untyped-def]
+                  body: bytes, orig: "Packet") -> None:
+    """``ip6_send`` for an error about a tracked packet: ``icmpv6_getfrag`` calls
+    ``nf_ct_attach(skb, org_skb)`` for error types (net/ipv6/icmp.c), so the error is
+    RELATED to the offending packet's connection and NAT rewrites its quoted header
+    before it leaves.  The skb is built as ``ip6_send`` builds it, the attach coming
+    between building and ``ip6_local_out``."""
+    from netstack.ipv6.ip6_output import ETH_P_IPV6, ip6_dst_hoplimit, ip6_local_out
+    from netstack.ipv6.ip6_output import ip6_make_flowlabel
+    from netstack.netfilter.conntrack import nf_ct_attach
+    from netstack.packet.ipv6 import build_ipv6
+    data = build_ipv6(saddr, daddr, 58, body, traffic_class=0,
+                      flow_label=ip6_make_flowlabel(net, saddr, daddr, 58, 0, 0),
+                      hop_limit=ip6_dst_hoplimit(dst))
+    skb = net.world.new_packet(data)
+    if orig.trace is None:
+        skb.trace = None
+    skb.network_header = skb.data
+    skb.transport_header = skb.data + 40
+    skb.protocol = ETH_P_IPV6
+    skb.dst = dst
+    skb.dev = dst.dev
+    nf_ct_attach(skb, orig)
+    ip6_local_out(net, skb)
 
 
 def icmpv6_rcv(pkt: "Packet") -> None:

@@ -769,6 +769,10 @@ def nf_ct_netns_get(net: "Net", pf: int) -> None:
         st.ct_users[fam] = n + 1
         if n:
             continue
+        if fam == NFPROTO_IPV4:
+            # nf_ct_netns_do_get: defragment before tracking (nf_defrag_ipv4.c)
+            from netstack.netfilter.defrag import nf_defrag_ipv4_enable
+            nf_defrag_ipv4_enable(net)
         ops = [NfHookOps(_hook_in, fam, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK,
                          name="ipv4_conntrack_in"),
                NfHookOps(_hook_in, fam, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK,
@@ -794,6 +798,9 @@ def nf_ct_netns_put(net: "Net", pf: int) -> None:
         if n == 1:
             for o in cn.hook_ops.pop(fam, []):
                 nf_unregister_net_hook(net, o)
+            if fam == NFPROTO_IPV4:
+                from netstack.netfilter.defrag import nf_defrag_ipv4_disable
+                nf_defrag_ipv4_disable(net)
 
 
 def nf_ct_enabled(net: "Net", pf: int) -> bool:

@@ -171,6 +171,9 @@ class NfNetState:
     ct_users: dict[int, int] = field(default_factory=dict)
     #: flowtables registered in this namespace.
     flowtables: list[Any] = field(default_factory=list)
+    #: nf_defrag_ipv4_enable users and the hooks they registered (netfilter/defrag.py).
+    defrag4_users: int = 0
+    defrag4_ops: list[Any] = field(default_factory=list)
 
 
 def nf_net(net: "Net") -> NfNetState:

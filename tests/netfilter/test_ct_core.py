@@ -296,7 +296,10 @@ def test_lazy_enable_and_put():
     assert p.ct is None and "nf" not in net.__dict__
     nfct.nf_ct_netns_get(net, nfc.NFPROTO_IPV4)
     nfct.nf_ct_netns_get(net, nfc.NFPROTO_IPV4)
-    assert len(nfc.nf_hook_entries(net, nfc.NFPROTO_IPV4, nfc.NF_INET_PRE_ROUTING)) == 1
+    # nf_defrag_ipv4 at -400, then conntrack at -200 (once each, however many users)
+    assert [(o.name, o.priority) for o in nfc.nf_hook_entries(
+        net, nfc.NFPROTO_IPV4, nfc.NF_INET_PRE_ROUTING)] == [
+        ("ipv4_conntrack_defrag", -400), ("ipv4_conntrack_in", -200)]
     nfct.nf_ct_netns_put(net, nfc.NFPROTO_IPV4)
     assert nfct.nf_ct_enabled(net, nfc.NFPROTO_IPV4)
     nfct.nf_ct_netns_put(net, nfc.NFPROTO_IPV4)

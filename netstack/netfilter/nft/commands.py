@@ -191,9 +191,6 @@ class Transaction:
                 # nf_tables_chain_type / nft_chain_validate_hooks refuse it
                 raise NftKernelError(errno.EOPNOTSUPP, "Could not process rule: Operation "
                                      "not supported", cmd.full_loc or cmd.loc)
-            if spec.type == "route" and self.net is not None:
-                raise NotSupported("route chains (re-routing after a mark/address change "
-                                   "in output is not modelled)")
             if fam in ("netdev",) or spec.hook == "ingress":
                 if spec.device is None:
                     raise NftError("Missing `device' in this chain definition", spec.loc)

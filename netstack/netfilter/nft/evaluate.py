@@ -64,6 +64,29 @@ class StmtCode:
     json: list[Any] | None = None     # libnftables JSON statements (None: not expressible)
 
 
+#: nft log flags (parser_bison.y log_flags) → NF_LOG_* bits.
+LOG_FLAG_BITS = {"tcp sequence": 0x01, "tcp options": 0x02, "ip options": 0x04,
+                 "skuid": 0x08, "ether": 0x20, "all": 0x2F}
+
+
+def log_flags_text(flags: int) -> str:
+    """statement.c log_stmt_print: ``flags all`` for the whole NF_LOG_MASK, else each
+    group in a fixed order."""
+    if flags & 0x2F == 0x2F:
+        return " flags all"
+    out = ""
+    if flags & 0x03:
+        out += " flags tcp " + ",".join(n for b, n in ((1, "sequence"), (2, "options"))
+                                         if flags & b)
+    if flags & 0x04:
+        out += " flags ip options"
+    if flags & 0x08:
+        out += " flags skuid"
+    if flags & 0x20:
+        out += " flags ether"
+    return out
+
+
 def _end(loc: Loc) -> int:
     return loc.last
 
@@ -432,7 +455,12 @@ class RuleCompiler:
         unit = 0
         addr_txt, port_txt = None, None
         to = a["to"]
-        if to is not None:
+        if "addr6" in a:
+            if dt is not T.IPV6:
+                raise NftError("Could not resolve hostname: Address family for hostname "
+                               "not supported", a["addr_loc"])
+            addr_txt, port_txt = a["addr6"], a["port"]
+        elif to is not None:
             addr_txt, port_txt = (to, None)
             if to.startswith(":"):
                 addr_txt, port_txt = None, to[1:]
@@ -456,8 +484,9 @@ class RuleCompiler:
         if port_txt is not None:
             if self.th is None:
                 to_loc = a["to_loc"]
-                ploc = Loc(to_loc.line, to_loc.last - len(port_txt) - (0 if addr_txt else 0),
-                           to_loc.last) if to_loc else None
+                ploc = a["port_loc"] if "port_loc" in a else \
+                    Loc(to_loc.line, to_loc.last - len(port_txt) - (0 if addr_txt else 0),
+                        to_loc.last) if to_loc else None
                 raise NftError("transport protocol mapping is only valid after transport "
                                "protocol match", ploc, Loc(st.loc.line, st.loc.first,
                                                            st.loc.first + len(st.kind) - 1))
@@ -509,7 +538,12 @@ class RuleCompiler:
             if st.level not in V.LOG_LEVELS:
                 raise NftError("invalid log level", st.loc)
             level = V.LOG_LEVELS[st.level]
-        lg = V.Log(st.prefix, level, st.group, st.snaplen or 0, st.qthreshold or 0)
+        flags = 0
+        for f in st.flags:
+            flags |= LOG_FLAG_BITS[f]
+        if flags and st.group is not None:
+            raise NftError("flags and group are mutually exclusive", st.loc)
+        lg = V.Log(st.prefix, level, st.group, st.snaplen or 0, st.qthreshold or 0, flags)
         txt = "log"
         if st.prefix is not None:
             txt += f' prefix "{st.prefix}"'
@@ -517,6 +551,7 @@ class RuleCompiler:
             txt += f" group {st.group}"
         if st.level is not None and st.level != "warn":
             txt += f" level {st.level}"
+        txt += log_flags_text(flags)
         self.emit([lg], [txt])
 
     def reject(self, st: A.RejectS) -> None:
@@ -584,24 +619,14 @@ class RuleCompiler:
             lk, txt = self.lookup_target(ld, val.mapping, data_type=dt)
             self.emit(ld.exprs + [lk, setter], [f"{ttext} set {ld.text} map {txt}"])
             return
-        if isinstance(val, A.BinopE) and isinstance(val.left, (A.MetaE, A.CtE, A.PayloadE)):
-            # ``meta mark set meta mark | 0x4``: one bitwise, OR/XOR/AND expressed as
-            # (x & mask) ^ xor as nft's binop_transfer does
-            ld = self.load(val.left)
-            kind, c, ctext = self.const(dt, val.right)
-            n = len(c)
-            ones = b"\xff" * n
-            if val.op == "|":
-                mask, xor = bytes(~b & 0xFF for b in c), c
-            elif val.op == "&":
-                mask, xor = c, bytes(n)
-            else:
-                mask, xor = ones, c
-            if dt is T.MARK:
-                ctext = f"0x{int.from_bytes(c, 'little'):08x}"
-            self.emit(ld.exprs + [V.Bitwise(0, 0, mask, xor), setter],
-                      [f"{ttext} set {ld.text} {val.op} {ctext}"])
-            return
+        if isinstance(val, A.BinopE):
+            chain: list[A.BinopE] = []
+            base: A.Expr = val
+            while isinstance(base, A.BinopE):
+                chain.append(base)
+                base = base.left
+            if isinstance(base, (A.MetaE, A.CtE, A.PayloadE)):
+                return self._set_bitwise(tgt, ttext, setter, dt, base, chain[::-1])
         if isinstance(val, (A.MetaE, A.CtE, A.PayloadE, A.NumgenE, A.HashE, A.ConcatE)):
             ld = self.load(val)
             self.emit(ld.exprs + [setter], [f"{ttext} set {ld.text}"])
@@ -612,6 +637,71 @@ class RuleCompiler:
         if dt is T.MARK:
             text = f"0x{int.from_bytes(data, 'little'):08x}"
         self.emit([V.Immediate(0, data), setter], [f"{ttext} set {text}"])
+
+    def _set_bitwise(self, tgt: A.Expr, ttext: str, setter: V.VmExpr, dt: T.DataType,
+                     base: A.Expr, chain: list[A.BinopE]) -> None:
+        """``meta mark set mark and 0xff xor 0x2``: every constant folds into one
+        ``(x & mask) ^ xor`` (evaluate.c binop_transfer / constant folding): ``& c`` masks
+        both, ``| c`` clears c from the mask and sets it in xor, ``^ c`` flips xor.  nft
+        lists it back as netlink_delinearize.c does: ``& (mask|xor)`` unless all ones,
+        then ``| xor`` when mask and xor are disjoint, else ``^ xor``."""
+        ld = self.load(base)
+        n = None
+        mask = xor = 0
+        for b in chain:
+            c = self._const_fold(dt, b.right)
+            if n is None:
+                n = len(c)
+                mask = (1 << (8 * n)) - 1
+            v = int.from_bytes(c, dt.byteorder)
+            if b.op == "&":
+                mask &= v
+                xor &= v
+            elif b.op == "|":
+                mask &= ~v
+                xor |= v
+            else:
+                xor ^= v
+        assert n is not None
+        ones = (1 << (8 * n)) - 1
+
+        def hexs(v: int) -> str:
+            if dt is T.MARK:
+                return f"0x{v:08x}"
+            return T.format_value(dt, v.to_bytes(n, dt.byteorder))
+
+        txt = f"{ttext} set {ld.text}"
+        jv: Any = self.jlhs(base)
+        shown = mask | xor
+        if shown != ones:
+            txt += f" & {hexs(shown)}"
+            jv = {"&": [jv, self._jint(dt, shown, n)]}
+        if xor:
+            op = "|" if not mask & xor else "^"
+            txt += f" {op} {hexs(xor)}"
+            jv = {op: [jv, self._jint(dt, xor, n)]}
+        code = self.emit(ld.exprs + [V.Bitwise(0, 0, mask.to_bytes(n, dt.byteorder),
+                                               xor.to_bytes(n, dt.byteorder)), setter], [txt])
+        code.json = [{"mangle": {"key": self.jlhs(tgt), "value": jv}}]
+
+    def _const_fold(self, dt: T.DataType, e: A.Expr) -> bytes:
+        """A constant operand, folding ``0x1 and 0x3`` (evaluate.c constant_binop_simplify)."""
+        if isinstance(e, A.BinopE) and e.op in ("&", "|", "^"):
+            a = int.from_bytes(self._const_fold(dt, e.left), dt.byteorder)
+            b = int.from_bytes(self._const_fold(dt, e.right), dt.byteorder)
+            v = a & b if e.op == "&" else (a | b if e.op == "|" else a ^ b)
+            return v.to_bytes(dt.nbytes, dt.byteorder)
+        if isinstance(e, (A.MetaE, A.CtE, A.PayloadE)):
+            raise NotSupported("a set statement combining two packet fields")
+        kind, c, _ = self.const(dt, e)
+        if kind != "value":
+            raise NftError("syntax error, unexpected string", e.loc)
+        return c
+
+    def _jint(self, dt: T.DataType, v: int, n: int) -> Any:
+        from netstack.netfilter.nft.jsonfmt import jconst
+        data = v.to_bytes(n, dt.byteorder)
+        return jconst(dt, "value", data, T.format_value(dt, data))
 
     def payload_set(self, st: A.SetS) -> None:
         """stmt_evaluate_payload: header rewrite with checksum fix-up information; a field
@@ -800,6 +890,14 @@ class RuleCompiler:
                 d["group"] = st.group
             if st.level is not None:
                 d["level"] = st.level
+            fl = code.exprs[-1].flags
+            if fl:
+                # json.c log_stmt_json: "all", else the set names, a string when alone
+                names = ["all"] if fl & 0x2F == 0x2F else \
+                    [n for b, n in ((1, "tcp sequence"), (2, "tcp options"),
+                                    (4, "ip options"), (8, "skuid"), (0x20, "ether"))
+                     if fl & b]
+                d["flags"] = names[0] if len(names) == 1 else names
             return {"log": d or None}
         if isinstance(st, A.RejectS):
             r = code.exprs[-1]
@@ -834,8 +932,17 @@ class RuleCompiler:
         if isinstance(st, A.NatS):
             a = st.args
             d = {}
+            if a["family"] and self.family == "inet":
+                d["family"] = a["family"]
             to = a["to"]
-            if to:
+            if "addr6" in a:
+                lo, _, hi = a["addr6"].partition("-")
+                d["addr"] = {"range": [lo, hi]} if hi else lo
+                port = a["port"]
+                if port:
+                    d["port"] = {"range": [int(x) for x in port.split("-", 1)]} \
+                        if "-" in port else int(port)
+            elif to:
                 addr, port = (None, to[1:]) if to.startswith(":") else \
                     (to.rsplit(":", 1) if ":" in to and "." in to else (to, None))
                 if st.kind == "redirect" and addr and port is None:
@@ -854,11 +961,36 @@ class RuleCompiler:
             return {"flow": {"op": "add", "flowtable": f"@{st.table}"}}
         return None
 
+    def _negation(self, st: A.MatchS) -> None:
+        """``ct state ! invalid`` (relational OP_NEG, evaluate.c): "none of these bits",
+        ``(x & bits) == 0``; only for a bitmask type and a constant (a flag list or a
+        one-element set counts: it is folded into one value)."""
+        lhs, rhs = st.left, st.right
+        if isinstance(rhs, A.AnonSetE) and len(rhs.elems) == 1 and rhs.elems[0].data is None:
+            rhs = rhs.elems[0].key
+        ld = self.load(lhs) if not isinstance(lhs, (A.BinopE, A.ConcatE)) else None
+        if ld is None or not ld.dtype.flags or isinstance(rhs, (A.AnonSetE, A.SetRefE,
+                                                                A.BinopE)):
+            end = _end(rhs.loc) if not isinstance(rhs, A.ListE) else _end(rhs.items[-1].loc)
+            raise NftError("negation can only be used with singleton bitmask values",
+                           lhs.loc, Loc(rhs.loc.line, rhs.loc.first, end))
+        self._last_ld = ld
+        kind, val, vtext = self.const(ld.dtype, rhs)
+        if kind != "value":
+            raise NftError("syntax error, unexpected string", rhs.loc)
+        val = self.shift(ld, val)
+        code = self.emit(ld.exprs + [V.Bitwise(0, 0, val, bytes(len(val))),
+                                     V.Cmp("eq", 0, bytes(len(val)))], [f"{ld.text} ! {vtext}"])
+        code.json = [{"match": {"op": "!", "left": self.jlhs(lhs),
+                                "right": self.jrhs(ld.dtype, rhs)}}]
+
     def load_type(self, e: A.PayloadE) -> T.DataType:
         base, off, ln, dt = PAYLOAD[e.proto][e.field]
         return T.with_size(dt, ln) if dt.base == "integer" else dt
 
     def _match(self, st: A.MatchS) -> None:
+        if st.op == "!":
+            return self._negation(st)
         op = OPS[st.op]
         lhs = st.left
         mask_binop = None

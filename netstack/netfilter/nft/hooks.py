@@ -121,6 +121,44 @@ def _hookfn(priv: Chain, pkt: Any, state: Any) -> int:
     return nft_do_chain(priv, pkt, state)
 
 
+def _route_keys(pkt: Any, pf: int) -> tuple:
+    """What a route chain must not change without a new route: IPv4 saddr, daddr, tos and
+    the mark (nf_route_table_hook4); IPv6 saddr, daddr, hop limit, the first word
+    (version, traffic class, flow label) and the mark (nf_route_table_hook6)."""
+    nh = pkt.network_header
+    b = pkt.buf
+    if pf == 2:
+        return (bytes(b[nh + 12:nh + 20]), b[nh + 1], pkt.mark)
+    return (bytes(b[nh + 8:nh + 40]), b[nh + 7], bytes(b[nh:nh + 4]), pkt.mark)
+
+
+def _route_hookfn(priv: Chain, pkt: Any, state: Any) -> int:
+    """net/netfilter/nft_chain_route.c: run the route chain at LOCAL_OUT; when it accepts a
+    packet whose addresses, TOS/flow label, hop limit or mark it changed, route it again
+    (``ip_route_me_harder`` / ``nf_ip6_route_me_harder``), dropping it when no route."""
+    pf = getattr(state, "pf", 0)
+    nh = pkt.network_header
+    if pf not in (2, 10) or nh < 0 or nh + (20 if pf == 2 else 40) > pkt.tail:
+        return nft_do_chain(priv, pkt, state)
+    before = _route_keys(pkt, pf)
+    ret = nft_do_chain(priv, pkt, state)
+    if ret != V.NF_ACCEPT or _route_keys(pkt, pf) == before:
+        return ret
+    if pf == 2:
+        from netstack.netfilter.nat import ip_route_me_harder
+        return ip_route_me_harder(state.net, pkt)
+    from netstack.errors import KernelError
+    from netstack.ipv6.route import Flowi6, ip6_route_output
+    b = pkt.buf
+    fl6 = Flowi6(bytes(b[nh + 24:nh + 40]), bytes(b[nh + 8:nh + 24]), mark=pkt.mark,
+                 flowlabel=int.from_bytes(b[nh:nh + 4], "big") & 0x0FFFFFFF)
+    try:
+        pkt.dst = ip6_route_output(state.net, fl6)
+    except KernelError:
+        return V.NF_DROP
+    return V.NF_ACCEPT
+
+
 def sync_hooks(net: Any, st: NftState) -> None:
     """After a commit: unregister the previous base chains, register the current ones
     (NF2's ``nf_register_net_hook`` keeps each hook list in priority order)."""
@@ -162,7 +200,8 @@ def sync_hooks(net: Any, st: NftState) -> None:
                     lambda pkt, state, _c=c: nft_do_chain(_c, pkt, state))
                 st.hooks.append(("nat", handle))
                 continue
-            ops = core.NfHookOps(hook=_hookfn, pf=pf, hooknum=hooknum,
+            ops = core.NfHookOps(hook=_route_hookfn if c.type == "route" else _hookfn,
+                                 pf=pf, hooknum=hooknum,
                                  priority=c.priority or 0, priv=c, dev=dev,
                                  name=f"nft {t.family} {t.name} {c.name}")
             core.nf_register_net_hook(net, ops)

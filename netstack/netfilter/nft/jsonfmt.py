@@ -289,6 +289,10 @@ def stmt_text(s: dict) -> str:
                 txt += f" group {v['group']}"
             if "level" in v:
                 txt += f" level {v['level']}"
+            fl = v.get("flags")
+            for f in ([fl] if isinstance(fl, str) else fl or []):
+                # each JSON flag name is nft syntax after "flags" (json.c log flags)
+                txt += f" flags {f}"
         return txt
     if k == "reject":
         if not v:
@@ -300,9 +304,14 @@ def stmt_text(s: dict) -> str:
         txt = k
         if v:
             to = ""
+            if "family" in v:
+                txt += f" {v['family']}"
             if "addr" in v:
                 to = expr_text(v["addr"])
             if "port" in v:
+                if ":" in to:
+                    # an IPv6 address before a port goes in brackets (nat_stmt_args)
+                    to = "-".join(f"[{a}]" for a in to.split("-"))
                 to += ":" + expr_text(v["port"])
             if to:
                 txt += f" to {to}"

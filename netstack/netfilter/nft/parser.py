@@ -96,6 +96,11 @@ class ObjSpec:
     comment: str | None = None
 
 
+#: scanner.l: ``"&" | "and"``, ``"|" | "or"``, ``"^" | "xor"``.
+_BINOP_WORDS = {"and": "&", "or": "|", "xor": "^"}
+_BINOP_LEVEL = {"|": 1, "^": 2, "&": 3}
+
+
 def _fields(proto: str) -> dict:
     from netstack.netfilter.nft.protos import PAYLOAD
     return PAYLOAD.get(proto, {})
@@ -655,6 +660,11 @@ class Parser:
         op = ""
         if self.tok.kind == OP and self.tok.text in ("==", "!=", "<", ">", "<=", ">="):
             op = self.next().text
+        elif self.tok.is_op("!"):
+            # parser_bison.y relational_op: NOT is OP_NEG (``ct state ! invalid``: none of
+            # these bits), not OP_NEQ
+            self.next()
+            op = "!"
         elif self.tok.kind == WORD and self.tok.text in ("eq", "ne", "lt", "gt", "le", "ge"):
             op = {"eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=",
                   "ge": ">="}[self.next().text]
@@ -674,9 +684,10 @@ class Parser:
         if self.tok.is_word("to"):
             self.next()
             if self.tok.is_op("["):
-                raise NotSupported("bracketed IPv6 NAT addresses")
-            t = self.expect_word()
-            args["to"], args["to_loc"] = t.text, t.loc
+                self._nat_bracketed(args)
+            else:
+                t = self.expect_word()
+                args["to"], args["to_loc"] = t.text, t.loc
         elif kind in ("snat", "dnat"):
             raise self.unexpected()
         while self.tok.kind == WORD and self.tok.text in ("random", "fully-random",
@@ -685,6 +696,40 @@ class Parser:
             if self.tok.is_op(","):
                 self.next()
         return nat
+
+    @staticmethod
+    def _expecting(err: NftError, what: str) -> NftError:
+        """bison's ", expecting X" suffix where the grammar allows only a few tokens."""
+        err.msg += f", expecting {what}"
+        err.args = (err.msg,)
+        return err
+
+    def _nat_bracketed(self, args: dict) -> None:
+        """``[ADDR6][-[ADDR6]][:PORT[-PORT]]`` (parser_bison.y nat_stmt_args with
+        ``'[' ip6addr ']'``): an IPv6 address in brackets so a port can follow.  The
+        parts land in ``args["addr6"]``/``args["port"]``; ``args["to"]`` is how nft lists
+        them (brackets kept only when a port follows)."""
+        start = self.expect_op("[")
+        addrs = [self.expect_word().text]
+        end = self.expect_op("]")
+        if self.tok.is_op("-") and self.peek().is_op("["):
+            self.next()
+            self.next()
+            addrs.append(self.expect_word().text)
+            end = self.expect_op("]")
+        last = end.col
+        port = None
+        args["addr_loc"] = Loc(start.line, start.col, end.col)
+        if self.tok.kind == WORD and self.tok.text.startswith(":") and \
+                self.tok.col == end.col + 1:
+            pt = self.next()
+            port = pt.text[1:]
+            last = pt.col + len(pt.text) - 1
+            args["port_loc"] = Loc(pt.line, pt.col + 1, last)
+        args["addr6"], args["port"] = "-".join(addrs), port
+        args["to"] = ("-".join(f"[{x}]" for x in addrs) + f":{port}") if port is not None \
+            else "-".join(addrs)
+        args["to_loc"] = Loc(start.line, start.col, last)
 
     def parse_verdict(self) -> A.VerdictE:
         t = self.next()
@@ -759,6 +804,9 @@ class Parser:
                                                            "snaplen", "queue-threshold",
                                                            "flags"):
             k = self.next().text
+            if k == "flags":
+                lg.flags.extend(self._log_flags())
+                continue
             v = self.expect_word()
             if k == "prefix":
                 lg.prefix = v.text
@@ -768,17 +816,49 @@ class Parser:
                 lg.group = self._int_of(v)
             elif k == "snaplen":
                 lg.snaplen = self._int_of(v)
-            elif k == "queue-threshold":
-                lg.qthreshold = self._int_of(v)
             else:
-                lg.flags.append(v.text)
+                lg.qthreshold = self._int_of(v)
         return lg
 
+    def _log_flags(self) -> list[str]:
+        """parser_bison.y ``log_flags``: ``tcp sequence[,options]``, ``ip options``,
+        ``skuid``, ``ether``, ``all``."""
+        w = self.expect_word()
+        if w.text == "tcp":
+            out = []
+            while True:
+                f = self.tok
+                if not (f.kind == WORD and f.text in ("sequence", "options")):
+                    raise self._expecting(self.unexpected(f), "seq or options")
+                self.next()
+                out.append("tcp " + f.text)
+                if not self.tok.is_op(","):
+                    return out
+                self.next()
+        if w.text == "ip":
+            if not self.tok.is_word("options"):
+                raise self._expecting(self.unexpected(), "options")
+            self.next()
+            return ["ip options"]
+        if w.text in ("skuid", "ether", "all"):
+            return [w.text]
+        raise self.unexpected(w)
+
     # ------------------------------------------------------------------ expressions
+    def _binop(self) -> str | None:
+        """The bitwise operator at the cursor, if any: scanner.l reads ``and``/``or``/
+        ``xor`` as the same tokens as ``&``/``|``/``^``."""
+        t = self.tok
+        if t.kind == OP and t.text in ("&", "|", "^"):
+            return t.text
+        if t.kind == WORD and t.text in _BINOP_WORDS:
+            return _BINOP_WORDS[t.text]
+        return None
+
     def parse_lhs(self) -> A.Expr:
         e = self.parse_concat()
-        while self.tok.kind == OP and self.tok.text in ("&", "|", "^"):
-            op = self.next().text
+        while (op := self._binop()) is not None:
+            self.next()
             r = self.parse_primary_value()
             e = A.BinopE(e.loc, op, e, r)
         return e
@@ -892,13 +972,21 @@ class Parser:
 
     def parse_value_expr(self) -> A.Expr:
         """A value with optional ``|``/``&``/``.``/``map`` (statement arguments, parens)."""
-        e = self.parse_concat()
-        while self.tok.kind == OP and self.tok.text in ("&", "|", "^"):
-            op = self.next().text
-            e = A.BinopE(e.loc, op, e, self.parse_concat())
+        e = self._binop_expr(1)
         if self.tok.is_word("map"):
             self.next()
             return A.MapE(e.loc, e, self.parse_set_or_ref())
+        return e
+
+    def _binop_expr(self, level: int) -> A.Expr:
+        """parser_bison.y precedence: ``&`` (and_expr) binds tighter than ``^``
+        (exclusive_or_expr), which binds tighter than ``|`` (inclusive_or_expr); each is
+        left-associative.  ``mark or 0x1 and 0x3`` is ``mark | (0x1 & 0x3)``."""
+        e = self.parse_concat() if level > 3 else self._binop_expr(level + 1)
+        while (op := self._binop()) is not None and _BINOP_LEVEL[op] == level:
+            self.next()
+            r = self.parse_concat() if level == 3 else self._binop_expr(level + 1)
+            e = A.BinopE(e.loc, op, e, r)
         return e
 
     def parse_rhs(self) -> A.Expr:

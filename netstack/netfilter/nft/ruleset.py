@@ -78,6 +78,16 @@ class NftSet:
 
     # ------------------------------------------------------------------ updates
     def _find_range(self, key: bytes, key_end: bytes) -> Element | None:
+        if len(self.key_types) == 1:
+            # single-field intervals are sorted by start: bisect to the equal starts
+            # (a linear scan made building an N-range set O(N^2))
+            starts = self._starts
+            i = bisect.bisect_left(starts, key)
+            while i < len(starts) and starts[i] == key:
+                if self.ranges[i].key_end == key_end:
+                    return self.ranges[i]
+                i += 1
+            return None
         for e in self.ranges:
             if e.key == key and e.key_end == key_end:
                 return e
@@ -86,8 +96,15 @@ class NftSet:
     def overlaps(self, key: bytes, key_end: bytes) -> bool:
         if len(self.key_types) > 1:
             return False
+        # single-field ranges are disjoint (this check refuses overlaps, and lookup relies
+        # on the same invariant), so their ends ascend with their starts: of the ranges
+        # starting at or below key_end, the last one reaches furthest.  (Scanning all of
+        # them made loading an N-range set O(N^2).)
         i = bisect.bisect_right(self._starts, key_end)
-        return any(e.key_end is not None and e.key_end >= key for e in self.ranges[:i])
+        if i == 0:
+            return False
+        e = self.ranges[i - 1]
+        return e.key_end is not None and e.key_end >= key
 
     def insert(self, el: Element) -> bool:
         """Add ``el``; False when an equal key exists (the caller maps that to EEXIST)."""

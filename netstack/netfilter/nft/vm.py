@@ -562,6 +562,10 @@ LOG_LEVELS = {"emerg": 0, "alert": 1, "crit": 2, "err": 3, "warn": 4, "notice": 
               "info": 6, "debug": 7, "audit": 8}
 
 
+LOG_FLAG_NAMES = ((0x01, "tcpseq"), (0x02, "tcpopt"), (0x04, "ipopt"), (0x08, "uid"),
+                  (0x10, "nflog"), (0x20, "macdecode"))
+
+
 @dataclass
 class Log(VmExpr):
     prefix: str | None = None
@@ -569,15 +573,23 @@ class Log(VmExpr):
     group: int | None = None
     snaplen: int = 0
     qthreshold: int = 0
+    #: NF_LOG_* bits (nf_log.h): TCPSEQ 0x01, TCPOPT 0x02, IPOPT 0x04, UID 0x08,
+    #: MACDECODE 0x20 (``NFTA_LOG_FLAGS``)
+    flags: int = 0
 
     def netlink(self) -> str:
+        """libnftnl expr/log.c: flags print only without a group, after the level."""
         s = "[ log "
         if self.prefix is not None:
             s += f"prefix {self.prefix} "
         if self.group is not None:
             s += f"group {self.group} snaplen {self.snaplen} qthreshold {self.qthreshold} "
-        elif self.level is not None:
-            s += f"level {self.level} "
+        else:
+            if self.level is not None:
+                s += f"level {self.level} "
+            for bit, name in LOG_FLAG_NAMES:
+                if self.flags & bit:
+                    s += name + " "
         return s + "]"
 
     def eval(self, regs: Regs, info: PktInfo) -> None:
