@@ -309,6 +309,17 @@ def run_command(world: "World", line_or_argv: str | Sequence[str], stdout: IO[st
         out.write(e.stdout)
         err.write(e.stderr)
         return e.exit_code
+    finally:
+        _settle(world)
+
+
+def _settle(world: "World") -> None:
+    """What a command's packets do before the command returns.  On a real host the
+    frames a configuration change sends (router solicitations, gratuitous ARP, DAD …) are
+    received at ``local_bh_enable`` inside the same syscall, so the next command already
+    sees their effect; in virtual time: process everything pending, without advancing the
+    clock."""
+    world.run_until_idle()
 
 
 def run_script(world: "World", text: str, name: str = "SCRIPT", cwd: str | None = None,
@@ -348,7 +359,10 @@ def _run_cmds(world: "World", cmds: list[Command], name: str, sh: _Shell, out: I
                     raise ToolError("", code)
                 return
             ctx = Ctx(world, world.init_net, out, err, sh.cwd)
-            rc = dispatch(ctx, argv)
+            try:
+                rc = dispatch(ctx, argv)
+            finally:
+                _settle(world)
             if rc:
                 raise ToolError("", rc)
         except ToolError as e:

@@ -22,6 +22,14 @@ What is reproduced (measured against Linux 6.18 with ``ip -6 -j route show table
   loopback gets ::1/128.  On down every route through the device goes and addresses are
   removed unless ``keep_addr_on_down`` (permanent non-link-local ones survive);
   unregister removes everything; an MTU below 1280 disables IPv6 on the device.
+* Router solicitation (``addrconf_dad_completed`` → ``ndisc_send_rs``, ``addrconf_rs_timer``):
+  a host interface (``ipv6_accept_ra``: forwarding 0 and accept_ra ≠ 0, or accept_ra 2)
+  sends an RS from its link-local address to ff02::2 as soon as its first link-local
+  address is usable, then again after ``router_solicitation_interval`` (4 s) × 0.9…1.1,
+  each wait doubling (× 1.9…2.1, RFC 7559) up to ``router_solicitation_max_interval``
+  (3600 s) × 0.9…1.1, ``router_solicitations`` times (-1: until an RA is accepted).
+  The random factors come from the world's seeded RNG.  Not modelled: SLAAC from the
+  RAs that answer (see ndisc.py), MLD reports.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from netstack.core.clock import HZ, NSEC_PER_SEC
 from netstack.core.netdevice import ARPHRD_ETHER, IFF_LOOPBACK, IFF_NOARP
 from netstack.errors import KernelError
 from netstack.ipv6 import route as r6
@@ -106,6 +115,11 @@ class Inet6Dev:
     dead: bool = False
     mc: dict[bytes, int] = field(default_factory=dict)   # group -> users (ipv6_dev_mc_inc)
     ac: dict[bytes, int] = field(default_factory=dict)   # anycast -> users (ipv6_dev_ac_inc)
+    rs_timer: "Timer | None" = None   # idev->rs_timer (addrconf_rs_timer)
+    rs_probes: int = 0                # RS sent in this round
+    rs_interval: int = 0              # jiffies until the next RS (RFC 3315 §14 backoff)
+    rs_sent: bool = False             # IF_RS_SENT
+    ra_rcvd: bool = False             # IF_RA_RCVD: an RA was accepted after our RS
 
     def cnf(self, name: str) -> Any:
         """``idev->cnf.NAME``."""
@@ -381,6 +395,8 @@ def addrconf_dad_start(net: "Net", ifa: Inet6IfAddr) -> None:
         return  # stays tentative until the link is ready (addrconf_dad_run on up)
     if not _dad_wanted(net, ifa):
         ifa.flags &= ~(IFA_F_TENTATIVE | IFA_F_OPTIMISTIC | IFA_F_DADFAILED)
+        # The RS this may send is received before the command returns: the CLI settles
+        # the world after every command (netstack/cli/scenario.py _settle).
         addrconf_dad_completed(net, ifa)
         return
     world = net.world
@@ -413,9 +429,10 @@ def _dad_work(net: "Net", ifa: Inet6IfAddr) -> None:
     ndisc_send_ns(net, dev, ifa.local, solicited_node(ifa.local), bytes(16), nonce=ifa.dad_nonce)
 
 
-def addrconf_dad_completed(net: "Net", ifa: Inet6IfAddr) -> None:
+def addrconf_dad_completed(net: "Net", ifa: Inet6IfAddr) -> bool:
     """``addrconf_dad_completed`` → ``ipv6_ifa_notify(RTM_NEWADDR)``: the local route,
-    and on a forwarding interface the subnet-router anycast address."""
+    on a forwarding interface the subnet-router anycast address, and on a host the
+    first router solicitation.  True when an RS was sent."""
     ifa.state = STATE_POSTDAD
     dev = ifa.dev
     assert dev is not None
@@ -424,6 +441,7 @@ def addrconf_dad_completed(net: "Net", ifa: Inet6IfAddr) -> None:
     _local_route(net, ifa, True)
     if dev.ip6_ptr is not None and dev.ip6_ptr.cnf("forwarding"):
         _anycast(net, ifa, True)
+    return _maybe_start_rs(net, ifa)
 
 
 def _anycast(net: "Net", ifa: Inet6IfAddr, join: bool) -> None:
@@ -458,6 +476,119 @@ def _anycast(net: "Net", ifa: Inet6IfAddr, join: bool) -> None:
         rt = r6.route_exists(net, r6.RT_TABLE_LOCAL, ac, 128, dev, r6.RTN_ANYCAST)
         if rt is not None:
             _del_route(net, rt)
+
+
+# ------------------------------------------------------- router solicitation
+#: include/uapi/linux/if_arp.h: IPIP tunnels never solicit (addrconf_dad_completed).
+ARPHRD_TUNNEL = 768
+
+
+def ipv6_accept_ra(idev: Inet6Dev) -> bool:
+    """``ipv6_accept_ra`` (include/net/addrconf.h): with forwarding on, only the hybrid
+    mode ``accept_ra`` = 2; otherwise any non-zero value."""
+    ra = int(idev.cnf("accept_ra"))
+    return ra == 2 if idev.cnf("forwarding") else ra != 0
+
+
+def ipv6_get_lladdr(dev: "NetDevice", banned_flags: int) -> bytes | None:
+    """``ipv6_get_lladdr``: the device's first link-local address without ``banned_flags``
+    (the RS paths ban IFA_F_TENTATIVE, which optimistic addresses also carry)."""
+    for ifa in inet6_addrs(dev):
+        if is_linklocal(ifa.local) and not ifa.flags & banned_flags:
+            return ifa.local
+    return None
+
+
+def _lonely_lladdr(ifa: Inet6IfAddr) -> bool:
+    """``ipv6_lonely_lladdr``: no *other* link-local address of the device is already
+    usable (permanent, not tentative/optimistic/DAD-failed) — only the first usable
+    link-local address starts MLD reports and router solicitation."""
+    dev = ifa.dev
+    assert dev is not None
+    mask = IFA_F_PERMANENT | IFA_F_TENTATIVE | IFA_F_OPTIMISTIC | IFA_F_DADFAILED
+    return not any(o is not ifa and is_linklocal(o.local) and o.flags & mask == IFA_F_PERMANENT
+                   for o in inet6_addrs(dev))
+
+
+def _backoff_init(net: "Net", irt: int) -> int:
+    """``rfc3315_s14_backoff_init`` (RFC 3315 §14 as RFC 7559 asks): IRT × 0.9…1.1, in
+    jiffies, with the kernel's integer arithmetic."""
+    return net.world.rng.randint(900_000, 1_100_000) * irt // 1_000_000
+
+
+def _backoff_update(net: "Net", rt: int, mrt: int) -> int:
+    """``rfc3315_s14_backoff_update``: RT × 1.9…2.1, or MRT × 0.9…1.1 once past MRT."""
+    rng = net.world.rng
+    tmp = rng.randint(1_900_000, 2_100_000) * rt // 1_000_000
+    if tmp > mrt:
+        tmp = rng.randint(900_000, 1_100_000) * mrt // 1_000_000
+    return tmp
+
+
+def _jiffies_cnf(idev: Inet6Dev, name: str) -> int:
+    """A ``proc_dointvec_jiffies`` knob (seconds in /proc/sys) as jiffies."""
+    return int(idev.cnf(name)) * HZ
+
+
+def _mod_rs_timer(net: "Net", idev: Inet6Dev, when_jiffies: int) -> None:
+    """``addrconf_mod_rs_timer``: (re)arm ``idev->rs_timer`` ``when`` jiffies from now."""
+    if idev.rs_timer is None:
+        idev.rs_timer = net.world.clock.timer(addrconf_rs_timer, net, idev)
+    idev.rs_timer.mod_in(when_jiffies * (NSEC_PER_SEC // HZ))
+
+
+def _maybe_start_rs(net: "Net", ifa: Inet6IfAddr) -> bool:
+    """The RS half of ``addrconf_dad_completed``: when the device's first usable
+    link-local address comes out of DAD on an interface that takes RAs (a host:
+    forwarding 0 and accept_ra 1), with ``router_solicitations`` != 0, not loopback and
+    not an IPIP tunnel, the first RS goes out at once — DAD already supplied the random
+    delay RFC 4861 §6.3.7 asks for — and ``addrconf_rs_timer`` is armed for
+    ``router_solicitation_interval`` × 0.9…1.1.  Team ports (also excluded by the
+    kernel) do not exist in netstack.  True when an RS was sent."""
+    dev = ifa.dev
+    assert dev is not None
+    idev = dev.ip6_ptr
+    if idev is None or not is_linklocal(ifa.local) or not _lonely_lladdr(ifa):
+        return False
+    if not ipv6_accept_ra(idev) or int(idev.cnf("router_solicitations")) == 0 \
+            or dev.flags & IFF_LOOPBACK or dev.type == ARPHRD_TUNNEL:
+        return False
+    lladdr = ipv6_get_lladdr(dev, IFA_F_TENTATIVE)
+    if lladdr is None:
+        return False
+    from netstack.ipv6.ndisc import ndisc_send_rs
+    ndisc_send_rs(net, dev, lladdr, ALL_ROUTERS)
+    idev.rs_interval = _backoff_init(net, _jiffies_cnf(idev, "router_solicitation_interval"))
+    idev.rs_probes = 1
+    idev.rs_sent = True
+    _mod_rs_timer(net, idev, idev.rs_interval)
+    return True
+
+
+def addrconf_rs_timer(net: "Net", idev: Inet6Dev) -> None:
+    """``addrconf_rs_timer``: retransmit until an RA is accepted (IF_RA_RCVD), the
+    interface stops taking RAs (forwarding on, accept_ra 0) or goes down, or
+    ``router_solicitations`` RS have gone out (-1: forever).  Each wait is the previous
+    one × 1.9…2.1, capped near ``router_solicitation_max_interval``; after the last
+    counted RS the timer runs once more, ``router_solicitation_delay`` later, and stops.
+    No usable link-local address: nothing is sent and the timer is not re-armed."""
+    if idev.dead or not idev.ready or not ipv6_accept_ra(idev) or idev.ra_rcvd:
+        return
+    solicits = int(idev.cnf("router_solicitations"))
+    probes = idev.rs_probes
+    idev.rs_probes += 1
+    if not (probes < solicits or solicits < 0):
+        return  # "no IPv6 routers present"
+    lladdr = ipv6_get_lladdr(idev.dev, IFA_F_TENTATIVE)
+    if lladdr is None:
+        return
+    from netstack.ipv6.ndisc import ndisc_send_rs
+    ndisc_send_rs(net, idev.dev, lladdr, ALL_ROUTERS)
+    idev.rs_interval = _backoff_update(net, idev.rs_interval,
+                                       _jiffies_cnf(idev, "router_solicitation_max_interval"))
+    # the wait after the last probe can be shorter
+    _mod_rs_timer(net, idev, _jiffies_cnf(idev, "router_solicitation_delay")
+                  if idev.rs_probes == solicits else idev.rs_interval)
 
 
 def ipv6_chk_acast_addr(net: "Net", dev: "NetDevice | None", addr: bytes) -> bool:
@@ -583,6 +714,10 @@ def addrconf_ifdown(net: "Net", dev: "NetDevice", unregister: bool) -> None:
             continue
         _del_ifa(net, ifa, routes=False)
     idev.ready = False
+    # Step 3 of addrconf_ifdown: IF_RS_SENT/IF_RA_RCVD cleared, the RS timer stopped
+    idev.rs_sent = idev.ra_rcvd = False
+    if idev.rs_timer is not None:
+        idev.rs_timer.cancel()
     if unregister:
         idev.dead = True
         dev.ip6_ptr = None

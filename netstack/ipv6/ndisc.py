@@ -20,6 +20,8 @@ NS for one of our anycast addresses, and — with ``proxy_ndp`` on a forwarding 
 for a proxy entry (``ip neigh add proxy``)
 are answered too (R from the entry's router flag) — multicast ones after a random delay
 below ``proxy_delay`` through the core's proxy queue (``pneigh_enqueue``/``pndisc_redo``).
+Router Solicitations go out through ``ndisc_send_rs`` (scheduled by addrconf); received
+ones (``ndisc_recv_rs``) make a router create a STALE entry for the soliciting host.
 Router Advertisements update the neighbour entry (router flag), the default route
 (``accept_ra``, ``accept_ra_defrtr``, ``ra_defrtr_metric``), hop limit and ND timers.
 A router forwarding a packet back out of its input interface sends a Redirect
@@ -34,7 +36,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netstack.core.drop_reason import consume_skb, kfree_skb_reason
-from netstack.core.netdevice import ARPHRD_ETHER, ARPHRD_LOOPBACK, IFF_LOOPBACK, IFF_NOARP
+from netstack.core.netdevice import (ARPHRD_ETHER, ARPHRD_LOOPBACK, ARPHRD_NONE, IFF_LOOPBACK,
+                                     IFF_NOARP)
 from netstack.core.neighbour import (LOCALLY_ENQUEUED, NEIGH_UPDATE_F_ISROUTER, NEIGH_UPDATE_F_OVERRIDE,
                                      NEIGH_UPDATE_F_OVERRIDE_ISROUTER,
                                      NEIGH_UPDATE_F_WEAK_OVERRIDE, NTF_ROUTER, NUD_FAILED,
@@ -205,6 +208,32 @@ def ndisc_send_ns(net: "Net", dev: "NetDevice", target: bytes, daddr: bytes,
         body += bytes((ND_OPT_NONCE, 1)) + nonce
     ndisc_send_skb(net, dev, daddr, saddr,
                    build_icmpv6(NDISC_NEIGHBOUR_SOLICITATION, 0, body, saddr, daddr))
+
+
+def ndisc_opt_addr(t: int, dev: "NetDevice") -> bytes:
+    """``ndisc_fill_addr_option``: type, length in 8-octet units, the device address,
+    zero padding to a multiple of 8 (8 bytes for Ethernet)."""
+    ll = bytes(dev.address)
+    space = (len(ll) + 2 + 7) & ~7
+    return bytes((t, space >> 3)) + ll + bytes(space - 2 - len(ll))
+
+
+def ndisc_send_rs(net: "Net", dev: "NetDevice", saddr: bytes, daddr: bytes) -> None:
+    """``ndisc_send_rs`` (RFC 4861 §4.1): 4 reserved bytes and the source link-layer
+    option — unless the device has no link-layer address, or (CONFIG_IPV6_OPTIMISTIC_DAD,
+    RFC 4429 §2.2) ``saddr`` is not one of the device's addresses (``::`` included) or is
+    optimistic.  The callers in addrconf only ever pass a usable link-local address."""
+    from netstack.ipv6.addrconf import IFA_F_OPTIMISTIC, ipv6_get_ifaddr
+    send_sllao = dev.type != ARPHRD_NONE and len(dev.address) > 0   # dev->addr_len
+    if send_sllao:
+        ifa = ipv6_get_ifaddr(net, saddr, dev)
+        if ifa is None or ifa.flags & IFA_F_OPTIMISTIC:
+            send_sllao = False
+    body = bytes(4)
+    if send_sllao:
+        body += ndisc_opt_addr(ND_OPT_SOURCE_LL_ADDR, dev)
+    ndisc_send_skb(net, dev, daddr, saddr,
+                   build_icmpv6(NDISC_ROUTER_SOLICITATION, 0, body, saddr, daddr))
 
 
 def ndisc_send_na(net: "Net", dev: "NetDevice", daddr: bytes, target: bytes, router: bool,
@@ -508,9 +537,9 @@ def ndisc_recv_rs(pkt: "Packet", msg: bytes, saddr: bytes) -> str | None:
 
 
 def _accept_ra(idev) -> bool:  # type: ignore[no-untyped-def]
-    """``ipv6_accept_ra``: 1 only when not forwarding, 2 always."""
-    ra = int(idev.cnf("accept_ra"))
-    return ra == 2 or (ra == 1 and not idev.cnf("forwarding"))
+    """``ipv6_accept_ra``: any non-zero value when not forwarding, only 2 when forwarding."""
+    from netstack.ipv6.addrconf import ipv6_accept_ra
+    return ipv6_accept_ra(idev)
 
 
 def ndisc_router_discovery(pkt: "Packet", msg: bytes, saddr: bytes) -> str | None:
@@ -528,6 +557,8 @@ def ndisc_router_discovery(pkt: "Packet", msg: bytes, saddr: bytes) -> str | Non
         return "NOT_SPECIFIED"
     opts = _parse_opts(dev, msg[16:])
     sc = net.sysctl
+    if _accept_ra(idev) and idev.rs_sent:
+        idev.ra_rcvd = True  # IF_RA_RCVD: addrconf_rs_timer stops soliciting
     if _accept_ra(idev) and idev.cnf("accept_ra_defrtr"):
         lifetime = int.from_bytes(msg[6:8], "big")
         if not (lifetime and lifetime < idev.cnf("accept_ra_min_lft")) and not (

@@ -59,6 +59,19 @@ def txcapture(net, dev) -> list[bytes]:
     return got
 
 
+def is_rs(frame: bytes) -> bool:
+    """An Ethernet frame carrying an ICMPv6 Router Solicitation (type 133) right after
+    the IPv6 header — what hosts send on their own once their link-local address is
+    usable (addrconf_dad_completed), filtered like tests/kernel/compare.py does."""
+    return len(frame) > 54 and frame[12:14] == b"\x86\xdd" and frame[20] == 58 \
+        and frame[54] == 133
+
+
+def no_rs(frames: list[bytes]) -> list[bytes]:
+    """``frames`` without router solicitations (see :func:`is_rs`)."""
+    return [f for f in frames if not is_rs(f)]
+
+
 def inject(w: World, dev, frames: list[bytes]) -> None:
     """Transmit raw Ethernet frames out of ``dev`` (the peer receives them), then run."""
     from netstack.core.dev import dev_queue_xmit_list
@@ -81,14 +94,19 @@ def host_router(trace: bool = False):
     neighbours on r for the hosts, as the oracle scenarios do."""
     from netstack.core.neighbour import neigh_add
     w = world(trace)
+    # the knobs are set before the links come up, in the order of the kernel scenario
+    # (tests/kernel/scenarios/ipv6_router.sh): a router that is not yet forwarding when
+    # its link-local address becomes usable solicits routers like a host
+    for name in ("h", "h2"):
+        hn = w.netns_add(name)
+        hn.sysctl.set("net.ipv6.conf.all.disable_ipv6", 1)
+        hn.sysctl.set("net.ipv6.conf.default.disable_ipv6", 1)
     r0 = w.netns_add("r")
+    r0.sysctl.set("net.ipv6.conf.all.forwarding", 1)
     r0.sysctl.set("net.ipv6.conf.all.accept_dad", 0)
     r0.sysctl.set("net.ipv6.conf.default.accept_dad", 0)
     h, vh, r, vr = pair(w, "h", "vh", "r", "vr", MAC_A, MAC_B)
     _, vr2, h2, vh2 = pair(w, "r", "vr2", "h2", "vh2", MAC_C, MAC_D)
-    for n in (h, h2):
-        n.sysctl.set("net.ipv6.conf.all.disable_ipv6", 1)
-    r.sysctl.set("net.ipv6.conf.all.forwarding", 1)
     r.sysctl.set("net.ipv6.auto_flowlabels", 0)
     r.sysctl.set("net.ipv6.icmp.ratelimit", 0)
     vr2.mtu = 1280  # ip -n r link set v2r mtu 1280 (tests/kernel/scenarios/ipv6_router.sh)
