@@ -8,7 +8,10 @@ For each program (netstack/bpf/jit/programs.py) and the same 64-byte Ethernet/IP
   works, else reported as skipped with the reason;
 * ``interp``: netstack's interpreter via ``Program.run_xdp`` (frame set-up included, as test_run
   includes it), in ns per run, and ns per executed instruction: ``Vm.run`` alone on a context
-  mapped once, minus the same for a 2-instruction program, over the remaining instructions;
+  mapped once, minus the same for a 2-instruction program, over the remaining instructions.
+  These are CPU times (``time.process_time``) of ``--rounds`` interleaved rounds (program,
+  trivial program, run_xdp, one after the other in each round), and the medians are reported:
+  on a shared machine wall time mostly measures the neighbours;
 * ``jit 1-by-1``: the same through the JIT (one native call per frame, Python set-up per frame);
 * ``jit batch``: ``XdpBatch.run_buffer`` over ``--batch`` frames held in one buffer: one native
   call runs them all (ns per frame, whole call included, and the packet rate it implies).
@@ -22,6 +25,7 @@ import argparse
 import ctypes
 import json
 import os
+import statistics
 import sys
 import time
 from typing import Any, Callable
@@ -45,7 +49,8 @@ def _best(fn: Callable[[], float], rounds: int = 3) -> float:
 
 
 def count_insns(prog: P.Program, frame: bytes) -> int:
-    """Instructions the interpreter executes on ``frame`` (closures wrapped with a counter)."""
+    """Instructions the interpreter executes on ``frame``: a run on the per-slot closures
+    (``vm.slot_code``, one per instruction), each wrapped with a counter."""
     vm = prog.vm
     seen = [0]
     orig = vm.code
@@ -56,12 +61,29 @@ def count_insns(prog: P.Program, frame: bytes) -> int:
             return f()
         return g
 
-    vm.code = [wrap(f) for f in orig]
+    vm.code = [wrap(f) for f in vm.slot_code]
     try:
         prog.run_xdp(frame)
     finally:
         vm.code = orig
     return seen[0]
+
+
+def cpu_per_call(fn: Callable[[], Any], n: int) -> float:
+    """CPU ns per call of ``fn`` over ``n`` calls (``time.process_time_ns``)."""
+    t = time.process_time_ns()
+    for _ in range(n):
+        fn()
+    return (time.process_time_ns() - t) / n
+
+
+def interleaved_medians(fns: dict[str, Callable[[], Any]], n: int, rounds: int) -> dict[str, float]:
+    """Median over ``rounds`` of each ``fn``'s CPU ns per call, the fns taking turns in every round."""
+    got: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            got[k].append(cpu_per_call(fn, n))
+    return {k: statistics.median(v) for k, v in got.items()}
 
 
 def per_run(fn: Callable[[], Any], n: int) -> float:
@@ -100,17 +122,27 @@ def kernel_ns(src: str, maps: dict[str, tuple[int, ...]], repeat: int) -> tuple[
 
 
 def bench_program(name: str, src: str, maps: dict[str, tuple[int, ...]], batch: int,
-                  kernel_repeat: int) -> dict[str, Any]:
+                  kernel_repeat: int, rounds: int) -> dict[str, Any]:
     mm = {n: P.new_map(*spec) for n, spec in maps.items()}
     text = src.format(**{n: m.fd for n, m in mm.items()})
     interp = P.Program(C.BPF_PROG_TYPE_XDP, assemble(text))
     insns = count_insns(interp, FRAME)
-    interp_ns = per_run(lambda: interp.run_xdp(FRAME), 20_000)
     # Per-instruction cost: the interpreter loop alone (Vm.run on a context mapped once), minus the
     # same for a 2-instruction program, over the instructions beyond those two.
     trivial = P.Program(C.BPF_PROG_TYPE_XDP, assemble("mov %r0, 2\nexit"))
-    core_ns = per_run(bound_run(interp), 50_000)
-    base_ns = per_run(bound_run(trivial), 50_000)
+    core = bound_run(interp)
+    blocks, slots = interp.vm.code, interp.vm.slot_code
+
+    def core_slots() -> int:  # the same with one closure per instruction (the pre-block dispatch)
+        interp.vm.code = slots
+        try:
+            return core()
+        finally:
+            interp.vm.code = blocks
+    med = interleaved_medians({"core": core, "base": bound_run(trivial), "slots": core_slots,
+                               "run_xdp": lambda: interp.run_xdp(FRAME)}, 10_000, rounds)
+    core_ns, base_ns, interp_ns = med["core"], med["base"], med["run_xdp"]
+    slots_ns = med["slots"]
     t = time.perf_counter()
     jitted = jit_program(P.Program(C.BPF_PROG_TYPE_XDP, assemble(text)))
     compile_ms = (time.perf_counter() - t) * 1e3
@@ -133,7 +165,8 @@ def bench_program(name: str, src: str, maps: dict[str, tuple[int, ...]], batch: 
     k_ns, k_why = kernel_ns(src, maps, kernel_repeat)
     return {"program": name, "insns_per_run": insns, "kernel_ns_per_run": k_ns, "kernel_skipped": k_why,
             "interp_ns_per_run": round(interp_ns, 1), "interp_ns_per_insn": round(max(core_ns - base_ns, 0) / (insns - 2), 1),
-            "interp_core_ns_per_run": round(core_ns, 1),
+            "interp_core_ns_per_run": round(core_ns, 1), "interp_base_ns_per_run": round(base_ns, 1),
+            "interp_ns_per_insn_per_slot_dispatch": round(max(slots_ns - base_ns, 0) / (insns - 2), 1),
             "jit_compile_ms": round(compile_ms, 1), "jit_1by1_ns_per_run": round(jit_1, 1),
             "jit_batch_ns_per_run": round(batch_ns, 2), "jit_batch_mpps": round(1e3 / batch_ns, 2)}
 
@@ -142,11 +175,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=1_000_000)
     ap.add_argument("--kernel-repeat", type=int, default=1_000_000)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved interpreter rounds (median)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    rows = [bench_program("eth/ipv4/udp parser", PARSER_UDP, {}, a.batch, a.kernel_repeat),
+    rows = [bench_program("eth/ipv4/udp parser", PARSER_UDP, {}, a.batch, a.kernel_repeat, a.rounds),
             bench_program("parser + array-map counter", PARSER_COUNT,
-                          {"counters": (M.BPF_MAP_TYPE_ARRAY, 4, 8, 256)}, a.batch, a.kernel_repeat)]
+                          {"counters": (M.BPF_MAP_TYPE_ARRAY, 4, 8, 256)}, a.batch, a.kernel_repeat, a.rounds)]
     if a.json:
         print(json.dumps(rows, indent=2))
         return
@@ -156,8 +190,10 @@ def main() -> None:
             else f"skipped ({r['kernel_skipped']})"
         print(f"\n{r['program']}  ({r['insns_per_run']} insns/run, JIT compile {r['jit_compile_ms']} ms)")
         print(f"  kernel BPF_PROG_TEST_RUN : {k}")
-        print(f"  interpreter              : {r['interp_ns_per_run']:.0f} ns/run ({r['interp_core_ns_per_run']:.0f} "
-              f"without test_run set-up), {r['interp_ns_per_insn']} ns/insn")
+        print(f"  interpreter (CPU time)   : {r['interp_ns_per_run']:.0f} ns/run ({r['interp_core_ns_per_run']:.0f} "
+              f"without test_run set-up, {r['interp_base_ns_per_run']:.0f} for 2 insns), "
+              f"{r['interp_ns_per_insn']} ns/insn (one closure per insn: "
+              f"{r['interp_ns_per_insn_per_slot_dispatch']} ns/insn)")
         print(f"  JIT, one frame per call  : {r['jit_1by1_ns_per_run']:.0f} ns/run")
         print(f"  JIT, batch mode          : {r['jit_batch_ns_per_run']} ns/run = {r['jit_batch_mpps']} Mpps")
 

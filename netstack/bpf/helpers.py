@@ -15,6 +15,9 @@ import re
 import struct
 from typing import TYPE_CHECKING, Callable
 
+from netstack.core import vlan_core as V
+from netstack.packet.skb import CHECKSUM_NONE, UNSET
+
 from . import context as C
 from . import maps as M
 from .errors import BpfRuntimeError, NotSupported
@@ -37,6 +40,8 @@ BPF_FUNC_skb_store_bytes = 9
 BPF_FUNC_l3_csum_replace = 10
 BPF_FUNC_l4_csum_replace = 11
 BPF_FUNC_tail_call = 12
+BPF_FUNC_skb_vlan_push = 18
+BPF_FUNC_skb_vlan_pop = 19
 BPF_FUNC_redirect = 23
 BPF_FUNC_perf_event_output = 25
 BPF_FUNC_skb_load_bytes = 26
@@ -390,7 +395,149 @@ def csum_diff(vm: "ProgVm", r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return csum_from32to16(csum_partial(dst, seed))
     if from_size:
         return csum_from32to16(~csum_partial(src, ~seed & M32))
-    return seed
+    return csum_from32to16(seed)  # both sizes 0: the seed, folded like every other result
+
+
+# ------------------------------------------------------------------------------------------------
+# VLAN tags: bpf_skb_vlan_push / bpf_skb_vlan_pop (net/core/filter.c) on netstack.core.vlan_core
+# ------------------------------------------------------------------------------------------------
+
+def _swap16(v: int) -> int:
+    return ((v & 0xFF) << 8) | ((v >> 8) & 0xFF)
+
+
+class _LegacyWindow:
+    """The bytes LD_ABS/LD_IND may read, ``buf[:data_end]``, always as the packet is now."""
+
+    def __init__(self, pkt: C.PacketBuf) -> None:
+        self.pkt = pkt
+
+    def __len__(self) -> int:
+        return self.pkt.data_end
+
+    def __getitem__(self, k: slice) -> bytes:
+        return bytes(self.pkt.buf[k])
+
+
+class _SkbAsPacket:
+    """The ``__sk_buff`` context seen as the :class:`netstack.packet.skb.Packet` attributes that
+    :mod:`netstack.core.vlan_core` works on, so the BPF helpers run the stack's own
+    ``skb_vlan_push``/``skb_vlan_pop``.
+
+    A tc program's skb has ``data`` at the MAC header (test_run ``__skb_push``es it, the tc hooks
+    run on frames that start there), so ``mac_header`` is ``data``.  The network header is the one
+    the legacy LD_ABS view holds (``skb->network_header``; ``data + 14`` without one).
+    ``protocol``/``vlan_proto`` are converted between host order (vlan_core) and the network order
+    :class:`~netstack.bpf.context.SkbFields` keeps.  ``expand_head`` grows the packet buffer at the
+    front (``pskb_expand_head``) and remaps it in the program's address space.
+    """
+
+    transport_header = UNSET
+    ip_summed = CHECKSUM_NONE  # test_run and tc skbs here carry no CHECKSUM_COMPLETE sum to adjust
+
+    def __init__(self, vm: "ProgVm", skb: C.SkbContext) -> None:
+        self.vm, self.skb, self.p, self.f = vm, skb, skb.pkt, skb.f
+        legacy = vm.packet
+        self.mac_header = self.p.data
+        self.network_header = legacy.net_off if legacy is not None else self.p.data + C.ETH_HLEN
+
+    # packet geometry
+    buf = property(lambda self: self.p.buf)
+    head = property(lambda self: 0)
+    tail = property(lambda self: self.p.data_end)
+
+    @property
+    def data(self) -> int:
+        return self.p.data
+
+    @data.setter
+    def data(self, v: int) -> None:
+        # skb->data moves; with it bpf_compute_data_pointers moves data_meta (no metadata on skbs)
+        self.p.data = self.p.data_meta = v
+
+    def expand_head(self, extra: int) -> None:
+        p = self.p
+        p.buf = bytearray(extra) + p.buf
+        p.data += extra
+        p.data_meta += extra
+        p.data_end += extra
+        p.hard_end += extra
+        self.mac_header += extra
+        self.network_header += extra
+        self.vm.mem.replace(p.base, p.buf)
+
+    # sk_buff fields, host byte order for vlan_core
+    @property
+    def protocol(self) -> int:
+        return _swap16(self.f.protocol)
+
+    @protocol.setter
+    def protocol(self, v: int) -> None:
+        self.f.protocol = _swap16(v)
+
+    @property
+    def vlan_proto(self) -> int:
+        return _swap16(self.f.vlan_proto)
+
+    @vlan_proto.setter
+    def vlan_proto(self, v: int) -> None:
+        self.f.vlan_proto = _swap16(v)
+
+    @property
+    def vlan_tci(self) -> int:
+        return self.f.vlan_tci
+
+    @vlan_tci.setter
+    def vlan_tci(self, v: int) -> None:
+        self.f.vlan_tci = v & 0xFFFF
+
+    def done(self) -> None:
+        """After the operation: ``vlan_present`` (``vlan_all != 0``) and the legacy LD_ABS view
+        (``skb->data``, mac and network headers) follow the new geometry."""
+        f = self.f
+        f.vlan_present = 1 if f.vlan_proto or f.vlan_tci else 0
+        if self.vm.packet is not None:
+            from .interp import Packet
+            self.vm.packet = Packet(_LegacyWindow(self.p), self.p.data, self.mac_header,  # type: ignore[arg-type]
+                                    self.network_header)
+
+
+def skb_vlan_push(vm: "ProgVm", r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    """``bpf_skb_vlan_push(skb, __be16 vlan_proto, u16 vlan_tci)``.
+
+    A TPID other than 802.1Q/802.1ad (in network order) becomes 802.1Q.  An out-of-band tag
+    already present is first written into the packet behind the MAC addresses (``protocol``
+    becomes its TPID, the network header moves back 4 bytes); the new tag is then the out-of-band
+    one.  The packet may move, so the verifier invalidates packet pointers
+    (``bpf_helper_changes_pkt_data``).  Returns 0.
+    """
+    skb = _skb(vm, r1)
+    proto = _swap16(r2 & 0xFFFF)
+    if proto not in (V.ETH_P_8021Q, V.ETH_P_8021AD):
+        proto = V.ETH_P_8021Q
+    view = _SkbAsPacket(vm, skb)
+    V.skb_vlan_push(view, proto, r3 & 0xFFFF)  # type: ignore[arg-type]
+    view.done()
+    return 0
+
+
+def skb_vlan_pop(vm: "ProgVm", r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    """``bpf_skb_vlan_pop(skb)``: drop the out-of-band tag, or (none present) the first in-packet
+    one; a further in-packet tag then moves out of band.  An untagged skb is left alone (0).
+
+    A frame too short for the in-packet tag (``skb_ensure_writable(skb, VLAN_ETH_HLEN)``) is
+    ``-ENOMEM``; the other refusal, ``-EINVAL`` for ``data`` not at the MAC header, cannot
+    happen on a tc skb.
+    """
+    skb = _skb(vm, r1)
+    view = _SkbAsPacket(vm, skb)
+    try:
+        V.skb_vlan_pop(view)  # type: ignore[arg-type]
+    except V.VlanError:
+        view.done()
+        return _neg(E.ENOMEM)
+    view.done()
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -608,6 +755,8 @@ HELPERS: dict[int, HelperFn] = {
     BPF_FUNC_l3_csum_replace: l3_csum_replace,
     BPF_FUNC_l4_csum_replace: l4_csum_replace,
     BPF_FUNC_tail_call: tail_call,
+    BPF_FUNC_skb_vlan_push: skb_vlan_push,
+    BPF_FUNC_skb_vlan_pop: skb_vlan_pop,
     BPF_FUNC_redirect: redirect,
     BPF_FUNC_perf_event_output: perf_event_output,
     BPF_FUNC_skb_load_bytes: skb_load_bytes,
@@ -634,7 +783,8 @@ ALLOWED: dict[int, frozenset[int]] = {
     C.BPF_PROG_TYPE_SOCKET_FILTER: frozenset(_BASE | {BPF_FUNC_skb_load_bytes}),
     C.BPF_PROG_TYPE_SCHED_CLS: frozenset(_BASE | {BPF_FUNC_skb_store_bytes, BPF_FUNC_skb_load_bytes,
                                                   BPF_FUNC_l3_csum_replace, BPF_FUNC_l4_csum_replace,
-                                                  BPF_FUNC_csum_diff, BPF_FUNC_redirect, BPF_FUNC_fib_lookup}),
+                                                  BPF_FUNC_csum_diff, BPF_FUNC_redirect, BPF_FUNC_fib_lookup,
+                                                  BPF_FUNC_skb_vlan_push, BPF_FUNC_skb_vlan_pop}),
     C.BPF_PROG_TYPE_XDP: frozenset(_BASE | {BPF_FUNC_csum_diff, BPF_FUNC_xdp_adjust_head, BPF_FUNC_xdp_adjust_meta,
                                             BPF_FUNC_xdp_adjust_tail, BPF_FUNC_redirect, BPF_FUNC_redirect_map,
                                             BPF_FUNC_fib_lookup}),

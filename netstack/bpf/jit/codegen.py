@@ -459,7 +459,8 @@ class FunctionGen:
         both = self.mod.csum_from32to16(b, self.mod.csum_add(b, pt_seed, b.xor(pf_zero, c64(M32))))
         to_only = self.mod.csum_from32to16(b, pt_seed)
         from_only = self.mod.csum_from32to16(b, b.xor(pf_inv, c64(M32)))
-        v = b.select(has_f, b.select(has_t, both, from_only), b.select(has_t, to_only, seed))
+        seed_only = self.mod.csum_from32to16(b, seed)  # both sizes 0: the seed, folded too
+        v = b.select(has_f, b.select(has_t, both, from_only), b.select(has_t, to_only, seed_only))
         self.set(0, v)
         b.branch(self.block(pc + 1))
         self.b = ir.IRBuilder(slow)

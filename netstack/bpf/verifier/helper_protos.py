@@ -63,6 +63,8 @@ PROTOS: dict[int, Proto] = {
                                       (PTR_TO_CTX, ANYTHING, ANYTHING, ANYTHING, ANYTHING), True),
     H.BPF_FUNC_tail_call: Proto("bpf_tail_call", RET_VOID, (PTR_TO_CTX, CONST_MAP_PTR, ANYTHING),
                                 map_types=frozenset({M.BPF_MAP_TYPE_PROG_ARRAY})),
+    H.BPF_FUNC_skb_vlan_push: Proto("bpf_skb_vlan_push", RET_INTEGER, (PTR_TO_CTX, ANYTHING, ANYTHING), True),
+    H.BPF_FUNC_skb_vlan_pop: Proto("bpf_skb_vlan_pop", RET_INTEGER, (PTR_TO_CTX,), True),
     H.BPF_FUNC_redirect: Proto("bpf_redirect", RET_INTEGER, (ANYTHING, ANYTHING)),
     H.BPF_FUNC_perf_event_output: Proto("bpf_perf_event_output", RET_INTEGER,
                                         (PTR_TO_CTX, CONST_MAP_PTR, ANYTHING, PTR_TO_MEM, CONST_SIZE_OR_ZERO),
