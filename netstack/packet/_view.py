@@ -15,7 +15,7 @@ from .errors import ParseError
 
 Buffer = Union[bytes, bytearray, memoryview]
 
-__all__ = ["Buffer", "need", "need_to", "u16", "u32", "put16", "put32"]
+__all__ = ["Buffer", "need", "need_to", "u16", "u32", "put16", "put32", "be16_field", "be32_field"]
 
 
 def need(buf: Buffer, off: int, n: int, reason: str, what: str) -> None:
@@ -45,3 +45,28 @@ def need_to(end: int, off: int, n: int, reason: str, what: str) -> None:
     """Raise ParseError unless ``n`` bytes fit between ``off`` and ``end``."""
     if off < 0 or end - off < n:
         raise ParseError(reason, f"{what}: need {n} bytes at offset {off}, have {max(end - off, 0)}")
+
+
+def be16_field(rel: int) -> property:
+    """A read/write big-endian 16-bit header field at ``self.off + rel`` — the one shape
+    every view's port, length and checksum accessors share."""
+    def get(self) -> int:  # type: ignore[no-untyped-def]
+        b = self.buf
+        o = self.off + rel
+        return (b[o] << 8) | b[o + 1]
+
+    def put(self, v: int) -> None:  # type: ignore[no-untyped-def]
+        put16(self.buf, self.off + rel, v)
+
+    return property(get, put)
+
+
+def be32_field(rel: int) -> property:
+    """A read/write big-endian 32-bit header field at ``self.off + rel``."""
+    def get(self) -> int:  # type: ignore[no-untyped-def]
+        return u32(self.buf, self.off + rel)
+
+    def put(self, v: int) -> None:  # type: ignore[no-untyped-def]
+        put32(self.buf, self.off + rel, v)
+
+    return property(get, put)

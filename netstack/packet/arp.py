@@ -7,7 +7,8 @@ packets, so a truncated body is ``PKT_TOO_SMALL``.
 
 from __future__ import annotations
 
-from ._view import Buffer, need, put16, u16
+from ._view import Buffer, need, u16
+from ._view import be16_field
 from .constants import ARPHRD_ETHER, ETH_P_IP
 
 __all__ = ["ArpView", "build_arp"]
@@ -51,13 +52,7 @@ class ArpView:
     def plen(self) -> int:
         return self._pln
 
-    @property
-    def op(self) -> int:
-        return u16(self.buf, self.off + 6)
-
-    @op.setter
-    def op(self, v: int) -> None:
-        put16(self.buf, self.off + 6, v)
+    op = be16_field(6)
 
     def _field(self, idx: int) -> tuple[int, int]:
         h, p = self._hln, self._pln

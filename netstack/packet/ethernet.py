@@ -6,7 +6,8 @@ shorter than that is dropped before any protocol sees it.
 
 from __future__ import annotations
 
-from ._view import Buffer, need, put16, u16
+from ._view import Buffer, need
+from ._view import be16_field
 from .constants import ETH_HLEN, ETH_ZLEN
 
 __all__ = ["EthernetView", "build_ethernet", "mac_str", "mac_bytes", "BROADCAST", "is_multicast_ether_addr"]
@@ -69,13 +70,7 @@ class EthernetView:
             raise ValueError("MAC address must be 6 bytes")
         self.buf[self.off + 6 : self.off + 12] = v
 
-    @property
-    def ethertype(self) -> int:
-        return u16(self.buf, self.off + 12)
-
-    @ethertype.setter
-    def ethertype(self, v: int) -> None:
-        put16(self.buf, self.off + 12, v)
+    ethertype = be16_field(12)
 
     @property
     def payload_off(self) -> int:

@@ -6,7 +6,8 @@ whole message (``ICMP_CSUM`` drop reason); this module exposes both.
 
 from __future__ import annotations
 
-from ._view import Buffer, need_to, put16, u16
+from ._view import Buffer, need_to, u16
+from ._view import be16_field
 from .checksum import csum_partial, csum_fold, csum_replace2
 from .constants import (
     ICMP_ADDRESS,
@@ -63,13 +64,7 @@ class IcmpView:
     def code(self) -> int:
         return self.buf[self.off + 1]
 
-    @property
-    def checksum(self) -> int:
-        return u16(self.buf, self.off + 2)
-
-    @checksum.setter
-    def checksum(self, v: int) -> None:
-        put16(self.buf, self.off + 2, v)
+    checksum = be16_field(2)
 
     @property
     def rest(self) -> bytes:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._view import Buffer, need_to, put16, u16, u32
+from ._view import Buffer, need_to, u16, u32
+from ._view import be16_field
 from .checksum import csum_ipv6_magic, csum_partial
 from .constants import (
     IPPROTO_ICMPV6,
@@ -72,13 +73,7 @@ class Icmp6View:
     def code(self) -> int:
         return self.buf[self.off + 1]
 
-    @property
-    def checksum(self) -> int:
-        return u16(self.buf, self.off + 2)
-
-    @checksum.setter
-    def checksum(self, v: int) -> None:
-        put16(self.buf, self.off + 2, v)
+    checksum = be16_field(2)
 
     @property
     def body_off(self) -> int:

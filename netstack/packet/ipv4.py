@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._view import Buffer, put16, u16
+from ._view import be16_field
 from .checksum import csum_replace4, ip_decrease_ttl_csum, ip_fast_csum, ipv4_change_dsfield_csum
 from .constants import IP_DF, IP_MF, IP_OFFSET, IPOPT_END, IPOPT_NOOP
 from .errors import ParseError
@@ -139,21 +140,8 @@ class IPv4View:
     def ecn(self) -> int:
         return self.buf[self.off + 1] & 3
 
-    @property
-    def total_length(self) -> int:
-        return u16(self.buf, self.off + 2)
-
-    @total_length.setter
-    def total_length(self, v: int) -> None:
-        put16(self.buf, self.off + 2, v)
-
-    @property
-    def id(self) -> int:
-        return u16(self.buf, self.off + 4)
-
-    @id.setter
-    def id(self, v: int) -> None:
-        put16(self.buf, self.off + 4, v)
+    total_length = be16_field(2)
+    id = be16_field(4)
 
     @property
     def frag_field(self) -> int:
@@ -199,13 +187,7 @@ class IPv4View:
     def protocol(self, v: int) -> None:
         self.buf[self.off + 9] = v & 0xFF
 
-    @property
-    def check(self) -> int:
-        return u16(self.buf, self.off + 10)
-
-    @check.setter
-    def check(self, v: int) -> None:
-        put16(self.buf, self.off + 10, v)
+    check = be16_field(10)
 
     @property
     def saddr(self) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._view import Buffer, put16, u16, u32
+from ._view import be16_field
 from .constants import (
     IPPROTO_AH,
     IPPROTO_DSTOPTS,
@@ -241,13 +242,7 @@ class IPv6View:
         w = u32(self.buf, self.off)
         self.buf[self.off : self.off + 4] = ((w & 0xFFF00000) | (v & 0xFFFFF)).to_bytes(4, "big")
 
-    @property
-    def payload_length(self) -> int:
-        return u16(self.buf, self.off + 4)
-
-    @payload_length.setter
-    def payload_length(self, v: int) -> None:
-        put16(self.buf, self.off + 4, v)
+    payload_length = be16_field(4)
 
     @property
     def next_header(self) -> int:

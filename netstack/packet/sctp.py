@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ._view import Buffer, need_to, put16, u16, u32
+from ._view import Buffer, need_to, u16, u32
+from ._view import be16_field
 from .crc32c import sctp_checksum, sctp_csum_field
 from .errors import ParseError
 
@@ -64,21 +65,8 @@ class SctpView:
                 pass
         return v
 
-    @property
-    def sport(self) -> int:
-        return u16(self.buf, self.off)
-
-    @sport.setter
-    def sport(self, v: int) -> None:
-        put16(self.buf, self.off, v)
-
-    @property
-    def dport(self) -> int:
-        return u16(self.buf, self.off + 2)
-
-    @dport.setter
-    def dport(self, v: int) -> None:
-        put16(self.buf, self.off + 2, v)
+    sport = be16_field(0)
+    dport = be16_field(2)
 
     @property
     def vtag(self) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._view import Buffer, need_to, put16, u16, u32, put32
+from ._view import Buffer, need_to, u16, u32
+from ._view import be16_field, be32_field
 from .checksum import csum_ipv6_magic, csum_partial, csum_replace2, csum_tcpudp_magic
 from .constants import (
     IPPROTO_TCP,
@@ -142,37 +143,10 @@ class TcpView:
         need_to(e, off, doff * 4, "HDR_TRUNC", "tcp options")
         return cls(buf, off, e)
 
-    @property
-    def sport(self) -> int:
-        return u16(self.buf, self.off)
-
-    @sport.setter
-    def sport(self, v: int) -> None:
-        put16(self.buf, self.off, v)
-
-    @property
-    def dport(self) -> int:
-        return u16(self.buf, self.off + 2)
-
-    @dport.setter
-    def dport(self, v: int) -> None:
-        put16(self.buf, self.off + 2, v)
-
-    @property
-    def seq(self) -> int:
-        return u32(self.buf, self.off + 4)
-
-    @seq.setter
-    def seq(self, v: int) -> None:
-        put32(self.buf, self.off + 4, v)
-
-    @property
-    def ack_seq(self) -> int:
-        return u32(self.buf, self.off + 8)
-
-    @ack_seq.setter
-    def ack_seq(self, v: int) -> None:
-        put32(self.buf, self.off + 8, v)
+    sport = be16_field(0)
+    dport = be16_field(2)
+    seq = be32_field(4)
+    ack_seq = be32_field(8)
 
     @property
     def doff(self) -> int:
@@ -199,21 +173,8 @@ class TcpView:
         """AccECN / former NS bit (lowest bit of byte 12)."""
         return self.buf[self.off + 12] & 1
 
-    @property
-    def window(self) -> int:
-        return u16(self.buf, self.off + 14)
-
-    @window.setter
-    def window(self, v: int) -> None:
-        put16(self.buf, self.off + 14, v)
-
-    @property
-    def check(self) -> int:
-        return u16(self.buf, self.off + 16)
-
-    @check.setter
-    def check(self, v: int) -> None:
-        put16(self.buf, self.off + 16, v)
+    window = be16_field(14)
+    check = be16_field(16)
 
     @property
     def urg_ptr(self) -> int:

@@ -8,7 +8,8 @@ A computed checksum of 0 is sent as 0xffff (``CSUM_MANGLED_0``); a received
 
 from __future__ import annotations
 
-from ._view import Buffer, need_to, put16, u16
+from ._view import Buffer, need_to, u16
+from ._view import be16_field
 from .checksum import csum_ipv6_magic, csum_partial, csum_tcpudp_magic
 from .constants import IPPROTO_UDP
 from .errors import ParseError
@@ -50,37 +51,10 @@ class UdpView:
             raise ParseError("PKT_TOO_SMALL", f"udp length {ulen} with {e - off} bytes")
         return cls(buf, off)
 
-    @property
-    def sport(self) -> int:
-        return u16(self.buf, self.off)
-
-    @sport.setter
-    def sport(self, v: int) -> None:
-        put16(self.buf, self.off, v)
-
-    @property
-    def dport(self) -> int:
-        return u16(self.buf, self.off + 2)
-
-    @dport.setter
-    def dport(self, v: int) -> None:
-        put16(self.buf, self.off + 2, v)
-
-    @property
-    def length(self) -> int:
-        return u16(self.buf, self.off + 4)
-
-    @length.setter
-    def length(self, v: int) -> None:
-        put16(self.buf, self.off + 4, v)
-
-    @property
-    def check(self) -> int:
-        return u16(self.buf, self.off + 6)
-
-    @check.setter
-    def check(self, v: int) -> None:
-        put16(self.buf, self.off + 6, v)
+    sport = be16_field(0)
+    dport = be16_field(2)
+    length = be16_field(4)
+    check = be16_field(6)
 
     @property
     def payload_off(self) -> int:

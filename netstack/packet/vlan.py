@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._view import Buffer, need, put16, u16
+from ._view import Buffer, need, u16
+from ._view import be16_field
 from .constants import ETH_HLEN, VLAN_HLEN, VLAN_TPIDS
 from .errors import ParseError
 
@@ -61,13 +62,7 @@ class VlanView:
         need(buf, off, VLAN_HLEN, "PKT_TOO_SMALL", "vlan header")
         return cls(buf, off)
 
-    @property
-    def tci(self) -> int:
-        return u16(self.buf, self.off)
-
-    @tci.setter
-    def tci(self, v: int) -> None:
-        put16(self.buf, self.off, v)
+    tci = be16_field(0)
 
     @property
     def vid(self) -> int:
@@ -89,13 +84,7 @@ class VlanView:
     def dei(self) -> int:
         return (self.tci >> 12) & 1
 
-    @property
-    def inner_type(self) -> int:
-        return u16(self.buf, self.off + 2)
-
-    @inner_type.setter
-    def inner_type(self, v: int) -> None:
-        put16(self.buf, self.off + 2, v)
+    inner_type = be16_field(2)
 
 
 def parse_vlan_stack(frame: Buffer, off: int = 0) -> tuple[list[VlanTag], int, int]:
