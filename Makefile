@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 # Debian tools the kernel-differential and interoperability tests use (installed as root).
-DEB_PKGS := iproute2 procps ethtool tshark
+DEB_PKGS := iproute2 procps ethtool tshark nftables conntrack iptables clang
 
 .PHONY: run test deps bench clean
 
