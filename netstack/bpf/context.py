@@ -164,6 +164,39 @@ _SKB_DENIED_TC = {"family", "remote_ip4", "local_ip4", "remote_ip6", "local_ip6"
                   "flow_keys"}
 _BY_OFFSET = sorted((off, size, name) for name, (off, size) in SK_BUFF.items())
 
+#: ``target_size`` that net/core/filter.c ``bpf_convert_ctx_access`` (and, for ``ifindex``,
+#: ``tc_cls_act_convert_ctx_access``) reports for each plain readable ``__sk_buff`` field:
+#: the size of the ``sk_buff`` / ``skb_shared_info`` / ``qdisc_skb_cb`` / ``net_device`` member
+#: the rewritten load really reads (``bpf_target_off(..., SIZE, target_size)`` or an explicit
+#: ``*target_size = N``).  ``pkt_type`` is a bit field loaded as one byte; ``vlan_present`` has,
+#: since the kernel dropped ``PKT_VLAN_PRESENT_BIT`` (6.2), been ``skb->vlan_all != 0`` from a
+#: 4-byte load of ``vlan_all``, so it narrows like a u32 (checked on 6.18).
+SKB_TARGET_SIZE: dict[str, int] = {
+    "len": 4, "pkt_type": 1, "mark": 4, "queue_mapping": 2, "protocol": 2, "vlan_present": 4,
+    "vlan_tci": 2, "vlan_proto": 2, "priority": 4, "ingress_ifindex": 4, "ifindex": 4, "tc_index": 2,
+    "hash": 4, "tc_classid": 2, "napi_id": 4, "wire_len": 4, "gso_segs": 2, "gso_size": 2,
+    "tstamp": 8, "hwtstamp": 8,  # u64 fields: only whole 8-byte reads are valid
+}
+
+
+def narrow_ctx_value(value: int, target_size: int, off: int, size: int, field_size: int = 4) -> int:
+    """The value a ``size``-byte read at ``__sk_buff`` offset ``off`` yields for a field whose
+    converted load reads a ``target_size``-byte member holding ``value``.
+
+    kernel/bpf/verifier.c ``convert_ctx_accesses``: a read narrower than the ctx field
+    (``size < ctx_field_size``) is turned into a full-field load at the field's aligned offset; only
+    when it is also narrower than the member behind it (``size < target_size``) is the result
+    shifted right by ``bpf_ctx_narrow_access_offset(off, size, size_default) * 8`` (little endian:
+    ``off & (size_default - 1)``) and masked to ``size`` bytes.  Otherwise the member's whole
+    value comes back unshifted, e.g. a 2-byte read at ``protocol + 2`` returns the protocol and a
+    byte read at ``pkt_type + 3`` the packet type.
+    """
+    value &= (1 << (8 * target_size)) - 1
+    if size < field_size and size < target_size:
+        shift = (off & (field_size - 1)) * 8
+        return (value >> shift) & ((1 << (8 * size)) - 1)
+    return value
+
 
 def _field_at(off: int) -> tuple[str, int, int] | None:
     for start, size, name in _BY_OFFSET:
@@ -178,7 +211,8 @@ class SkbContext(SpecialRegion):
     Access rules are ``bpf_skb_is_valid_access`` plus the program type's
     ``sk_filter_is_valid_access`` / ``tc_cls_act_is_valid_access``: reads of
     u32 fields may be narrow (1/2 bytes at any aligned offset of the field, as
-    ``bpf_ctx_narrow_access_ok`` allows, little-endian), ``data``/``data_end``/``data_meta``
+    ``bpf_ctx_narrow_access_ok`` allows, little-endian, with the kernel's ``target_size`` rule of
+    :func:`narrow_ctx_value`), ``data``/``data_end``/``data_meta``
     only as u32 and they yield packet pointers, ``cb`` is byte-addressable;
     writes need the full field size and a writable field.
     """
@@ -231,7 +265,7 @@ class SkbContext(SpecialRegion):
         if name == "data_meta":
             return p.ptr(p.data_meta)
         value = self.len if name == "len" else getattr(f, name, 0)
-        return (value >> (8 * rel)) & ((1 << (8 * size)) - 1)
+        return narrow_ctx_value(value, SKB_TARGET_SIZE[name], off, size, SK_BUFF[name][1])
 
     def store(self, off: int, size: int, value: int) -> None:
         name, rel = self._resolve(off, size, True)
@@ -240,8 +274,8 @@ class SkbContext(SpecialRegion):
         elif name == "queue_mapping":
             if value < 0xFFFF:  # filter.c: a write of NO_QUEUE_MAPPING (>= 0xffff) is ignored
                 self.f.queue_mapping = value
-        elif name == "tc_index":
-            self.f.tc_index = value & 0xFFFF
+        elif name in ("tc_index", "tc_classid"):
+            setattr(self.f, name, value & 0xFFFF)  # BPF_STX_MEM(BPF_H, ...): u16 members
         else:
             setattr(self.f, name, value)
 

@@ -67,8 +67,14 @@ def vlan_hwaccel_clear_tag(pkt: Packet) -> None:
 
 
 def _encap_proto(buf: bytearray, off: int) -> int:
-    """``vlan_set_encap_proto``: the EtherType after a tag at ``off`` (its TCI), or the
-    802.3/802.2 pseudo protocol for a length field (raw IPX if 0xFFFF follows)."""
+    """``vlan_set_encap_proto`` (include/linux/if_vlan.h): the EtherType after a tag at ``off``
+    (its TCI), or the 802.3/802.2 pseudo protocol for a length field (raw IPX if 0xFFFF follows).
+
+    Like the kernel, the 2 bytes after the length field are read whether or not they belong to
+    the frame: ``__skb_vlan_pop`` only ensures ``VLAN_ETH_HLEN`` (18) bytes, so on an 18-byte
+    frame the kernel reads the tailroom (zeroed by test_run's ``bpf_test_init``, whatever a
+    previous owner left otherwise).  Here that is ``buf`` past the tail; a read past the end
+    of ``buf`` itself counts as zeros (not 0xFFFF), hence ``ETH_P_802_2``."""
     proto = (buf[off + 2] << 8) | buf[off + 3]
     if proto >= ETH_P_802_3_MIN:
         return proto
@@ -190,9 +196,11 @@ def _skb_vlan_pop_inband(pkt: Packet) -> int:
     if pkt.ip_summed == CHECKSUM_COMPLETE:  # skb_postpull_rcsum of the 4 tag bytes
         pkt.csum = csum_sub(pkt.csum, csum_partial(buf[d + 12:d + 12 + VLAN_HLEN]))
     tci = (buf[d + 14] << 8) | buf[d + 15]
-    pkt.protocol = _encap_proto(buf, d + 14) if pkt.tail - d >= 20 else \
-        ((buf[d + 16] << 8) | buf[d + 17])
+    # vlan_remove_tag: the MAC addresses move over the TPID/TCI first, then
+    # vlan_set_encap_proto reads the encapsulated type at +16 and, for a length field, the
+    # 2 bytes at +18 -- neither is touched by the move, and +18 may lie past the tail.
     buf[d + VLAN_HLEN:d + VLAN_HLEN + 2 * ETH_ALEN] = buf[d:d + 2 * ETH_ALEN]
+    pkt.protocol = _encap_proto(buf, d + 14)
     pkt.data = d + VLAN_HLEN
     pkt.mac_header = pkt.data
     if pkt.network_header == UNSET or pkt.network_header - pkt.data < ETH_HLEN:

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netstack.bpf import context as C
 from netstack.bpf import maps as M
@@ -77,10 +79,6 @@ SKB_READ = {"len": 0, "pkt_type": 4, "mark": 8, "queue_mapping": 12, "protocol":
             "tc_index": 44, "cb0": 48, "cb1": 52, "cb2": 56, "cb3": 60, "cb4": 64, "gso_segs": 164,
             "gso_size": 176}
 SKB_READ_TC = dict(SKB_READ, tc_classid=72, wire_len=160)
-#: fields backed by a u32 in the sk_buff, where a narrow read at any offset is a plain byte/half read
-#: (the others have a ``target_size`` < 4 in bpf_convert_ctx_access: see the test at the end)
-NARROW_ANYWHERE = {"len", "mark", "priority", "ingress_ifindex", "ifindex", "cb0", "cb1", "cb2", "cb3", "cb4",
-                   "wire_len"}
 SKB_WRITE_TC = {"mark": 8, "priority": 32, "tc_index": 44, "cb0": 48, "cb1": 52, "cb2": 56, "cb3": 60,
                 "cb4": 64, "tc_classid": 72, "queue_mapping": 12}
 SKB_WRITE_SF = {"cb0": 48, "cb1": 52, "cb2": 56, "cb3": 60, "cb4": 64}
@@ -305,8 +303,6 @@ class Gen:
         off = fields[name]
         size = r.choice(["w", "w", "h", "b"])
         sub = {"w": 0, "h": r.choice([0, 2]), "b": r.randint(0, 3)}[size]
-        if name not in NARROW_ANYWHERE:
-            sub = 0  # see test_narrow_ctx_read_of_a_short_field_is_the_kernel_s
         self.emit(f"ldx{size} {self.sc()}, [%r6+{off + sub}]")
 
     def ctx_write(self) -> None:
@@ -553,11 +549,6 @@ exit"""
 
 
 @needs_kernel
-@pytest.mark.xfail(strict=True, reason="netstack/bpf/context.py SkbContext.load shifts a narrow read by its "
-                   "offset in the __sk_buff field; bpf_convert_ctx_access only shifts when the access is "
-                   "narrower than the sk_buff member behind it (target_size), so a 2-byte read at +2 of "
-                   "protocol (u16 member) or a byte read at +3 of pkt_type (1-byte member) yields the whole "
-                   "value")
 @pytest.mark.parametrize("prog_type", [TC, SF])
 def test_narrow_ctx_read_of_a_short_field_is_the_kernel_s(prog_type: int) -> None:
     """Found by the random programs: the kernel's narrow-read rule for short sk_buff members."""
@@ -599,3 +590,63 @@ def test_block_dispatch_equals_one_closure_per_instruction() -> None:
         faults += sum(1 for g in got if g[0] == "fault")
     print(f"{faults} faulting runs compared")
     assert faults >= 5  # the invalid samples really fault (at their instruction)
+
+
+def _every_narrow_read(prog_type: int, off: int) -> str:
+    """Reads the field at ``off`` whole and at every narrow (size, offset) the verifier allows,
+    then copies the seven results into ``cb`` (ctx_out); retval is the 4-byte read.  On tc the
+    u16 members are first made non-zero (writes of tc_index, tc_classid -- with bits above 16 that
+    the kernel's ``BPF_STX_MEM(BPF_H, ...)`` drops --, queue_mapping, and a pushed tag for the
+    ``vlan_*`` fields)."""
+    pro = ["mov %r6, %r1"]
+    if prog_type == TC:
+        pro += ["stw [%r6+44], 0xa1b2", "stw [%r6+72], 0x7ed4e5f6", "stw [%r6+12], 0x1234",
+                "mov %r1, %r6", "mov %r2, 0x0081", "mov %r3, 0xe123", "call 18"]
+    reads = [("w", 0, 0), ("h", 1, 0), ("h", 2, 2), ("b", 3, 0), ("b", 4, 1), ("b", 5, 2), ("b", 7, 3)]
+    body = [f"ldx{sz} %r{reg}, [%r6+{off + sub}]" for sz, reg, sub in reads]
+    cb, stores = 48, []
+    for sz, reg, _ in reads:
+        stores.append(f"stx{sz} [%r6+{cb}], %r{reg}")
+        cb += {"w": 4, "h": 2, "b": 1}[sz]
+    return "\n".join(pro + body + stores + ["exit"])
+
+
+@needs_kernel
+@pytest.mark.parametrize("prog_type", [TC, SF])
+def test_every_narrow_ctx_read_matches_kernel(prog_type: int) -> None:
+    """Every readable ``__sk_buff`` u32 field at every (size, offset) ``bpf_ctx_narrow_access_ok``
+    allows: the model's ``target_size`` table (context.SKB_TARGET_SIZE) against
+    bpf_convert_ctx_access + convert_ctx_accesses, through retval and ctx_out."""
+    frame = b"\xff" * 6 + _frame(random.Random(7), "udp")[6:]  # pkt_type PACKET_MULTICAST on lo
+    ctx = bytearray(C.SK_BUFF_SIZE)
+    for name, value in (("mark", 0x89ABCDEF), ("priority", 0x01234567), ("gso_segs", 0x0203),
+                        ("gso_size", 0x0405), ("wire_len", 0x0607)):
+        struct.pack_into("<I", ctx, C.SK_BUFF[name][0], value)
+    fields = dict(SKB_READ_TC if prog_type == TC else SKB_READ, napi_id=84)
+    unshifted = 0
+    for name, off in fields.items():
+        src = _every_narrow_read(prog_type, off)
+        with KProg(prog_type, assemble(src)) as kp:
+            kret, kdata, _, kctx = kp.test_run(frame, ctx=bytes(ctx), ctx_out_size=C.SK_BUFF_SIZE)
+        got = P.prog_test_run_full(P.Program(prog_type, assemble(src)), frame, ctx=bytes(ctx))
+        assert (got.retval, got.data_out, got.ctx_out[48:60]) == (kret, kdata, kctx[48:60]), name
+        # a short member read at +2 gives its whole value where a plain shift would give 0
+        unshifted += 0 < kret < 0x10000 and kctx[54:56] == kret.to_bytes(4, "little")[0:2]
+        if name == "protocol":  # 0x0008 in network order: unshifted at +2 and +3
+            assert kctx[52:60] == bytes([8, 0, 8, 0, 8, 0, 0, 0])
+    assert unshifted >= 4  # the whole-value rule was really exercised, not just all-zero fields
+
+
+@given(value=st.integers(0, (1 << 32) - 1), target=st.sampled_from([1, 2, 4]),
+       size=st.sampled_from([1, 2, 4]), data=st.data())
+def test_narrow_ctx_value_rule(value: int, target: int, size: int, data: Any) -> None:
+    """No kernel needed: ``narrow_ctx_value`` is the little-endian byte slice of the member when
+    the access is narrower than it, else the member's whole value; never wider than the access."""
+    sub = data.draw(st.sampled_from(range(0, 4, size)))
+    got = C.narrow_ctx_value(value, target, 16 + sub, size)
+    member = value & ((1 << (8 * target)) - 1)
+    if size < target:
+        assert got == int.from_bytes(member.to_bytes(4, "little")[sub:sub + size], "little")
+    else:
+        assert got == member
+    assert got < 1 << (8 * size)

@@ -175,10 +175,6 @@ def test_only_tc_may_call_the_vlan_helpers(prog_type: int, hid: int) -> None:
     assert model == kernel == 22
 
 
-@pytest.mark.xfail(strict=True, reason="netstack/core/vlan_core.py _skb_vlan_pop_inband takes the raw "
-                   "length field as skb->protocol when fewer than 20 bytes follow; the kernel's "
-                   "vlan_set_encap_proto always reads the 2 bytes after the tag (zeroed tailroom in "
-                   "test_run) and so gives ETH_P_802_2")
 def test_pop_of_an_18_byte_llc_frame_matches_kernel() -> None:
     """A tagged 802.3 frame that ends right after its length field."""
     src, data = prog(POP), DST + SRC + b"\x81\x00\x00\x05\x00\x40"

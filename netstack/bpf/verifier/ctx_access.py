@@ -7,6 +7,13 @@ and so on, else a scalar).  XDP allows only aligned 4-byte reads of
 ``struct xdp_md`` (not ``egress_ifindex`` outside devmap programs);
 ``__sk_buff`` follows ``bpf_skb_is_valid_access`` plus
 ``sk_filter_is_valid_access`` / ``tc_cls_act_is_valid_access``.
+
+Which narrow reads are valid is ``bpf_ctx_narrow_access_ok`` (a power-of-two size, aligned, within
+the 4-byte field) whatever the ``sk_buff`` member behind the field; *what* they read is
+``convert_ctx_accesses``' ``target_size`` rule, :func:`netstack.bpf.context.narrow_ctx_value`, which
+the run-time context applies.  Either way the result fits in the access size (an unshifted value
+comes from a member no wider than the access), so the verifier's ``coerce_reg_to_size`` bound on
+the loaded scalar holds for both outcomes.
 """
 from __future__ import annotations
 
