@@ -23,7 +23,9 @@ What each hook reproduces:
 * :func:`sch_handle_ingress` / :func:`sch_handle_egress` -- net/core/dev.c functions of the
   same names with ``tc_run``/``tcf_classify`` and net/sched/cls_bpf.c ``cls_bpf_classify``
   (direct-action opcodes: ``cls_bpf_exec_opcode``), filter.c ``skb_do_redirect``,
-  ``__bpf_rx_skb``/``__bpf_tx_skb`` (``XMIT_RECURSION_LIMIT``).
+  ``__bpf_rx_skb``/``__bpf_tx_skb`` (``XMIT_RECURSION_LIMIT``).  The program runs on the skb
+  itself, so afterwards the skb is what the helpers left: bytes, length and header offsets
+  after ``bpf_skb_vlan_push``/``_pop``, ``protocol``, the out-of-band tag, the flow hash.
 * :func:`attach_socket_filter` -- net/packet/af_packet.c ``packet_rcv``/``run_filter``:
   ``SO_ATTACH_BPF`` on the packet sockets (captures) bound to a device; 0 drops the frame
   for that socket only, ``n`` truncates it to ``n`` bytes.
@@ -49,6 +51,7 @@ from netstack.bpf.progs import Program, RunEnv, _exec_skb
 from netstack.core.drop_reason import DROP_REASONS, consume_skb, kfree_skb_reason
 from netstack.core.eth import ETH_HLEN, eth_type_trans
 from netstack.core.netdevice import IFF_UP
+from netstack.packet.skb import DEFAULT_HEADROOM, UNSET
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -462,11 +465,85 @@ def _skb_fields(pkt: "Packet", dev: "NetDevice", ingress: bool = False) -> C.Skb
     return f
 
 
+def _swap16(v: int) -> int:
+    """``__be16`` as :class:`~netstack.bpf.context.SkbFields` keeps it <-> host order."""
+    return ((v & 0xFF) << 8) | ((v >> 8) & 0xFF)
+
+
+def _tc_writeback_data(pkt: "Packet", before: bytes, after: bytes, ingress: bool) -> None:
+    """Make ``pkt`` the skb the helpers left: a cls_bpf program runs on the skb itself
+    (net/sched/cls_bpf.c ``cls_bpf_classify``), so what ``bpf_skb_store_bytes`` wrote and
+    what ``bpf_skb_vlan_push``/``_pop`` inserted or removed is the skb afterwards.
+
+    ``before``/``after`` are the frame from the MAC header to the tail, before and after the
+    run (the program always leaves ``skb->data`` at the MAC header).  The only helpers that
+    change the length here are the VLAN ones (``helpers.ALLOWED``), and they change it at the
+    front -- net/core/skbuff.c ``skb_vlan_push`` -> ``__vlan_insert_tag`` pushes 4 bytes and
+    moves the MAC addresses back (``mac_header -= VLAN_HLEN``, ``mac_len += VLAN_HLEN``);
+    ``__skb_vlan_pop`` -> ``vlan_remove_tag`` pulls 4 (``mac_header += VLAN_HLEN``, network
+    header raised to ``ETH_HLEN`` past the new data if it fell below, ``skb_reset_mac_len``).
+    The tail never moves, and the network/transport headers are head-relative in the kernel,
+    so they keep their bytes (offsets here) except for that raise.
+
+    ``skb->data`` afterwards: at egress the MAC header (nothing is pulled); at ingress
+    ``cls_bpf_classify`` ends with ``__skb_pull(skb, skb->mac_len)``, which by the two
+    rules above lands where the network header is, i.e. on the same bytes as before the
+    run unless a pop raised it -- netstack's receive path has ``data`` at the network
+    header then (``network_header`` itself is set later, by ``ip_rcv``), so ``data`` follows
+    the network-header rule."""
+    delta = len(after) - len(before)
+    mac = pkt.mac_header
+    if not delta:
+        pkt.buf[mac:pkt.tail] = after
+        return
+    new_mac = mac - delta
+    if new_mac < pkt.head:
+        # skb_cow_head in __vlan_insert_tag: more headroom (pskb_expand_head); every header
+        # offset moves with the data
+        pkt.expand_head(pkt.head - new_mac + DEFAULT_HEADROOM)
+        mac = pkt.mac_header
+        new_mac = mac - delta
+    tail = pkt.tail
+    pkt.buf[new_mac:tail] = after
+    pkt.mac_header = new_mac
+    floor = new_mac + ETH_HLEN
+    nh = pkt.network_header
+    if nh != UNSET and nh < floor:
+        pkt.network_header = floor
+    if ingress:
+        if pkt.data < floor:
+            pkt.data = floor
+    else:
+        pkt.data = new_mac
+
+
+def _tc_writeback_vlan(pkt: "Packet", fields: C.SkbFields) -> None:
+    """The skb fields the VLAN helpers (and ``BPF_F_INVALIDATE_HASH``) change and a program
+    cannot write directly: ``protocol`` (``vlan_set_encap_proto`` on a pop, the old TPID
+    on a push over a tag), the out-of-band tag (``__vlan_hwaccel_put_tag`` /
+    ``__vlan_hwaccel_clear_tag``) and the flow hash (``skb_clear_hash``)."""
+    proto = _swap16(fields.protocol)
+    if proto != pkt.protocol:
+        pkt.protocol = proto
+    if fields.vlan_present:
+        vproto, tci = _swap16(fields.vlan_proto), fields.vlan_tci
+    else:
+        vproto = tci = 0
+    if vproto != pkt.vlan_proto or tci != pkt.vlan_tci:
+        pkt.vlan_proto = vproto
+        pkt.vlan_tci = tci
+    if pkt.hash and not fields.hash:
+        pkt.hash = 0
+        pkt.l4_hash = False
+        pkt.sw_hash = False
+
+
 def _tc_classify(chain: TcChain, pkt: "Packet", dev: "NetDevice", env: RunEnv,
                  ingress: bool) -> int:
     """``tcf_classify`` over cls_bpf filters.  The program sees data at the MAC header
-    (ingress pushes mac_len first, egress is there already); the skb fields it writes and the
-    bytes it stores are copied back."""
+    (ingress pushes mac_len first, egress is there already).  After each program the skb is
+    what the program left (:func:`_tc_writeback_data`, :func:`_tc_writeback_vlan`): bytes,
+    length and header offsets, ``protocol``, the out-of-band tag, and the fields it wrote."""
     frame = bytes(pkt.buf[pkt.mac_header:pkt.tail])
     fields = _skb_fields(pkt, dev, ingress)
     for f in chain.filters:
@@ -480,8 +557,9 @@ def _tc_classify(chain: TcChain, pkt: "Packet", dev: "NetDevice", env: RunEnv,
             f.faults += 1
             return C.TC_ACT_SHOT
         if out != frame:
-            pkt.buf[pkt.mac_header:pkt.tail] = out
+            _tc_writeback_data(pkt, frame, out, ingress)
             frame = out
+        _tc_writeback_vlan(pkt, fields)
         pkt.mark = fields.mark
         pkt.priority = fields.priority
         pkt.tstamp = fields.tstamp

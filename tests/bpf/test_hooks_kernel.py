@@ -147,3 +147,147 @@ def test_tc_egress_matches_kernel() -> None:
          Send(H1, V1H, eth_ip(MAC_R1, MAC_H1, UDP_12))])
     assert len(frames[(H2, V2H)]) == 1
 
+
+
+# ------------------------------------------------------------ VLAN helpers on the stack
+#: tc programs calling bpf_skb_vlan_pop / bpf_skb_vlan_push (uapi helper ids 19 / 18), built
+#: with clang at test time (no headers needed) so ``tc`` and netstack load the same object.
+VLAN_TC_C = r"""
+#define SEC(n) __attribute__((section(n), used))
+struct __sk_buff;
+static long (*bpf_skb_vlan_push)(struct __sk_buff *skb, unsigned short proto,
+                                 unsigned short tci) = (void *)18;
+static long (*bpf_skb_vlan_pop)(struct __sk_buff *skb) = (void *)19;
+SEC("tc_pop") int pop(struct __sk_buff *skb) { bpf_skb_vlan_pop(skb); return 0; }
+SEC("tc_pop2") int pop2(struct __sk_buff *skb)
+{ bpf_skb_vlan_pop(skb); bpf_skb_vlan_pop(skb); return 0; }
+SEC("tc_push") int push(struct __sk_buff *skb)
+{ bpf_skb_vlan_push(skb, __builtin_bswap16(0x8100), 100); return 0; }
+SEC("tc_push2") int push2(struct __sk_buff *skb)
+{
+	bpf_skb_vlan_push(skb, __builtin_bswap16(0x8100), 5);
+	bpf_skb_vlan_push(skb, __builtin_bswap16(0x88a8), 0x2006);
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.fixture(scope="module")
+def vlan_obj(tmp_path_factory: pytest.TempPathFactory) -> str:
+    clang = shutil.which("clang")
+    if clang is None:
+        print("\nSKIP: clang not found (needed to build the VLAN tc object)", file=sys.stderr)
+        pytest.skip("clang not found")
+    d = tmp_path_factory.mktemp("vlan_tc")
+    (d / "vlan_tc.c").write_text(VLAN_TC_C)
+    import subprocess
+    subprocess.run([clang, "-O2", "-target", "bpf", "-c", str(d / "vlan_tc.c"), "-o",
+                    str(d / "vlan_tc.o")], check=True, capture_output=True, timeout=60)
+    os.chmod(d, 0o755)
+    return str(d / "vlan_tc.o")
+
+
+def _tag(frame: bytes, *tags: tuple[int, int]) -> bytes:
+    return frame[:12] + b"".join(t.to_bytes(2, "big") + c.to_bytes(2, "big") for t, c in tags) \
+        + frame[12:]
+
+
+def test_tc_ingress_vlan_pop_matches_kernel(vlan_obj: str) -> None:
+    """A tagged frame whose tag an ingress program pops is forwarded by IPv4 on the kernel
+    and on netstack alike (byte for byte out of v2r); an untagged one passes unchanged."""
+    fwd = eth_ip(MAC_R1, MAC_H1, UDP_12)
+    ping = eth_ip(MAC_R1, MAC_H1, PING)
+    frames = differential(
+        "ip netns exec r tc qdisc add dev v1r clsact\n"
+        f"ip netns exec r tc filter add dev v1r ingress bpf da obj {vlan_obj} sec tc_pop\n",
+        [Send(H1, V1H, _tag(fwd, (0x8100, 100))), Send(H1, V1H, ping)])
+    assert len(frames[(H2, V2H)]) == 2     # both forwarded: the tag no longer in the way
+
+
+def test_tc_ingress_qinq_double_pop_matches_kernel(vlan_obj: str) -> None:
+    """802.1ad over 802.1Q popped twice at ingress: the frame shrinks by the in-packet tag
+    and IPv4 forwards it."""
+    fwd = eth_ip(MAC_R1, MAC_H1, UDP_12)
+    frames = differential(
+        "ip netns exec r tc qdisc add dev v1r clsact\n"
+        f"ip netns exec r tc filter add dev v1r ingress bpf da obj {vlan_obj} sec tc_pop2\n",
+        [Send(H1, V1H, _tag(fwd, (0x88A8, 7), (0x8100, 100)))])
+    assert len(frames[(H2, V2H)]) == 1
+
+
+def test_tc_ingress_without_pop_drops_tagged_matches_kernel() -> None:
+    """The control: no program, the unknown VID makes the packet PACKET_OTHERHOST."""
+    fwd = eth_ip(MAC_R1, MAC_H1, UDP_12)
+    frames = differential("", [Send(H1, V1H, _tag(fwd, (0x8100, 100)))])
+    assert frames[(H2, V2H)] == []
+
+
+#: uapi if_packet.h: PACKET_AUXDATA and the tpacket_auxdata status bits
+PACKET_AUXDATA = 8
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_VLAN_TPID_VALID = 0x40
+
+
+@pytest.fixture
+def auxdata_captures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the kernel oracle's captures show the out-of-band tag, as libpcap does.
+
+    A receiving Linux device moves the outermost tag out of band (``skb_vlan_untag`` in
+    ``__netif_receive_skb_core``) before the AF_PACKET taps run, so a raw ``recv`` never
+    shows it; tcpdump reads it from ``PACKET_AUXDATA`` (``tp_vlan_tci``/``tp_vlan_tpid``)
+    and writes it back behind the MAC addresses.  netstack's captures show the frame that
+    way (vlan_core.tap_packet), so the kernel side is read the same way here."""
+    from kernel import oracle as O
+    orig_open = O._open_capture
+
+    def open_capture(dev: str):  # type: ignore[no-untyped-def]
+        s = orig_open(dev)
+        s.setsockopt(O.SOL_PACKET, PACKET_AUXDATA, 1)
+        return _AuxSocket(s)
+
+    monkeypatch.setattr(O, "_open_capture", open_capture)
+
+
+class _AuxSocket:
+    """A capture socket whose ``recv`` returns the vnet header + frame with the tag put back."""
+
+    def __init__(self, s) -> None:  # type: ignore[no-untyped-def]
+        self.s = s
+
+    def recv(self, n: int) -> bytes:
+        import socket as S
+        raw, anc, _flags, _addr = self.s.recvmsg(n, S.CMSG_SPACE(20))
+        for level, kind, data in anc:
+            if level == 263 and kind == PACKET_AUXDATA and len(data) >= 20:
+                status = int.from_bytes(data[0:4], "little")
+                tci = int.from_bytes(data[16:18], "little")
+                tpid = int.from_bytes(data[18:20], "little")
+                if status & TP_STATUS_VLAN_VALID:
+                    if not status & TP_STATUS_VLAN_TPID_VALID:
+                        tpid = 0x8100
+                    at = 10 + 12  # behind the virtio header and the MAC addresses
+                    raw = raw[:at] + tpid.to_bytes(2, "big") + tci.to_bytes(2, "big") + raw[at:]
+        return raw
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.s, name)
+
+
+@pytest.mark.parametrize("sec,tags", [
+    ("tc_push", [(0x8100, 100)]),
+    # the first push goes into the packet, the second is the out-of-band (outer) tag
+    ("tc_push2", [(0x88A8, 0x2006), (0x8100, 5)]),
+])
+def test_tc_egress_vlan_push_matches_kernel(vlan_obj: str, auxdata_captures: None, sec: str,
+                                            tags: list[tuple[int, int]]) -> None:
+    """An egress program pushing tags on a forwarded frame: the frame that reaches h2
+    carries them, kernel and netstack alike."""
+    fwd = eth_ip(MAC_R1, MAC_H1, UDP_12)
+    frames = differential(
+        "ip netns exec r tc qdisc add dev v2r clsact\n"
+        f"ip netns exec r tc filter add dev v2r egress bpf da obj {vlan_obj} sec {sec}\n",
+        [Send(H1, V1H, fwd)])
+    (got,) = frames[(H2, V2H)]
+    assert got[12:12 + 4 * len(tags)] == b"".join(t.to_bytes(2, "big") + c.to_bytes(2, "big")
+                                                   for t, c in tags)
