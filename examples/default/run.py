@@ -6,7 +6,7 @@ TTL-1 datagram, an IPv6 ping), then runs
 
     netstack run examples/default/setup.sh --inject h1:eth0=out/default/h1-tx.pcap \
         --capture h1:eth0=out/default/h1-rx.pcap --capture h2:eth0=out/default/h2-rx.pcap \
-        --then examples/default/then.sh --trace
+        --then examples/default/then.sh --trace --trace-limit 60
 
 which prints each packet's path, the router's state after the traffic, and the summary.
 The two capture files open in Wireshark/tshark.
@@ -68,7 +68,7 @@ def run() -> int:
             "--inject", f"h1:eth0={tx}",
             "--capture", f"h1:eth0={os.path.join(outdir, 'h1-rx.pcap')}",
             "--capture", f"h2:eth0={os.path.join(outdir, 'h2-rx.pcap')}",
-            "--then", os.path.join(HERE, "then.sh"), "--trace"]
+            "--then", os.path.join(HERE, "then.sh"), "--trace", "--trace-limit", "60"]
     return main(argv)
 
 

@@ -29,6 +29,8 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="write what DEV in NS receives to FILE (pcap, virtual time)")
     p.add_argument("--then", metavar="FILE", help="commands to run after the traffic")
     p.add_argument("--trace", action="store_true", help="print each packet's path")
+    p.add_argument("--trace-limit", type=int, metavar="N",
+                   help="with --trace: print at most N trace lines")
     p.add_argument("--json", action="store_true", help="closing summary as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no closing summary")
     return p
@@ -45,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             opts = RunOptions(ns.setup, [parse_endpoint(s, "--inject") for s in ns.inject],
                               [parse_endpoint(s, "--capture") for s in ns.capture], ns.then,
-                              ns.trace, ns.json, ns.quiet)
+                              ns.trace, ns.json, ns.quiet, ns.trace_limit)
         except RunError as e:
             sys.stderr.write(f"netstack: {e}\n")
             return 2

@@ -62,6 +62,8 @@ class RunOptions:
     trace: bool = False
     json: bool = False
     quiet: bool = False
+    #: at most this many trace lines (``--trace-limit``); None = all
+    trace_limit: int | None = None
 
 
 def _open_readers(specs: list[Endpoint], cwd: str) -> list:  # type: ignore[type-arg]
@@ -253,6 +255,8 @@ def run(opts: RunOptions, stdout: IO[str] | None = None, stderr: IO[str] | None 
         readers = _open_readers(opts.inject, cwd)
         world = World(trace=opts.trace, trace_sink=(lambda ln: err.write(ln + "\n"))
                       if opts.trace else None)
+        if world.tracer is not None and opts.trace_limit is not None:
+            world.tracer.limit = opts.trace_limit
         run_script(world, setup, name=opts.setup, cwd=cwd, stdout=out, stderr=err)
         from netstack.packet.pcap import PcapWriter
         for ep in opts.capture:
@@ -264,6 +268,9 @@ def run(opts: RunOptions, stdout: IO[str] | None = None, stderr: IO[str] | None 
             writers.append(w)
             net.add_rx_tap(dev, lambda pkt, w=w: w.write(_frame_of(pkt), world.clock.now))
         injected = _inject(world, readers, opts.inject, stderr) if readers else 0
+        if world.tracer is not None and world.tracer.dropped:
+            err.write(f"... trace stopped after {world.tracer.count} lines "
+                      f"({world.tracer.dropped} more events; --trace-limit sets the cap)\n")
         if then is not None:
             run_script(world, then, name=opts.then or "", cwd=cwd, stdout=out, stderr=err)
         if not opts.quiet:

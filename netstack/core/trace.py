@@ -49,7 +49,11 @@ class Tracer:
     def __init__(self, now: Callable[[], int], sink: Callable[[str], None] | None = None,
                  limit: int | None = None) -> None:
         self._now = now
+        #: kept only without a sink: a streamed trace of a million-packet replay must not
+        #: sit in memory (``count`` still says how many events were recorded).
         self.records: list[TraceRecord] = []
+        self.count = 0
+        self.dropped = 0
         self.sink = sink
         self.limit = limit
         #: stage name -> callables ``(pkt, stage, verdict, reason, info, dev)`` run at every
@@ -64,11 +68,14 @@ class Tracer:
         if self.hooks:
             for hook in self.hooks.get(stage, ()):
                 hook(pkt, stage, verdict, reason, info, dev)
-        if self.limit is not None and len(self.records) >= self.limit:
+        if self.limit is not None and self.count >= self.limit:
+            self.dropped += 1
             return
         d = dev if dev is not None else pkt.dev
         rec = TraceRecord(self._now(), pkt.id, getattr(getattr(d, "net", None), "name", ""),
                           getattr(d, "name", ""), stage, verdict, reason, info)
-        self.records.append(rec)
+        self.count += 1
         if self.sink is not None:
             self.sink(rec.format())
+        else:
+            self.records.append(rec)

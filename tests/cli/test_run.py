@@ -75,6 +75,16 @@ def test_json_summary_quiet_and_trace(files) -> None:  # type: ignore[no-untyped
     assert out.getvalue() == ""
 
 
+def test_trace_limit_caps_the_trace_and_says_so(files) -> None:  # type: ignore[no-untyped-def]
+    out, err = io.StringIO(), io.StringIO()
+    opts = RunOptions("setup.sh", [parse_endpoint("a:v0=one.pcap", "--inject")], trace=True,
+                      quiet=True, trace_limit=3)
+    assert run(opts, out, err, cwd=str(files)) == 0
+    lines = err.getvalue().splitlines()
+    assert len([ln for ln in lines if ln.startswith("[")]) == 3
+    assert lines[-1].startswith("... trace stopped after 3 lines (")
+
+
 def test_missing_and_corrupt_pcaps_fail_cleanly(files) -> None:  # type: ignore[no-untyped-def]
     (files / "bad.pcap").write_bytes(b"hello")
     # a truncated record after a valid header: detected while streaming
