@@ -101,6 +101,9 @@ def _dev_env(dev: "NetDevice") -> RunEnv:
     env = _envs(dev.net.world)  # type: ignore[union-attr]
     net = dev.net
     env.devices = {i: 1 for i in net.by_index} if net is not None else {}
+    # bpf_fib_lookup (helper 69) answers from this namespace's FIB and neighbour table
+    from netstack.bpf.fib_helper import make_fib_lookup  # fib/neighbour import dev: late
+    env.fib_lookup = make_fib_lookup(net) if net is not None else None
     return env
 
 
