@@ -406,8 +406,11 @@ def _swap16(v: int) -> int:
     return ((v & 0xFF) << 8) | ((v >> 8) & 0xFF)
 
 
-class _LegacyWindow:
-    """The bytes LD_ABS/LD_IND may read, ``buf[:data_end]``, always as the packet is now."""
+class LegacyWindow:
+    """The bytes LD_ABS/LD_IND may read, ``buf[:data_end]``, always as the packet is now (the
+    buffer object itself may be replaced by a head expansion)."""
+
+    __slots__ = ("pkt",)
 
     def __init__(self, pkt: C.PacketBuf) -> None:
         self.pkt = pkt
@@ -415,8 +418,8 @@ class _LegacyWindow:
     def __len__(self) -> int:
         return self.pkt.data_end
 
-    def __getitem__(self, k: slice) -> bytes:
-        return bytes(self.pkt.buf[k])
+    def __getitem__(self, k: slice) -> bytearray:
+        return self.pkt.buf[k]
 
 
 class _SkbAsPacket:
@@ -498,7 +501,7 @@ class _SkbAsPacket:
         f.vlan_present = 1 if f.vlan_proto or f.vlan_tci else 0
         if self.vm.packet is not None:
             from .interp import Packet
-            self.vm.packet = Packet(_LegacyWindow(self.p), self.p.data, self.mac_header,  # type: ignore[arg-type]
+            self.vm.packet = Packet(LegacyWindow(self.p), self.p.data, self.mac_header,  # type: ignore[arg-type]
                                     self.network_header)
 
 

@@ -178,6 +178,19 @@ class Program:
     # -- running --------------------------------------------------------------------------------
     def _exec(self, ctx: C.XdpContext | C.SkbContext, env: RunEnv, packet: Packet | None) -> int:
         """Run on ``ctx`` (following tail calls); return R0."""
+        return self._exec_chain(ctx, env, packet)[0]
+
+    def _exec_chain(self, ctx: C.XdpContext | C.SkbContext, env: RunEnv, packet: Packet | None
+                    ) -> tuple[int, Packet | None]:
+        """Run on ``ctx`` following tail calls: (R0, the LD_ABS/LD_IND view of the skb at the end).
+
+        In the kernel a tail call (kernel/bpf/core.c ``___bpf_prog_run`` ``JMP_TAIL_CALL``, or
+        the JITs' equivalent) jumps into the next program with the same ``ctx``: the one
+        ``struct sk_buff``.  So the next program's LD_ABS/LD_IND (net/core/filter.c
+        ``bpf_skb_load_helper_*`` -> ``skb->data``, ``skb_network_header``, ``skb_mac_header``)
+        see the skb as the previous one left it -- after a ``bpf_skb_vlan_push``/``_pop`` moved
+        its data and headers -- not as it was when the chain began.  The view a helper replaced
+        (``vm.packet``) is therefore what the next program starts with."""
         prog: Program = self
         while True:
             vm = prog.vm
@@ -186,11 +199,13 @@ class Program:
             ctx.pkt.base = vm.mem.map(ctx.pkt.buf, name="packet")
             ctx_ptr = vm.mem.map_special(ctx, name="ctx")
             try:
-                return vm.run((ctx_ptr,), packet=packet)
+                r0 = vm.run((ctx_ptr,), packet=packet)
+                return r0, vm.packet
             except H.TailCall as tc:
                 target = tc.prog
                 if not isinstance(target, Program) or target.prog_type != self.prog_type:
                     raise BpfRuntimeError("tail call to a program of another type") from None
+                packet = vm.packet  # the skb as the helpers of this program left it
                 prog = target
 
     def run_xdp(self, frame: bytes, env: RunEnv | None = None, *, ingress_ifindex: int = 1,
@@ -408,8 +423,13 @@ def _test_run_skb(prog: Program, data: bytes, repeat: int, ctx: bytes | None, en
     pkt.data_meta = pkt.data
     sctx = C.SkbContext(pkt, f, prog.prog_type)
 
+    # One skb for every repeat (bpf_test_run runs the program ``repeat`` times on it): what a
+    # VLAN helper did to its data and headers in one run is what the next run starts from.
+    view: list[Packet | None] = [skb_legacy_view(pkt, mac)]
+
     def once() -> int:
-        return _exec_skb(prog, sctx, env, mac)
+        r0, view[0] = prog._exec_chain(sctx, env, view[0])
+        return r0
 
     retval, duration = _timed(once, repeat)
     body = bytes(pkt.buf[pkt.data:pkt.data_end])
@@ -417,12 +437,18 @@ def _test_run_skb(prog: Program, data: bytes, repeat: int, ctx: bytes | None, en
     return TestRunResult(retval, out, duration, sctx.to_struct() if raw is not None else b"", env)
 
 
+def skb_legacy_view(pkt: C.PacketBuf, mac: int) -> Packet:
+    """The LD_ABS/LD_IND view of a fresh skb: offsets from ``skb->data``, the MAC header at
+    ``mac`` and the network header ``ETH_HLEN`` behind it (``eth_type_trans`` +
+    ``skb_reset_network_header``), bytes read through to ``data_end`` of the buffer *as it is
+    at the time of the load* (:class:`~netstack.bpf.helpers.LegacyWindow`), so a helper that
+    writes or moves the packet never leaves a stale copy behind."""
+    return Packet(H.LegacyWindow(pkt), pkt.data, mac, mac + C.ETH_HLEN)  # type: ignore[arg-type]
+
+
 def _exec_skb(prog: Program, sctx: C.SkbContext, env: RunEnv, mac: int) -> int:
     """Run on an skb context; LD_ABS/LD_IND see the packet from ``skb->data`` up to data_end only."""
-    pkt = sctx.pkt
-    with memoryview(pkt.buf) as view, view[:pkt.data_end] as frame:
-        legacy = Packet(frame, pkt.data, mac, mac + C.ETH_HLEN)  # type: ignore[arg-type]
-        return prog._exec(sctx, env, legacy)
+    return prog._exec_chain(sctx, env, skb_legacy_view(sctx.pkt, mac))[0]
 
 
 def prog_test_run_full(prog: Program, data: bytes, repeat: int = 1, ctx: bytes | None = None, *,

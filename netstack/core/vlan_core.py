@@ -166,7 +166,19 @@ def validate_xmit_vlan(pkt: Packet, dev: "NetDevice") -> None:
 def skb_vlan_push(pkt: Packet, proto: int, tci: int) -> None:
     """``skb_vlan_push``: an existing out-of-band tag is first written into the packet
     (``protocol`` becomes its TPID, the network header moves back over it), then the new tag
-    becomes the out-of-band one.  ``data`` must be at the MAC header (else ``-EINVAL``)."""
+    becomes the out-of-band one.  ``data`` must be at the MAC header (else ``-EINVAL``).
+
+    Why the network header moves 4 bytes back rather than staying on the same bytes with
+    ``mac_len`` growing by 4 (the ``skb->mac_len += VLAN_HLEN`` of older net/core/skbuff.c):
+    this machine's kernel (6.18) does the former -- measured through ``BPF_PROG_TEST_RUN``:
+    after two ``bpf_skb_vlan_push`` calls on an untagged frame, LD_ABS at ``SKF_NET_OFF``
+    reads the TCI of the tag written into the packet, not the IPv4 header (the
+    ``skb->network_header -= VLAN_HLEN`` form, with the callers doing
+    ``skb_reset_mac_len``).  So ``network_header - mac_header`` (``mac_len()``) stays what it
+    was and, at tc ingress, ``skb->data`` pulled by ``mac_len`` lands on the inner tag's TCI
+    as it would on a received double-tagged frame.  Pinned by
+    tests/bpf/test_skb_one_object_kernel.py and tests/bpf/test_vlan_helpers_kernel.py
+    (``ld_abs_after_push``)."""
     if pkt.vlan_proto:
         if pkt.mac_header != UNSET and pkt.data != pkt.mac_header:
             raise VlanError("skb_vlan_push: data is not at the MAC header")

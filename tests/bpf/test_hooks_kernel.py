@@ -223,66 +223,17 @@ def test_tc_ingress_without_pop_drops_tagged_matches_kernel() -> None:
     assert frames[(H2, V2H)] == []
 
 
-#: uapi if_packet.h: PACKET_AUXDATA and the tpacket_auxdata status bits
-PACKET_AUXDATA = 8
-TP_STATUS_VLAN_VALID = 0x10
-TP_STATUS_VLAN_TPID_VALID = 0x40
-
-
-@pytest.fixture
-def auxdata_captures(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the kernel oracle's captures show the out-of-band tag, as libpcap does.
-
-    A receiving Linux device moves the outermost tag out of band (``skb_vlan_untag`` in
-    ``__netif_receive_skb_core``) before the AF_PACKET taps run, so a raw ``recv`` never
-    shows it; tcpdump reads it from ``PACKET_AUXDATA`` (``tp_vlan_tci``/``tp_vlan_tpid``)
-    and writes it back behind the MAC addresses.  netstack's captures show the frame that
-    way (vlan_core.tap_packet), so the kernel side is read the same way here."""
-    from kernel import oracle as O
-    orig_open = O._open_capture
-
-    def open_capture(dev: str):  # type: ignore[no-untyped-def]
-        s = orig_open(dev)
-        s.setsockopt(O.SOL_PACKET, PACKET_AUXDATA, 1)
-        return _AuxSocket(s)
-
-    monkeypatch.setattr(O, "_open_capture", open_capture)
-
-
-class _AuxSocket:
-    """A capture socket whose ``recv`` returns the vnet header + frame with the tag put back."""
-
-    def __init__(self, s) -> None:  # type: ignore[no-untyped-def]
-        self.s = s
-
-    def recv(self, n: int) -> bytes:
-        import socket as S
-        raw, anc, _flags, _addr = self.s.recvmsg(n, S.CMSG_SPACE(20))
-        for level, kind, data in anc:
-            if level == 263 and kind == PACKET_AUXDATA and len(data) >= 20:
-                status = int.from_bytes(data[0:4], "little")
-                tci = int.from_bytes(data[16:18], "little")
-                tpid = int.from_bytes(data[18:20], "little")
-                if status & TP_STATUS_VLAN_VALID:
-                    if not status & TP_STATUS_VLAN_TPID_VALID:
-                        tpid = 0x8100
-                    at = 10 + 12  # behind the virtio header and the MAC addresses
-                    raw = raw[:at] + tpid.to_bytes(2, "big") + tci.to_bytes(2, "big") + raw[at:]
-        return raw
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self.s, name)
-
-
 @pytest.mark.parametrize("sec,tags", [
     ("tc_push", [(0x8100, 100)]),
     # the first push goes into the packet, the second is the out-of-band (outer) tag
     ("tc_push2", [(0x88A8, 0x2006), (0x8100, 5)]),
 ])
-def test_tc_egress_vlan_push_matches_kernel(vlan_obj: str, auxdata_captures: None, sec: str,
+def test_tc_egress_vlan_push_matches_kernel(vlan_obj: str, sec: str,
                                             tags: list[tuple[int, int]]) -> None:
     """An egress program pushing tags on a forwarded frame: the frame that reaches h2
-    carries them, kernel and netstack alike."""
+    carries them, kernel and netstack alike.  The receiving veth end moves the outer tag
+    out of band; the oracle's captures put it back from ``PACKET_AUXDATA``, as libpcap
+    does (tests/kernel/oracle.py)."""
     fwd = eth_ip(MAC_R1, MAC_H1, UDP_12)
     frames = differential(
         "ip netns exec r tc qdisc add dev v2r clsact\n"

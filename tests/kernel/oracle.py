@@ -19,6 +19,16 @@ Why the details are the way they are:
   only the pseudo-header sum.  The virtio header tells us ``csum_start`` /
   ``csum_offset`` and we complete the sum exactly as ``skb_checksum_help()``
   (net/core/dev.c) would, including the 0 -> 0xffff mangling.
+* ``PACKET_AUXDATA`` is enabled on capture sockets too: a receiving device moves the
+  outermost VLAN tag out of band (``skb_vlan_untag`` in ``__netif_receive_skb_core``,
+  net/core/dev.c; veth also hands a transmitted out-of-band tag to its peer as is), so the
+  bytes ``recv`` returns never hold it.  As libpcap does (pcap-linux.c), the tag is taken
+  from ``tpacket_auxdata`` (``tp_vlan_tci``, ``tp_vlan_tpid``; valid when
+  ``TP_STATUS_VLAN_VALID`` is set or the TCI is non-zero, 802.1Q when no TPID is given)
+  and written back behind the MAC addresses -- after the checksum completion above, whose
+  ``csum_start`` counts from the frame without the tag (``virtio_net_hdr_from_skb`` is
+  called with ``vlan_hlen`` 0 by af_packet.c).  netstack's captures show the frame that
+  way as well (``vlan_core.tap_packet``).
 * Namespace names from ``ip netns add`` are suffixed with a per-process tag
   before the script runs, so two engineers (or two CI jobs) running the suite
   at once never delete each other's namespaces.  Results are reported under
@@ -49,6 +59,8 @@ __all__ = [
     "namespaces_in",
     "rename_namespaces",
     "complete_partial_checksum",
+    "vlan_from_auxdata",
+    "insert_vlan_tag",
     "NetnsError",
 ]
 
@@ -56,6 +68,11 @@ ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_VNET_HDR = 15
 PACKET_IGNORE_OUTGOING = 23
+PACKET_AUXDATA = 8
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_VLAN_TPID_VALID = 0x40
+TPACKET_AUXDATA_LEN = 20  # struct tpacket_auxdata (uapi linux/if_packet.h)
+ETH_P_8021Q = 0x8100
 CLONE_NEWNET = 0x40000000
 VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
 VIRTIO_NET_HDR_LEN = 10  # struct virtio_net_hdr (no num_buffers)
@@ -290,6 +307,32 @@ def _decode_vnet(raw: bytes) -> bytes:
     return frame
 
 
+def vlan_from_auxdata(ancdata: list[tuple[int, int, bytes]]) -> tuple[int, int] | None:
+    """``(tpid, tci)`` of the out-of-band tag a ``PACKET_AUXDATA`` control message reports,
+    or None.  libpcap's rule (pcap-linux.c ``VLAN_VALID``/``VLAN_TPID``): a tag is present
+    when ``TP_STATUS_VLAN_VALID`` is set or the TCI is non-zero; its TPID is ``tp_vlan_tpid``
+    when ``TP_STATUS_VLAN_TPID_VALID`` is set (or the field is non-zero), else 802.1Q."""
+    for level, kind, data in ancdata:
+        if level != SOL_PACKET or kind != PACKET_AUXDATA or len(data) < TPACKET_AUXDATA_LEN:
+            continue
+        status = struct.unpack_from("<I", data, 0)[0]
+        tci, tpid = struct.unpack_from("<HH", data, 16)
+        if not (status & TP_STATUS_VLAN_VALID or tci):
+            return None
+        if not (status & TP_STATUS_VLAN_TPID_VALID or tpid):
+            tpid = ETH_P_8021Q
+        return tpid, tci
+    return None
+
+
+def insert_vlan_tag(frame: bytes, tpid: int, tci: int) -> bytes:
+    """The frame with a tag written back behind the two MAC addresses (libpcap's
+    reconstruction of the captured frame)."""
+    if len(frame) < 12:
+        raise OracleError(f"a {len(frame)}-byte frame has no room for a VLAN tag")
+    return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
+
+
 # --------------------------------------------------------------------------
 # sockets
 
@@ -298,6 +341,7 @@ def _open_capture(dev: str) -> socket.socket:
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
         s.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+        s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         try:
             s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE, root only
         except OSError:
@@ -340,7 +384,9 @@ class _Capturer:
         for key, s in self.socks.items():
             while True:
                 try:
-                    raw = s.recv(65536 + VIRTIO_NET_HDR_LEN)
+                    raw, anc, _flags, _addr = s.recvmsg(
+                        65536 + VIRTIO_NET_HDR_LEN, socket.CMSG_SPACE(TPACKET_AUXDATA_LEN)
+                    )
                 except BlockingIOError:
                     break
                 except OSError as exc:
@@ -349,7 +395,11 @@ class _Capturer:
                     if exc.errno == errno.ENETDOWN:
                         continue
                     raise OracleError(f"recv on {key}: {exc}") from exc
-                self.result.frames[key].append(_decode_vnet(raw))
+                frame = _decode_vnet(raw)
+                tag = vlan_from_auxdata(anc)
+                if tag is not None:
+                    frame = insert_vlan_tag(frame, *tag)
+                self.result.frames[key].append(frame)
                 self.result.times[key].append(time.monotonic() - self.t0)
                 got += 1
         return got
