@@ -481,19 +481,35 @@ def _tc_writeback_data(pkt: "Packet", before: bytes, after: bytes, ingress: bool
     ``before``/``after`` are the frame from the MAC header to the tail, before and after the
     run (the program always leaves ``skb->data`` at the MAC header).  The only helpers that
     change the length here are the VLAN ones (``helpers.ALLOWED``), and they change it at the
-    front -- net/core/skbuff.c ``skb_vlan_push`` -> ``__vlan_insert_tag`` pushes 4 bytes and
-    moves the MAC addresses back (``mac_header -= VLAN_HLEN``, ``mac_len += VLAN_HLEN``);
-    ``__skb_vlan_pop`` -> ``vlan_remove_tag`` pulls 4 (``mac_header += VLAN_HLEN``, network
-    header raised to ``ETH_HLEN`` past the new data if it fell below, ``skb_reset_mac_len``).
-    The tail never moves, and the network/transport headers are head-relative in the kernel,
-    so they keep their bytes (offsets here) except for that raise.
+    front; the tail never moves:
+
+    * push over an out-of-band tag (net/core/skbuff.c ``skb_vlan_push``):
+      ``__vlan_insert_tag`` pushes 4 bytes and moves the MAC addresses back
+      (``mac_header -= VLAN_HLEN``) and ``skb->network_header -= VLAN_HLEN`` follows, then
+      net/core/filter.c ``bpf_skb_vlan_push`` does ``skb_reset_mac_len``: ``mac_len`` is
+      unchanged and the network header lands on the TCI of the tag just written into the
+      packet.  (Older kernels did ``skb->mac_len += VLAN_HLEN`` and kept the network header
+      on its bytes; this machine's 6.18 does not -- measured through BPF_PROG_TEST_RUN in
+      tests/core/test_vlan_push_headers.py and, on the stack, by the kernel differentials
+      in tests/bpf/test_hooks_kernel.py: a priority tag pushed at ingress over a received
+      one is untagged again by ``__netif_receive_skb_core`` and the packet forwarded, which
+      only works because ``skb_vlan_untag`` finds the TCI at ``skb->data``.)
+    * ``__skb_vlan_pop`` -> ``vlan_remove_tag`` pulls 4 (``mac_header += VLAN_HLEN``, the
+      network header keeps its bytes but is raised to ``ETH_HLEN`` past the new MAC header
+      if it fell below, ``skb_reset_mac_len``).
+
+    So with ``L = network_header - mac_header`` before the run, pushes keep ``L`` and pops
+    make it ``max(ETH_HLEN, L - 4)``.  Only the net length change is seen here, which fixes
+    the result exactly whenever ``L == ETH_HLEN`` (every tc ingress run: eth_type_trans and
+    ``skb_vlan_untag`` both leave ``mac_len`` at 14, and every untagged egress packet) or the
+    program only pushed / only popped; for ``L > ETH_HLEN`` with in-packet pushes *and* pops
+    in one run this takes the net count (pushes cancelling pops first).
 
     ``skb->data`` afterwards: at egress the MAC header (nothing is pulled); at ingress
-    ``cls_bpf_classify`` ends with ``__skb_pull(skb, skb->mac_len)``, which by the two
-    rules above lands where the network header is, i.e. on the same bytes as before the
-    run unless a pop raised it -- netstack's receive path has ``data`` at the network
-    header then (``network_header`` itself is set later, by ``ip_rcv``), so ``data`` follows
-    the network-header rule."""
+    ``cls_bpf_classify`` ends with ``__skb_pull(skb, skb->mac_len)``, i.e. on the network
+    header as the two rules above leave it -- netstack's receive path has ``data`` at the
+    network header then (``network_header`` itself is set later, by ``ip_rcv``), so ``data``
+    follows the same rule."""
     delta = len(after) - len(before)
     mac = pkt.mac_header
     if not delta:
@@ -510,12 +526,18 @@ def _tc_writeback_data(pkt: "Packet", before: bytes, after: bytes, ingress: bool
     pkt.buf[new_mac:tail] = after
     pkt.mac_header = new_mac
     floor = new_mac + ETH_HLEN
+
+    def follow(off: int) -> int:
+        """Where a header offset ``off`` (L bytes behind the old MAC header) ends up."""
+        if delta > 0:
+            return off - delta                      # skb_vlan_push: moves with the MAC header
+        return max(floor, off)                       # __skb_vlan_pop: same bytes, raised
+
     nh = pkt.network_header
-    if nh != UNSET and nh < floor:
-        pkt.network_header = floor
+    if nh != UNSET:
+        pkt.network_header = follow(nh)
     if ingress:
-        if pkt.data < floor:
-            pkt.data = floor
+        pkt.data = follow(pkt.data)
     else:
         pkt.data = new_mac
 

@@ -169,6 +169,14 @@ SEC("tc_push2") int push2(struct __sk_buff *skb)
 	bpf_skb_vlan_push(skb, __builtin_bswap16(0x88a8), 0x2006);
 	return 0;
 }
+SEC("tc_prio") int prio(struct __sk_buff *skb)
+{ bpf_skb_vlan_push(skb, __builtin_bswap16(0x8100), 0x6000); return 0; }
+SEC("tc_prio2") int prio2(struct __sk_buff *skb)
+{
+	bpf_skb_vlan_push(skb, __builtin_bswap16(0x8100), 0x2000);
+	bpf_skb_vlan_push(skb, __builtin_bswap16(0x8100), 0x6000);
+	return 0;
+}
 char LICENSE[] SEC("license") = "GPL";
 """
 
@@ -242,3 +250,59 @@ def test_tc_egress_vlan_push_matches_kernel(vlan_obj: str, sec: str,
     (got,) = frames[(H2, V2H)]
     assert got[12:12 + 4 * len(tags)] == b"".join(t.to_bytes(2, "big") + c.to_bytes(2, "big")
                                                    for t, c in tags)
+
+
+# ---------------------------------- where bpf_skb_vlan_push leaves the network header
+# skb_vlan_push over an out-of-band tag moves the network header back with the MAC header
+# (6.18: ``skb->network_header -= VLAN_HLEN``; older kernels grew ``mac_len`` instead), so
+# at tc ingress the ``__skb_pull(skb, skb->mac_len)`` after the program lands on the TCI of
+# the tag written into the packet.  It shows on the stack when the out-of-band tag left is
+# a priority tag (VID 0) over an 802.1Q ``protocol``: ``__netif_receive_skb_core`` clears it
+# and ``skb_vlan_untag`` reads the next tag at ``skb->data`` -- on the TCI the packet is
+# untagged again and forwarded; were data on the IPv4 header, the version/IHL byte would be
+# read as a TCI (VID 0x500) and the packet dropped as PACKET_OTHERHOST.
+
+@pytest.mark.parametrize("sec,sent_tags,forwarded", [
+    ("tc_prio", [], True),                    # one tag, out of band only: bytes unchanged
+    ("tc_push", [], False),                   # VID 100, no VLAN device: PACKET_OTHERHOST
+    ("tc_prio2", [], True),                   # second push writes the first into the packet
+    ("tc_prio", [(0x8100, 0x2000)], True),    # over the received (now out-of-band) tag
+    ("tc_prio", [(0x8100, 0x0064)], False),   # ... re-untagged, VID 100: OTHERHOST
+    ("tc_push", [(0x8100, 0x0000)], False),   # over it, but VID 100 left out of band
+])
+def test_tc_ingress_vlan_push_then_delivery_matches_kernel(
+        vlan_obj: str, sec: str, sent_tags: list[tuple[int, int]], forwarded: bool) -> None:
+    """Ingress push (one tag / over an existing out-of-band tag), then delivery: what
+    reaches IPv4 is forwarded, and the frame the capture on h2 sees is the same byte for
+    byte on the kernel and on netstack (the untagged IPv4 frame, re-routed)."""
+    fwd = eth_ip(MAC_R1, MAC_H1, UDP_12)
+    frames = differential(
+        "ip netns exec r tc qdisc add dev v1r clsact\n"
+        f"ip netns exec r tc filter add dev v1r ingress bpf da obj {vlan_obj} sec {sec}\n",
+        [Send(H1, V1H, _tag(fwd, *sent_tags))])
+    got = frames[(H2, V2H)]
+    assert len(got) == (1 if forwarded else 0)
+    if forwarded:
+        (g,) = got
+        assert len(g) == len(fwd) and g[12:14] == b"\x08\x00"  # untagged IPv4 on the next hop
+        assert g[14 + 8] == fwd[14 + 8] - 1 and g[14 + 12:] == fwd[14 + 12:]  # TTL, addrs, UDP
+
+
+def test_tc_egress_vlan_push_over_existing_tag_matches_kernel(
+        vlan_obj: str) -> None:
+    """Egress push over an existing tag on v2r (``tc_push2``: the second push writes the
+    802.1Q tag into the packet and moves the network header back onto its TCI, 802.1ad goes
+    out of band), for a forwarded frame that arrived untagged and one that arrived
+    priority-tagged (untagged on r's receive): the capture on h2 shows the outer tag
+    (reinserted from PACKET_AUXDATA), the in-packet one, then the forwarded IPv4 packet."""
+    fwd = eth_ip(MAC_R1, MAC_H1, UDP_12)
+    frames = differential(
+        "ip netns exec r tc qdisc add dev v2r clsact\n"
+        f"ip netns exec r tc filter add dev v2r egress bpf da obj {vlan_obj} sec tc_push2\n",
+        [Send(H1, V1H, fwd), Send(H1, V1H, _tag(fwd, (0x8100, 0x2000)))])
+    got = frames[(H2, V2H)]
+    assert len(got) == 2
+    for g in got:
+        assert g[12:22] == bytes.fromhex("88a8 2006 8100 0005 0800".replace(" ", ""))
+        assert g[22 + 9:22 + 10] == fwd[14 + 9:14 + 10]   # protocol UDP
+        assert g[22 + 8] == fwd[14 + 8] - 1              # TTL, forwarded once

@@ -10,6 +10,8 @@ the out-of-band tag.  End to end on a veth pair built with :class:`netstack.api.
 * an egress program pushes tags and the wire carries them (802.1Q, 802.1ad, two pushes);
 * a QinQ frame popped twice at ingress (the frame shrinks by the inner tag);
 * the headroom running out under pushes (``skb_cow_head``);
+* an ingress push over a received tag: the network header (and ``skb->data``) moves back
+  onto the TCI of the tag written into the packet, so the stack untags it again;
 * property: for random push/pop sequences the skb after the hook is what ``Program.run_tc``
   (the test_run model, itself checked against the kernel in test_vlan_helpers_kernel.py)
   reports.
@@ -197,9 +199,48 @@ def test_egress_push_over_a_tag_without_headroom(stack: Stack) -> None:
     assert pkt.data == pkt.mac_header and pkt.data - pkt.head >= 0
     assert bytes(pkt.buf[pkt.data:pkt.tail]) == tagged(ECHO, tag(0x8100, 1))
     assert (pkt.vlan_proto, pkt.vlan_tci, pkt.protocol) == (0x8100, 2, 0x8100)
-    # network/transport headers keep their bytes (head-relative in the kernel)
-    assert pkt.network_header - pkt.data == 18 and pkt.transport_header - pkt.data == 38
-    assert pkt.buf[pkt.network_header] == 0x45
+    # skb_vlan_push moves the network header back with the MAC header (onto the TCI of the
+    # tag written into the packet); the transport header keeps its bytes
+    assert pkt.network_header - pkt.data == 14 and pkt.transport_header - pkt.data == 38
+    assert pkt.buf[pkt.network_header:pkt.network_header + 2] == b"\x00\x01"
+
+
+def test_ingress_priority_push_over_a_received_tag_reaches_ip(stack: Stack) -> None:
+    """A priority-tagged request (802.1Q, VID 0, out of band after ``skb_vlan_untag``) and an
+    ingress program pushing another priority tag over it: the received tag goes into the
+    packet, ``mac_len`` stays 14 and ``skb->data`` after the hook is on its TCI, where
+    ``__netif_receive_skb_core``'s ``skb_vlan_untag`` (VID 0 out of band, 802.1Q
+    ``protocol``) reads it -- so the packet is untagged again and IPv4 answers.  Kernel
+    differential: test_hooks_kernel.py ``test_tc_ingress_vlan_push_then_delivery``."""
+    attach(stack, "b", "v1", "ingress", tc_prog(push(0x0081, 0x6000)))
+    got: list[tuple[int, int, int, int, bytes]] = []
+    orig = hooks._tc_classify
+
+    def spy(chain, pkt, dev, env, ingress):  # type: ignore[no-untyped-def]
+        r = orig(chain, pkt, dev, env, ingress)
+        got.append((pkt.vlan_proto, pkt.vlan_tci, pkt.protocol, pkt.data - pkt.mac_header,
+                    bytes(pkt.buf[pkt.data:pkt.data + 4])))
+        return r
+
+    back = stack.capture("a", "v0")
+    hooks._tc_classify = spy  # type: ignore[assignment]
+    try:
+        stack.inject("a", "v0", [tagged(ECHO, tag(0x8100, 0x2000))])
+    finally:
+        hooks._tc_classify = orig  # type: ignore[assignment]
+    assert got == [(0x8100, 0x6000, 0x8100, 14, b"\x20\x00\x08\x00")]
+    (reply,) = echo_replies(back)
+    assert reply[26:30] == bytes([10, 0, 0, 2])
+
+
+def test_ingress_push_over_a_received_tag_with_a_vid_is_otherhost(stack: Stack) -> None:
+    """The same with the received tag's VID 100: untagged again, no vlan device has it,
+    PACKET_OTHERHOST -- IPv4 drops it."""
+    attach(stack, "b", "v1", "ingress", tc_prog(push(0x0081, 0)))
+    back = stack.capture("a", "v0")
+    stack.inject("a", "v0", [tagged(ECHO, tag(0x8100, 100))])
+    assert echo_replies(back) == []
+    assert stack.drops("b")["OTHERHOST"] == 1
 
 
 def test_a_fault_after_a_push_is_a_drop_and_leaves_no_tag(stack: Stack) -> None:
@@ -226,18 +267,50 @@ def veth_dev():  # type: ignore[no-untyped-def]
     return s.world.netns("a").get("v0")
 
 
+def _model_mac_len(frame: bytes, oob: int, mac_len: int, ops: list[str]) -> tuple[int, bool]:
+    """``network_header - mac_header`` after ``ops`` run one by one through vlan_core's
+    ``skb_vlan_push``/``skb_vlan_pop`` (what the helpers call, pinned against the kernel in
+    tests/core/test_vlan_push_headers.py), and whether the run both inserted and removed
+    in-packet tags (the one case the hook, seeing only the net length change, cannot tell
+    apart when ``mac_len > ETH_HLEN``)."""
+    from netstack.core.vlan_core import skb_vlan_pop, skb_vlan_push
+    p = Packet(frame, headroom=64)
+    p.mac_header = p.data
+    p.network_header = p.data + mac_len
+    p.protocol = int.from_bytes(frame[12:14], "big")
+    if oob:
+        p.vlan_proto, p.vlan_tci = oob, 0x0123
+    grew = shrank = False
+    for op in ops:
+        n = p.tail - p.data
+        if op == POP:
+            skb_vlan_pop(p)
+        else:
+            tpid = int(op.split("mov %r2, ")[1].split("\n")[0], 16)
+            tci = int(op.split("mov %r3, ")[1].split("\n")[0])
+            skb_vlan_push(p, 0x88A8 if tpid == 0xA888 else 0x8100, tci)
+        grew |= p.tail - p.data > n
+        shrank |= p.tail - p.data < n
+    return p.network_header - p.mac_header, grew and shrank
+
+
 @settings(max_examples=40, deadline=None)
 @given(ops=_OPS, in_band=st.lists(st.sampled_from([0x8100, 0x88A8]), max_size=2),
-       oob=st.sampled_from([0, 0x8100, 0x88A8]), ingress=st.booleans())
+       oob=st.sampled_from([0, 0x8100, 0x88A8]), ingress=st.booleans(), behind_tags=st.booleans())
 def test_skb_after_hook_is_what_the_program_left(veth_dev, ops: list[str], in_band: list[int],  # type: ignore[no-untyped-def]
-                                                 oob: int, ingress: bool) -> None:
+                                                 oob: int, ingress: bool, behind_tags: bool) -> None:
     frame = tagged(ECHO, *(tag(t, 10 + i) for i, t in enumerate(in_band)))
     prog = tc_prog("".join(ops))
+    # mac_len is always ETH_HLEN at tc ingress (eth_type_trans, skb_vlan_untag); at egress
+    # the network header may also sit behind in-packet tags
+    mac_len = 14 + 4 * len(in_band) if behind_tags and not ingress else 14
     fields = hooks._skb_fields(_skb(frame, veth_dev, oob, ingress), veth_dev, ingress)
     want_ret, want_frame, want = prog.run_tc(frame, None, fields)
     assert want_ret == 0
     pkt = _skb(frame, veth_dev, oob, ingress)
-    nh_before = pkt.data if ingress else pkt.network_header
+    if not ingress:
+        pkt.network_header = pkt.data + mac_len
+    want_mac_len, ambiguous = _model_mac_len(frame, oob, mac_len, ops)
     chain = hooks.TcChain()
     chain.add(hooks.TcFilter(1, prog))
     ret = hooks._tc_classify(chain, pkt, veth_dev, hooks._dev_env(veth_dev), ingress)
@@ -246,10 +319,12 @@ def test_skb_after_hook_is_what_the_program_left(veth_dev, ops: list[str], in_ba
     assert pkt.protocol == hooks._swap16(want.protocol)
     assert (pkt.vlan_proto, pkt.vlan_tci) == ((hooks._swap16(want.vlan_proto), want.vlan_tci)
                                               if want.vlan_present else (0, 0))
-    # skb->data: egress at the MAC header; ingress at the network header, which keeps its
-    # bytes unless a pop put it below mac + ETH_HLEN
+    # skb->data: egress at the MAC header; ingress at the network header (the pull by
+    # mac_len), which is where the helpers' own header rules put it
     nh = pkt.data if ingress else pkt.network_header
-    assert nh == max(nh_before, pkt.mac_header + 14)
+    assert pkt.mac_header + 14 <= nh <= pkt.tail
+    if mac_len == 14 or not ambiguous:
+        assert nh - pkt.mac_header == want_mac_len
     if not ingress:
         assert pkt.data == pkt.mac_header
     assert pkt.tail - pkt.mac_header == len(want_frame)
