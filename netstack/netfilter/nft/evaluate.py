@@ -572,7 +572,10 @@ class RuleCompiler:
             code = T.ICMPX_CODES.get(st.code or "")
             if code is None:
                 raise NftError("Could not parse icmpx code", st.loc)
-            self.emit([V.Reject(2, code, fam)], [f"reject with icmpx {st.code}"])
+            # nft's reject_stmt_print (src/statement.c) prints icmpx port-unreachable,
+            # the default, as a bare ``reject``
+            txt = "reject" if code == 1 else f"reject with icmpx {st.code}"
+            self.emit([V.Reject(2, code, fam)], [txt])
             return
         if st.kind in ("icmp", "icmpv6"):
             proto = "ip" if st.kind == "icmp" else "ip6"

@@ -112,7 +112,7 @@ def _live(x: Any) -> Any:
         num, unit = bytes_text(x.nbytes).split()
         q: dict = {"val": int(num), "val_unit": unit}
         if x.consumed:
-            un, uu = bytes_text(x.consumed).split()
+            un, uu = bytes_text(x.dumped).split()
             q["used"], q["used_unit"] = int(un), uu
         if x.invert:
             q["inv"] = True
@@ -128,7 +128,7 @@ def table_objects(t: Table, handles: bool = True) -> list[dict]:
         if o.kind == "counter":
             d.update(packets=e.packets, bytes=e.bytes)
         elif o.kind == "quota":
-            d.update(bytes=e.nbytes, used=e.consumed, inv=bool(e.invert))
+            d.update(bytes=e.nbytes, used=e.dumped, inv=bool(e.invert))
         else:
             units = {1: "second", 60: "minute", 3600: "hour", 86400: "day", 604800: "week"}
             d.update(rate=e.rate, per=units[e.unit], burst=e.burst)

@@ -56,7 +56,7 @@ def live_text(parts: list[Any]) -> str:
         elif isinstance(p, V.Quota):
             s = f"quota {'over ' if p.invert else ''}{bytes_text(p.nbytes)}"
             if p.consumed:
-                s += f" used {bytes_text(p.consumed)}"
+                s += f" used {bytes_text(p.dumped)}"
             out.append(s)
     return "".join(out)
 
@@ -183,7 +183,7 @@ def obj_text(o: StatefulObj, handles: bool) -> str:
     elif o.kind == "quota":
         out += f"\t\t{'over ' if e.invert else ''}{bytes_text(e.nbytes)}"
         if e.consumed:
-            out += f" used {bytes_text(e.consumed)}"
+            out += f" used {bytes_text(e.dumped)}"
         out += "\n"
     else:
         units = {1: "second", 60: "minute", 3600: "hour", 86400: "day", 604800: "week"}

@@ -1,55 +1,145 @@
-"""``reject with tcp reset`` for IPv4: net/ipv4/netfilter/nf_reject_ipv4.c ``nf_send_reset``.
+"""``reject with tcp reset``: ``nf_send_reset`` (net/ipv4/netfilter/nf_reject_ipv4.c) and
+``nf_send_reset6`` (net/ipv6/netfilter/nf_reject_ipv6.c).
 
 The reset answers the offending segment from its destination: addresses and ports
 swapped; if the segment carried an ACK the reset takes its sequence number from that
 ACK, otherwise it ACKs everything the segment occupied (SYN and FIN count one each)
-with sequence 0; no reset is sent for a reset or for a non-first fragment.  The IP
-header has DF set, id 0 and the default TTL, and leaves through a fresh output route
-(``ip_route_me_harder``) with ``ip_local_out``."""
+with sequence 0; no reset is sent for a reset, for a non-first fragment, or for a
+segment whose TCP checksum is wrong (``nf_reject_ip_tcphdr_get`` /
+``nf_reject_ip6_tcphdr_get`` → ``nf_ip_checksum``/``nf_ip6_checksum``).  IPv4: DF set,
+id 0, the default TTL; IPv6: traffic class and flow label 0, the route's hop limit and no
+reset unless both addresses are unicast.  The reset is attached to the segment's
+connection (``nf_ct_attach``, so NAT rewrites it) and leaves through a fresh output route
+with ``ip_local_out`` / ``ip6_local_out``."""
 from __future__ import annotations
 
 import struct
 from typing import Any
 
-from netstack.errors import NotSupported
+from netstack.packet.checksum import csum_ipv6_magic, csum_partial, csum_tcpudp_magic
+from netstack.packet.skb import CHECKSUM_COMPLETE, CHECKSUM_NONE
 
 
-def send_tcp_reset(info: Any, pf: int) -> None:
-    """Build and send the reset for ``info.pkt`` (a :class:`~.vm.PktInfo`)."""
-    if pf != 2:
-        raise NotSupported("reject with tcp reset for IPv6")
-    pkt, net = info.pkt, info.net
-    if not info.tprot_set or info.tprot != 6 or info.fragoff or net is None:
-        return
-    buf, th = pkt.buf, info.thoff
-    nh = pkt.network_header
+def _segment(info: Any) -> tuple[int, int, int, int, int, int, int] | None:
+    """The offending segment's ports, seq, ack, data offset, flags and TCP length, or None
+    when no reset may be sent for it."""
+    pkt = info.pkt
+    if not info.tprot_set or info.tprot != 6 or info.fragoff or info.net is None:
+        return None
+    th = info.thoff
     if th + 20 > pkt.tail:
-        return
-    sport, dport, seq, ack_seq, doff_res, flags = struct.unpack_from(">HHIIBB", buf, th)
+        return None
+    sport, dport, seq, ack_seq, doff_res, flags = struct.unpack_from(">HHIIBB", pkt.buf, th)
     if flags & 0x04:                       # never answer a reset
-        return
-    tot = struct.unpack_from(">H", buf, nh + 2)[0]
-    payload = max(0, nh + tot - th - (doff_res >> 4) * 4)
+        return None
+    return sport, dport, seq, ack_seq, doff_res >> 4, flags, pkt.tail - th
+
+
+def _csum_bad(info: Any, saddr: bytes, daddr: bytes, v6: bool) -> bool:
+    """``nf_ip_checksum`` / ``nf_ip6_checksum``: only CHECKSUM_NONE and CHECKSUM_COMPLETE
+    packets are verified (UNNECESSARY is trusted, PARTIAL is ours and not yet filled)."""
+    pkt = info.pkt
+    if pkt.ip_summed not in (CHECKSUM_NONE, CHECKSUM_COMPLETE):
+        return False
+    seg = bytes(pkt.buf[info.thoff:pkt.tail])
+    magic = csum_ipv6_magic if v6 else csum_tcpudp_magic
+    return magic(saddr, daddr, len(seg), 6, csum_partial(seg)) != 0
+
+
+def _tcp_reset(seg: tuple[int, int, int, int, int, int, int], saddr: bytes,
+               daddr: bytes, v6: bool) -> bytes:
+    """``nf_reject_ip_tcphdr_put`` / ``nf_reject_ip6_tcphdr_put``."""
+    sport, dport, seq, ack_seq, doff, flags, tcplen = seg
     if flags & 0x10:
         nseq, nack, nflags = ack_seq, 0, 0x04
     else:
         nseq = 0
-        nack = (seq + (flags & 0x02 and 1) + (flags & 0x01 and 1) + payload) & 0xFFFFFFFF
+        nack = (seq + (flags & 0x02 and 1) + (flags & 0x01 and 1) + tcplen - doff * 4) \
+            & 0xFFFFFFFF
         nflags = 0x14
-    saddr, daddr = bytes(buf[nh + 16:nh + 20]), bytes(buf[nh + 12:nh + 16])
-    from netstack.ipv4.fib import Flowi4
-    from netstack.ipv4.route import ip_route_output
-    from netstack.packet.tcp import tcp_checksum
-    try:
-        rt = ip_route_output(net, Flowi4(daddr=daddr, saddr=saddr, proto=6))
-    except Exception:                      # no route back: nothing is sent (as the kernel)
-        return
     tcp = bytearray(struct.pack(">HHIIBBHHH", dport, sport, nseq, nack, 5 << 4, nflags,
                                 0, 0, 0))
-    struct.pack_into(">H", tcp, 16, tcp_checksum(saddr, daddr, bytes(tcp)))
+    magic = csum_ipv6_magic if v6 else csum_tcpudp_magic
+    struct.pack_into(">H", tcp, 16, magic(saddr, daddr, 20, 6, csum_partial(bytes(tcp))))
+    return bytes(tcp)
+
+
+def _attach(nskb: Any, pkt: Any) -> None:
+    from netstack.netfilter.conntrack import nf_ct_attach
+    nf_ct_attach(nskb, pkt)
+
+
+def send_tcp_reset(info: Any, pf: int) -> None:
+    """Build and send the reset for ``info.pkt`` (a :class:`~.vm.PktInfo`) of family
+    ``pf`` (2 IPv4, 10 IPv6)."""
+    if pf == 10:
+        _send_reset6(info)
+        return
+    seg = _segment(info)
+    if seg is None:
+        return
+    pkt, net = info.pkt, info.net
+    buf, nh = pkt.buf, pkt.network_header
+    tot = struct.unpack_from(">H", buf, nh + 2)[0]
+    seg = seg[:6] + (nh + tot - info.thoff,)
+    saddr, daddr = bytes(buf[nh + 16:nh + 20]), bytes(buf[nh + 12:nh + 16])
+    if _csum_bad(info, daddr, saddr, False):
+        return
+    from netstack.ipv4.fib import FLOWI_FLAG_ANYSRC, Flowi4
+    from netstack.ipv4.route import ip_route_output
+    # ip_route_me_harder (net/ipv4/netfilter.c) keeps a local or unicast source with
+    # FLOWI_FLAG_ANYSRC: a reset for a forwarded segment leaves from the address the
+    # segment was sent to, which is not one of ours; other source types route with 0.
+    if saddr[0] >= 224 or saddr == b"\x00\x00\x00\x00":
+        fl4 = Flowi4(daddr=daddr, saddr=0, proto=6)
+    else:
+        fl4 = Flowi4(daddr=daddr, saddr=saddr, proto=6, flags=FLOWI_FLAG_ANYSRC)
+    try:
+        rt = ip_route_output(net, fl4)
+    except Exception:                      # no route back: nothing is sent (as the kernel)
+        return
+    tcp = _tcp_reset(seg, saddr, daddr, False)
     ttl = net.sysctl.get("net.ipv4.ip_default_ttl")
     iph = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 40, 0, 0x4000, ttl, 6, 0, saddr, daddr)
-    from netstack.ipv4.ip_output import ip_local_out
-    nskb = net.world.new_packet(iph + bytes(tcp))
+    from netstack.ipv4.ip_output import ip_local_out   # fills the header checksum
+    nskb = net.world.new_packet(iph + tcp)
     nskb.dst = rt
+    _attach(nskb, pkt)
     ip_local_out(net, nskb)
+
+
+def _unicast6(a: bytes) -> bool:
+    """``ipv6_addr_type(a) & IPV6_ADDR_UNICAST``: not multicast, not unspecified."""
+    return a[0] != 0xFF and a != bytes(16)
+
+
+def _send_reset6(info: Any) -> None:
+    pkt, net = info.pkt, info.net
+    buf, nh = pkt.buf, pkt.network_header
+    osrc, odst = bytes(buf[nh + 8:nh + 24]), bytes(buf[nh + 24:nh + 40])
+    if not (_unicast6(osrc) and _unicast6(odst)):
+        return
+    seg = _segment(info)
+    if seg is None:
+        return
+    plen = struct.unpack_from(">H", buf, nh + 4)[0]
+    seg = seg[:6] + (nh + 40 + plen - info.thoff,)
+    if _csum_bad(info, osrc, odst, True):
+        return
+    from netstack.ipv6.ip6_output import ip6_dst_hoplimit, ip6_local_out
+    from netstack.ipv6.route import Flowi6, ip6_route_output
+    try:
+        dst = ip6_route_output(net, Flowi6(osrc, odst, proto=6, sport=seg[1], dport=seg[0]))
+    except Exception:                      # dst->error: nothing is sent
+        return
+    tcp = _tcp_reset(seg, odst, osrc, True)
+    ip6h = struct.pack(">IHBB16s16s", 6 << 28, 20, 6, ip6_dst_hoplimit(dst), odst, osrc)
+    from netstack.ipv6.ip6_output import ETH_P_IPV6
+    nskb = net.world.new_packet(ip6h + tcp)
+    nskb.network_header = nskb.data
+    nskb.transport_header = nskb.data + 40
+    nskb.protocol = ETH_P_IPV6
+    nskb.dst = dst
+    nskb.dev = dst.dev
+    _attach(nskb, pkt)
+    ip6_local_out(net, nskb)

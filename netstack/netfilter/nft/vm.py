@@ -539,6 +539,13 @@ class Quota(VmExpr):
         return (f"[ quota bytes {self.nbytes} consumed {self.consumed} flags "
                 f"{int(self.invert)} ]")
 
+    @property
+    def dumped(self) -> int:
+        """What a listing shows as ``used``: consumed capped at the quota, because
+        ``nft_quota_do_dump`` (net/netfilter/nft_quota.c) never reports past the boundary
+        although every packet keeps adding to ``consumed``."""
+        return min(self.consumed, self.nbytes)
+
     def eval(self, regs: Regs, info: PktInfo) -> None:
         # nft_overquota: atomic64_add_return(skb->len, consumed) >= quota
         self.consumed += len(info.pkt)
