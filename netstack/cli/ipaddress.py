@@ -17,7 +17,7 @@ from typing import Any
 from netstack.cli import backend, fmt_addr, fmt_link
 from netstack.cli.errors import ToolError
 from netstack.cli.iplink import parse_show_filter, select_links
-from netstack.cli.ipcommon import (
+from netstack.cli.ipcommon import (name_or_number,
     AF_INET, AF_INET6, AF_UNSPEC, Args, Ctx, Prefix, duparg, duparg2, get_addr, get_prefix,
     get_unsigned, invarg, kernel_error, lookup_dev, matches,
 )
@@ -33,10 +33,7 @@ _V6_FLAGS = {"home": 0x10, "nodad": 0x02, "optimistic": 0x04, "mngtmpaddr": 0x10
 
 def rtscope_a2n(text: str) -> int | None:
     """lib/rt_names.c ``rtnl_rtscope_a2n``: names or a number 0..255."""
-    if text in _SCOPE_NAMES:
-        return _SCOPE_NAMES[text]
-    v = get_unsigned(text)
-    return v if v is not None and v <= 255 else None
+    return name_or_number(text, _SCOPE_NAMES, 255)
 
 
 @dataclass

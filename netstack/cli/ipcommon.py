@@ -294,18 +294,22 @@ def lookup_dev(ctx: Ctx, name: str) -> "NetDevice":
 
 
 # ------------------------------------------------------------------ tables
-RT_TABLE_UNSPEC = 0
-RT_TABLE_DEFAULT = 253
-RT_TABLE_MAIN = 254
-RT_TABLE_LOCAL = 255
+from netstack.core.rtnetlink import (  # noqa: E402,F401  (re-exported)
+    RT_TABLE_DEFAULT, RT_TABLE_LOCAL, RT_TABLE_MAIN, RT_TABLE_UNSPEC)
 _TABLE_NAMES = {"unspec": 0, "default": 253, "main": 254, "local": 255}
+
+
+def name_or_number(text: str, names: dict[str, int], maxv: int = 0xFFFFFFFF) -> int | None:
+    """The lib/rt_names.c ``*_a2n`` shape: a known name, else an unsigned number ≤ maxv."""
+    if text in names:
+        return names[text]
+    v = get_unsigned(text)
+    return v if v is not None and v <= maxv else None
 
 
 def table_a2n(text: str) -> int | None:
     """lib/rt_names.c ``rtnl_rttable_a2n``: the built-in names or a u32."""
-    if text in _TABLE_NAMES:
-        return _TABLE_NAMES[text]
-    return get_unsigned(text)
+    return name_or_number(text, _TABLE_NAMES)
 
 
 def table_n2a(tid: int) -> str:

@@ -20,7 +20,7 @@ from netstack.cli.fmt_route import (
     route_metrics, route_text,
 )
 from netstack.cli.ipaddress import rtscope_a2n
-from netstack.cli.ipcommon import (
+from netstack.cli.ipcommon import (name_or_number,
     AF_INET, AF_INET6, Args, Ctx, Prefix, addr_to_str, duparg2, get_addr, get_prefix,
     get_unsigned, invarg, kernel_error, lookup_dev, matches, table_a2n, table_n2a,
 )
@@ -45,10 +45,7 @@ _PREFS = {"low": "low", "medium": "medium", "high": "high"}
 
 def rtprot_a2n(text: str) -> int | None:
     """lib/rt_names.c ``rtnl_rtprot_a2n``: /etc/iproute2/rt_protos names or a u8."""
-    if text in PROTO_BY_NAME:
-        return PROTO_BY_NAME[text]
-    v = get_unsigned(text)
-    return v if v is not None and v <= 255 else None
+    return name_or_number(text, PROTO_BY_NAME, 255)
 
 
 @dataclass

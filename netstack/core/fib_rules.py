@@ -159,22 +159,15 @@ def _port_in(rng: tuple[int, int] | None, port: int) -> bool:
 
 
 def fib_rule_match(rule: FibRule, ops: FibRulesOps, fl: Any) -> bool:
-    """``fib_rule_match``: generic selectors, then the family's, then ``not``."""
-    ret = False
-    if rule.iifindex and rule.iifindex != fl.iif:
-        pass
-    elif rule.oifindex and rule.oifindex != fl.oif:
-        pass
-    elif (rule.fwmark ^ fl.mark) & rule.mark_mask:
-        pass
-    elif rule.ipproto and rule.ipproto != fl.proto:
-        pass
-    elif not _port_in(rule.sport, fl.sport) or not _port_in(rule.dport, fl.dport):
-        pass
-    elif rule.uidrange is not None and not rule.uidrange[0] <= fl.uid <= rule.uidrange[1]:
-        pass
-    else:
-        ret = ops.match(rule, fl)
+    """``fib_rule_match``: generic selectors, then the family's, then ``not`` (which
+    inverts the whole result, generic selectors included, as the kernel's ``out:`` label)."""
+    ret = (not (rule.iifindex and rule.iifindex != fl.iif)
+           and not (rule.oifindex and rule.oifindex != fl.oif)
+           and not (rule.fwmark ^ fl.mark) & rule.mark_mask
+           and not (rule.ipproto and rule.ipproto != fl.proto)
+           and _port_in(rule.sport, fl.sport) and _port_in(rule.dport, fl.dport)
+           and (rule.uidrange is None or rule.uidrange[0] <= fl.uid <= rule.uidrange[1])
+           and bool(ops.match(rule, fl)))
     return (not ret) if rule.invert else ret
 
 

@@ -64,7 +64,7 @@ ip -n r link set v2r up
 
 def _unavailable() -> str | None:
     if not hooks.DATAPATH_WIRED:
-        return "eBPF hooks not wired into the datapath yet (/tmp/bpf_hooks.patch)"
+        return "eBPF hooks not wired into the datapath (netstack.core.hooks.DATAPATH_WIRED)"
     if os.geteuid() != 0:
         return "kernel oracle needs root"
     for tool in ("ip", "tc", "bash"):
