@@ -113,10 +113,20 @@ def addr_gen_mode(dev: NetDevice) -> str | None:
 def _kind_info(dev: NetDevice) -> tuple[str, dict[str, Any]] | None:
     """The kind's ``print_opt`` (IFLA_INFO_DATA) as (text, JSON ``info_data``), for the
     kinds that have one (ip/iplink_vlan.c)."""
-    if dev.kind == "vlan":
-        from netstack.cli.iplink_vlan import info_data_json, info_data_text
-        return info_data_text(dev), info_data_json(dev)  # type: ignore[arg-type]
-    return None
+    if not dev.kind:
+        return None
+    from netstack.cli.iplink import kind_module
+    mod = kind_module(dev.kind)
+    if mod is None or not hasattr(mod, "info_data_text"):
+        return None
+    return mod.info_data_text(dev), mod.info_data_json(dev)
+
+
+def _slave_info(dev: NetDevice) -> tuple[str, str, dict[str, Any]] | None:
+    """``info_slave_kind``/``info_slave_data`` from the master's slave ops (bridge port,
+    bond slave), or None."""
+    m = dev.master
+    return m.slave_info(dev) if m is not None else None
 
 
 def _details(dev: NetDevice) -> dict[str, Any]:
@@ -129,6 +139,11 @@ def _details(dev: NetDevice) -> dict[str, Any]:
         info = _kind_info(dev)
         if info is not None:
             d["linkinfo"]["info_data"] = info[1]
+    sl = _slave_info(dev)
+    if sl is not None:
+        li = d.setdefault("linkinfo", {})
+        li["info_slave_kind"] = sl[0]
+        li["info_slave_data"] = sl[2]
     mode = addr_gen_mode(dev)
     if mode is not None:
         d["inet6_addr_gen_mode"] = mode
@@ -158,6 +173,8 @@ def link_json(dev: NetDevice, details: bool = False, stats: bool = False,
     if xdp is not None:
         d["xdp"] = xdp
     d["qdisc"] = dev.qdisc()
+    if dev.master is not None:
+        d["master"] = dev.master.name
     d["operstate"] = dev.operstate()
     if not for_addr:
         d["linkmode"] = "DEFAULT"
@@ -220,7 +237,7 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
     group = "default" if dev.group == 0 else str(dev.group)
     from netstack.cli.iplink_xdp import mode_word, prog_line
     out = (f"{dev.ifindex}: {ifname_at(dev)}: <{flags}> mtu {dev.mtu}{mode_word(dev)} "
-           f"qdisc {dev.qdisc()} "
+           f"qdisc {dev.qdisc()} {master_word(dev)}"
            f"state {dev.operstate()}{mode} group {group} qlen {dev.txqlen}\n")
     line2 = f"    link/{link_type(dev)} {mac_str(dev.address)} brd {mac_str(dev.broadcast)}"
     ref = _netns_ref(dev)
@@ -236,6 +253,9 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
             info = _kind_info(dev)
             if info is not None:
                 line2 += info[0]
+        sl = _slave_info(dev)
+        if sl is not None:
+            line2 += f"\n    {sl[0]} {sl[1]}"
         mode = addr_gen_mode(dev)
         if not family_filtered and mode is not None:
             line2 += f"addrgenmode {mode} "
@@ -250,6 +270,11 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
     if stats:
         out += stats_text(dev)
     return out
+
+
+def master_word(dev: NetDevice) -> str:
+    """``master NAME `` in the link line (print_linkinfo, IFLA_MASTER), or nothing."""
+    return f"master {dev.master.name} " if dev.master is not None else ""
 
 
 def link_brief(dev: NetDevice) -> str:

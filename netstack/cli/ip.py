@@ -19,8 +19,8 @@ Runner = Callable[[Ctx, list[str]], int]
 _OBJECTS: tuple[tuple[str, str | None], ...] = (
     ("address", "addr"), ("addrlabel", None), ("maddress", None), ("route", "route"),
     ("rule", "rule"), ("neighbor", "neigh"), ("neighbour", "neigh"), ("ntable", None),
-    ("ntbl", None), ("link", "link"), ("l2tp", None), ("fou", None), ("ila", None),
-    ("macsec", None), ("tunnel", None), ("tunl", None), ("tuntap", None), ("tap", None),
+    ("ntbl", None), ("link", "link"), ("l2tp", None), ("fou", "fou"), ("ila", None),
+    ("macsec", None), ("tunnel", None), ("tunl", None), ("tuntap", "tuntap"), ("tap", "tuntap"),
     ("token", None), ("tcpmetrics", None), ("tcp_metrics", None), ("monitor", None),
     ("xfrm", None), ("mroute", None), ("mrule", None), ("netns", "netns"),
     ("netconf", None), ("vrf", None), ("sr", None), ("nexthop", None), ("mptcp", None),
@@ -124,6 +124,10 @@ def do_ip(ctx: Ctx, argv: list[str], run: Runner) -> int:
             if mod == "rule":
                 from netstack.cli.iprule import do_iprule
                 return do_iprule(ctx, args)
+            if mod in ("fou", "tuntap"):
+                from netstack.cli.ipcommon import import_cli_module
+                m = import_cli_module(f"ip{mod}", f"ip {name}")
+                return m.main(ctx, args)  # type: ignore[no-any-return]
             from netstack.cli.ipneigh import do_ipneigh
             return do_ipneigh(ctx, args)
     raise ToolError(f'Object "{obj}" is unknown, try "ip help".\n', 1)

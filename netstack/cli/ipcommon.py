@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from netstack.cli.errors import ToolError
 from netstack.errors import KernelError
@@ -317,3 +317,17 @@ def table_n2a(tid: int) -> str:
         if v == tid:
             return k
     return str(tid)
+
+
+def import_cli_module(name: str, what: str) -> Any:
+    """Import ``netstack.cli.<name>``; a module that is not (yet) part of netstack makes
+    the command "not supported: <what>" rather than an ImportError."""
+    import importlib
+    from netstack.errors import NotSupported
+    modname = f"netstack.cli.{name}"
+    try:
+        return importlib.import_module(modname)
+    except ModuleNotFoundError as e:
+        if e.name != modname:
+            raise
+        raise NotSupported(what) from None

@@ -10,8 +10,9 @@ the namespace as it was.
 from __future__ import annotations
 
 import errno
+import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netstack.cli import fmt_link
 from netstack.cli.errors import ToolError
@@ -37,6 +38,39 @@ IFNAMSIZ = 16
 IFALIASZ = 256
 _NETNS_LOCAL_MSG = "The interface netns is immutable"
 ALTIFNAMSIZ = 128
+#: ``type KIND`` → the module ``netstack.cli.iplink_<NAME>`` that implements the kind
+#: (ip/iplink_*.c + the driver's rtnl_link_ops).  Such a module provides
+#: ``link_add(ctx, req, net)`` (parse ``req.type_args``, validate, create, register),
+#: optionally ``link_change(ctx, req, dev)`` (``ip link set DEV type KIND …``: the
+#: driver's ``changelink``/``slave_changelink``, run before the generic changes as in
+#: ``rtnl_newlink``), ``info_data_text(dev)`` / ``info_data_json(dev)`` (``ip -d``).
+#: A kind whose module does not exist (yet) is "not supported".
+_KIND_MODULES = {
+    "vlan": "vlan",
+    "bridge": "bridge", "bridge_slave": "bridge_slave",
+    "bond": "bond", "bond_slave": "bond_slave",
+    "macvlan": "macvlan", "macvtap": "macvlan", "ipvlan": "ipvlan", "ipvtap": "ipvlan",
+    "vxlan": "vxlan", "geneve": "geneve",
+    "gre": "gre", "gretap": "gre", "ip6gre": "gre", "ip6gretap": "gre",
+    "ipip": "iptnl", "sit": "iptnl", "ip6tnl": "iptnl",
+    "tun": "tuntap", "tap": "tuntap",
+}
+
+
+def kind_module(kind: str) -> Any:
+    """The CLI module implementing ``type KIND``, or None (see :data:`_KIND_MODULES`)."""
+    name = _KIND_MODULES.get(kind)
+    if name is None:
+        return None
+    modname = f"netstack.cli.iplink_{name}"
+    try:
+        return importlib.import_module(modname)
+    except ModuleNotFoundError as e:
+        if e.name != modname:
+            raise
+        return None
+
+
 #: Kinds the kernel knows but netstack does not model (so the error is "not supported",
 #: not the kernel's "Unknown device type").
 _KNOWN_UNMODELLED = {"bridge", "bond", "macvlan", "macvtap", "ipvlan", "ipvtap",
@@ -83,6 +117,9 @@ class LinkReq:
     peer: "LinkReq | None" = None
     #: ``link DEV`` (IFLA_LINK): the lower device of a stacked device (vlan)
     link: str | None = None
+    #: ``master DEV`` / ``nomaster`` (IFLA_MASTER; 0 = nomaster)
+    master: str | None = None
+    nomaster: bool = False
     type_args: list[str] = field(default_factory=list)
 
 
@@ -150,10 +187,17 @@ def iplink_parse(args: Args, req: LinkReq) -> None:
             else:
                 req.flags_off |= bit
                 req.flags_on &= ~bit
+        elif matches(a, "master"):
+            v = args.next_arg()
+            req.master = v
+            req.nomaster = False
+        elif a == "nomaster":
+            req.nomaster = True
+            req.master = None
         elif a in ("dynamic", "carrier", "group", "mode", "state", "vf", "protodown",
                    "gso_max_size",
-                   "gso_max_segs", "gro_max_size") or matches(a, "master") \
-                or a == "nomaster" or matches(a, "numtxqueues") or matches(a, "numrxqueues"):
+                   "gso_max_segs", "gro_max_size") \
+                or matches(a, "numtxqueues") or matches(a, "numrxqueues"):
             raise NotSupported(f"ip link ... {a}")
         elif matches(a, "type"):
             req.kind = args.next_arg()
@@ -241,13 +285,20 @@ def _link_add(ctx: Ctx, req: LinkReq) -> None:
     if req.kind is None:
         raise ToolError('Not enough information: "type" argument is required\n', 1)
     kind = req.kind
-    if req.link is not None and kind != "vlan":
-        raise NotSupported(f"ip link add link DEV type {kind}")
-    if kind == "vlan":
-        from netstack.cli.iplink_vlan import vlan_link_add
+    master = _master_dev(ctx, req)
+    mod = kind_module(kind)
+    if mod is not None and hasattr(mod, "link_add"):
         net = _netns_target(ctx, req.netns) if req.netns is not None else ctx.net
-        vlan_link_add(ctx, req, net)
+        before = set(net.devices)
+        mod.link_add(ctx, req, net)
+        if master is not None:
+            # rtnl_newlink_create: do_set_master after the device is registered
+            new = [net.devices[n] for n in net.devices if n not in before]
+            for dev in new[:1]:
+                do_set_master(dev, master)
         return
+    if req.link is not None:
+        raise NotSupported(f"ip link add link DEV type {kind}")
     if kind == "veth":
         _parse_veth(req)
     elif kind == "dummy":
@@ -290,6 +341,8 @@ def _link_add(ctx: Ctx, req: LinkReq) -> None:
         if req.index is not None and req.index in net.by_index:
             raise KernelError(errno.EEXIST)
         net.register_netdevice(dev, ifindex=req.index or 0)
+        if master is not None:
+            do_set_master(dev, master)
         if req.up:
             net.dev_open(dev)
         return
@@ -328,6 +381,8 @@ def _link_add(ctx: Ctx, req: LinkReq) -> None:
         if r.alias:
             dev.alias = r.alias
         dev.flags = (dev.flags | r.flags_on) & ~r.flags_off
+    if master is not None:
+        do_set_master(a, master)
     if peer.up:
         pnet.dev_open(b)
     if req.up:
@@ -338,8 +393,6 @@ def _link_add(ctx: Ctx, req: LinkReq) -> None:
 def _link_set(ctx: Ctx, req: LinkReq) -> None:
     if req.dev is None:
         raise ToolError('Not enough information: "dev" argument is required.\n', 255)
-    if req.kind is not None:
-        raise NotSupported("ip link set ... type")
     if req.index is not None:
         if req.netns is None:
             raise ToolError("index can be used only when creating devices or when moving "
@@ -348,6 +401,9 @@ def _link_set(ctx: Ctx, req: LinkReq) -> None:
     dev = ctx.net.get(req.dev)
     if dev is None:
         raise no_device(req.dev)
+    master = _master_dev(ctx, req)
+    if req.kind is not None:
+        _link_change_kind(ctx, req, dev)
     new_name = req.name if req.name is not None and req.name != req.dev else None
     target = _netns_target(ctx, req.netns) if req.netns is not None else None
     # Validate everything before the first change (a real do_setlink can fail half way;
@@ -388,6 +444,12 @@ def _link_set(ctx: Ctx, req: LinkReq) -> None:
     if req.mtu is not None and req.mtu != dev.mtu:
         dev.mtu = req.mtu
         net.notify(NETDEV_CHANGEMTU, dev)
+    if master is not None or req.nomaster:
+        # do_setlink: a requested "down" first (backward compat), then do_set_master,
+        # then the other flag changes — so "master X up" enslaves before opening.
+        if req.up is False:
+            net.dev_close(dev)
+        do_set_master(dev, master)
     if new_name is not None:
         net.rename_netdevice(dev, new_name)
     if req.alias is not None:
@@ -405,6 +467,54 @@ def _link_set(ctx: Ctx, req: LinkReq) -> None:
         key = f"net.ipv6.conf.{dev.name}.addr_gen_mode"
         if key in net.sysctl.values:
             net.sysctl.values[key] = req.addrgenmode
+
+
+def _master_dev(ctx: Ctx, req: LinkReq) -> "NetDevice | None":
+    """iproute2 resolves ``master DEV`` to an ifindex first (``Device does not exist``)."""
+    if req.master is None:
+        return None
+    m = ctx.net.get(req.master)
+    if m is None:
+        raise invarg("Device does not exist\n", req.master)
+    return m
+
+
+def do_set_master(dev: "NetDevice", master: "NetDevice | None") -> None:
+    """net/core/rtnetlink.c ``do_set_master``: leave the current master (its
+    ``ndo_del_slave``; EOPNOTSUPP without one), then join the new one (``ndo_add_slave``).
+    Setting the same master again is a no-op."""
+    cur = dev.master
+    if cur is not None:
+        if master is cur:
+            return
+        cur.del_slave(dev)
+    if master is not None:
+        master.add_slave(dev)
+
+
+def _link_change_kind(ctx: Ctx, req: LinkReq, dev: "NetDevice") -> None:
+    """``ip link set DEV type KIND …``: rtnl_newlink on an existing device: the kind must
+    be the device's own (``changelink``) or, for ``X_slave``, its master's slave kind
+    (``slave_changelink``); anything else is EOPNOTSUPP."""
+    kind = req.kind
+    assert kind is not None
+    if kind.endswith("_slave"):
+        ok = dev.master is not None and dev.master.kind == kind[:-len("_slave")]
+    else:
+        ok = dev.kind == kind
+    mod = kind_module(kind)
+    if mod is None:
+        if _KIND_MODULES.get(kind) is not None or kind in _KNOWN_UNMODELLED:
+            raise NotSupported(f"ip link set ... type {kind}")
+        raise KernelError(errno.EOPNOTSUPP)
+    if not ok:
+        raise KernelError(errno.EOPNOTSUPP)
+    change = getattr(mod, "link_change", None)
+    if change is None:
+        if req.type_args:
+            raise NotSupported(f"ip link set ... type {kind} {' '.join(req.type_args)}")
+        return
+    change(ctx, req, dev)
 
 
 def _apply_flags(dev: "NetDevice", req: LinkReq) -> None:

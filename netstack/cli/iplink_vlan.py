@@ -251,3 +251,7 @@ def info_data_json(dev: VlanDevice) -> dict[str, Any]:
     if dev.nr_egress_mappings:
         d["egress_qos"] = [{"from": f, "to": t} for f, t in dev.egress_mappings()]
     return d
+
+
+#: the kind-module entry point (netstack.cli.iplink.kind_module)
+link_add = vlan_link_add

@@ -236,6 +236,13 @@ def _sleep(ctx: Ctx, argv: list[str]) -> int:
     return 0
 
 
+#: tool name → (module under netstack.cli, function taking (ctx, args))
+_TOOL_MODULES: dict[str, tuple[str, str]] = {
+    "bridge": ("bridge_cmd", "do_bridge"),
+    "cat": ("proc_cmd", "do_cat"),
+}
+
+
 def dispatch(ctx: Ctx, argv: list[str]) -> int:
     """Run one command's argv in ``ctx``; raises ToolError / NotSupported."""
     name = argv[0]
@@ -265,6 +272,12 @@ def dispatch(ctx: Ctx, argv: list[str]) -> int:
     if tool == "nft":
         from netstack.netfilter.nft.cli import do_nft
         return do_nft(ctx, argv[1:])
+    mod = _TOOL_MODULES.get(tool)
+    if mod is not None:
+        # tools implemented in their own module (``do_<tool>(ctx, args)``)
+        from netstack.cli.ipcommon import import_cli_module
+        m = import_cli_module(mod[0], f"command '{name}'")
+        return getattr(m, mod[1])(ctx, argv[1:])
     if tool == "sleep":
         return _sleep(ctx, argv)
     if tool in ("true", ":"):

@@ -14,6 +14,7 @@ handlers and returns an :class:`RxHandlerResult`.
 from __future__ import annotations
 
 import enum
+import errno
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -163,6 +164,24 @@ class NetDevice:
     def ring_doorbell(self) -> None:
         """The MMIO write a NIC driver does after the last packet of a batch."""
         self.doorbells += 1
+
+    # ------------------------------------------------- stacking (masters)
+    def add_slave(self, slave: "NetDevice") -> None:
+        """``ndo_add_slave`` (``ip link set SLAVE master SELF``): a master kind (bridge,
+        bond) overrides this; the base device is no master (``do_set_master``: EOPNOTSUPP).
+        Raise :class:`netstack.errors.KernelError` with the driver's errno/extack."""
+        from netstack.errors import KernelError
+        raise KernelError(errno.EOPNOTSUPP)
+
+    def del_slave(self, slave: "NetDevice") -> None:
+        """``ndo_del_slave`` (``ip link set SLAVE nomaster``)."""
+        from netstack.errors import KernelError
+        raise KernelError(errno.EOPNOTSUPP)
+
+    def slave_info(self, slave: "NetDevice") -> "tuple[str, str, dict[str, Any]] | None":
+        """For ``ip -d link`` of a slave: (``info_slave_kind``, the text the kind's
+        ``print_opt`` writes, the JSON ``info_slave_data``) — e.g. ("bridge_slave", …)."""
+        return None
 
     def peer_netns(self) -> "Net | None":
         """For ``link_netnsid``: the namespace of the device's peer/lower device, if any."""
