@@ -25,7 +25,19 @@ _FLAG_ORDER = (
     (IFF_DORMANT, "DORMANT"), (IFF_ECHO, "ECHO"),
 )
 
-_LINK_TYPES = {ARPHRD_ETHER: "ether", ARPHRD_LOOPBACK: "loopback", ARPHRD_NONE: "none"}
+_LINK_TYPES = {ARPHRD_ETHER: "ether", ARPHRD_LOOPBACK: "loopback", ARPHRD_NONE: "none",
+               768: "ipip", 776: "sit", 778: "gre", 823: "gre6"}
+
+
+def lladdr_str(raw: bytes) -> str:
+    """lib/ll_addr.c ``ll_addr_n2a``: tunnels (ipip/sit/gre, addr_len 4 or 16) show their
+    link-layer address as an IP address; everything else as colon-separated hex."""
+    if len(raw) == 4:
+        return ".".join(str(b) for b in raw)
+    if len(raw) == 16:
+        import ipaddress
+        return str(ipaddress.IPv6Address(raw))
+    return mac_str(raw)
 
 
 def dev_get_flags(dev: NetDevice) -> int:
@@ -131,8 +143,12 @@ def _slave_info(dev: NetDevice) -> tuple[str, str, dict[str, Any]] | None:
 
 def _details(dev: NetDevice) -> dict[str, Any]:
     nq = 2 if dev.kind == "veth" else 1
-    d: dict[str, Any] = {"promiscuity": 1 if dev.flags & IFF_PROMISC else 0,
-                         "allmulti": 1 if dev.flags & IFF_ALLMULTI else 0,
+    # dev->promiscuity / dev->allmulti: the user's flag plus the references stacked
+    # devices hold (dev_set_promiscuity/dev_set_allmulti: macvlan, bridge ports …)
+    d: dict[str, Any] = {"promiscuity": (1 if dev.flags & IFF_PROMISC else 0)
+                         + getattr(dev, "promiscuity_refs", 0),
+                         "allmulti": (1 if dev.flags & IFF_ALLMULTI else 0)
+                         + getattr(dev, "allmulti_refs", 0),
                          "min_mtu": dev.min_mtu, "max_mtu": dev.max_mtu}
     if dev.kind:
         d["linkinfo"] = {"info_kind": dev.kind}
@@ -142,13 +158,16 @@ def _details(dev: NetDevice) -> dict[str, Any]:
     sl = _slave_info(dev)
     if sl is not None:
         li = d.setdefault("linkinfo", {})
-        li["info_slave_kind"] = sl[0]
+        # the kernel's slave kind is the master's kind ("bridge"); only the text form
+        # says "bridge_slave"
+        li["info_slave_kind"] = sl[0].removesuffix("_slave")
         li["info_slave_data"] = sl[2]
     mode = addr_gen_mode(dev)
     if mode is not None:
         d["inet6_addr_gen_mode"] = mode
     d.update({"num_tx_queues": nq, "num_rx_queues": nq,
-              "gso_max_size": 65536, "gso_max_segs": 65535, "tso_max_size": 524280,
+              "gso_max_size": 65536, "gso_max_segs": 65535,
+              "tso_max_size": getattr(dev, "tso_max_size", 524280),
               "tso_max_segs": 65535, "gro_max_size": 65536})
     return d
 
@@ -182,8 +201,10 @@ def link_json(dev: NetDevice, details: bool = False, stats: bool = False,
     d["txqlen"] = dev.txqlen
     if not family_filtered:
         d["link_type"] = link_type(dev)
-        d["address"] = mac_str(dev.address)
-        d["broadcast"] = mac_str(dev.broadcast)
+        d["address"] = lladdr_str(dev.address)
+        if dev.flags & IFF_POINTOPOINT:
+            d["link_pointtopoint"] = True
+        d["broadcast"] = lladdr_str(dev.broadcast)
     ref = _netns_ref(dev)
     if ref is not None:
         d["link_netnsid"] = ref[1]
@@ -239,7 +260,9 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
     out = (f"{dev.ifindex}: {ifname_at(dev)}: <{flags}> mtu {dev.mtu}{mode_word(dev)} "
            f"qdisc {dev.qdisc()} {master_word(dev)}"
            f"state {dev.operstate()}{mode} group {group} qlen {dev.txqlen}\n")
-    line2 = f"    link/{link_type(dev)} {mac_str(dev.address)} brd {mac_str(dev.broadcast)}"
+    brd = "peer" if dev.flags & IFF_POINTOPOINT else "brd"
+    line2 = (f"    link/{link_type(dev)} {lladdr_str(dev.address)} {brd} "
+             f"{lladdr_str(dev.broadcast)}")
     ref = _netns_ref(dev)
     if ref is not None:
         line2 += f" link-netns {ref[0]}" if ref[0] else f" link-netnsid {ref[1]}"
@@ -261,7 +284,7 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
             line2 += f"addrgenmode {mode} "
         line2 += (f"numtxqueues {d['num_tx_queues']} numrxqueues "
                   f"{d['num_rx_queues']} gso_max_size 65536 gso_max_segs 65535 "
-                  "tso_max_size 524280 tso_max_segs 65535 gro_max_size 65536 ")
+                  f"tso_max_size {d['tso_max_size']} tso_max_segs 65535 gro_max_size 65536 ")
     if details or not family_filtered:
         out += line2 + "\n"
     out += prog_line(dev)
@@ -280,5 +303,5 @@ def master_word(dev: NetDevice) -> str:
 def link_brief(dev: NetDevice) -> str:
     """``ip -br link``: name column 16 wide, state 14 wide (ip/ipaddress.c print_linkinfo
     brief branch), then the address and flags."""
-    return (f"{ifname_at(dev):<16} {dev.operstate():<14} {mac_str(dev.address)} "
+    return (f"{ifname_at(dev):<16} {dev.operstate():<14} {lladdr_str(dev.address)} "
             f"<{','.join(link_flags(dev))}> \n")

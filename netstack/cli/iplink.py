@@ -417,7 +417,10 @@ def _link_set(ctx: Ctx, req: LinkReq) -> None:
         _check_mac(req.address)
     if req.mtu is not None:
         _check_mtu(dev, req.mtu)
-    if req.mtu is not None and getattr(dev, "real_dev", None) is not None \
+    change_mtu = getattr(dev, "change_mtu_check", None)
+    if req.mtu is not None and change_mtu is not None:
+        change_mtu(req.mtu)  # the driver's ndo_change_mtu refusal (macvlan: EINVAL)
+    elif req.mtu is not None and getattr(dev, "real_dev", None) is not None \
             and req.mtu > dev.real_dev.mtu:  # type: ignore[attr-defined]
         raise KernelError(errno.ERANGE)  # vlan_dev_change_mtu: above the lower device's
     if req.link is not None:
@@ -438,9 +441,15 @@ def _link_set(ctx: Ctx, req: LinkReq) -> None:
         net.move_netdevice(dev, target)
         net = target
     if req.address is not None and req.address != dev.address:
-        dev.address = req.address
-        dev.addr_assign_type = 3  # NET_ADDR_SET
-        net.notify(NETDEV_CHANGEADDR, dev)
+        setter = getattr(dev, "set_mac_address", None)
+        if setter is not None:
+            # ndo_set_mac_address of a driver with rules (macvlan: EADDRINUSE, passthru
+            # changes the lower device); it notifies NETDEV_CHANGEADDR itself
+            setter(req.address)
+        else:
+            dev.address = req.address
+            dev.addr_assign_type = 3  # NET_ADDR_SET
+            net.notify(NETDEV_CHANGEADDR, dev)
     if req.mtu is not None and req.mtu != dev.mtu:
         dev.mtu = req.mtu
         net.notify(NETDEV_CHANGEMTU, dev)
@@ -521,6 +530,11 @@ def _apply_flags(dev: "NetDevice", req: LinkReq) -> None:
     """``dev_change_flags`` for the non-UP bits (NETDEV_CHANGE if up and it matters)."""
     old = dev.flags
     dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
+    change_rx_flags = getattr(dev, "change_rx_flags", None)
+    if change_rx_flags is not None and (old ^ dev.flags) & (IFF_PROMISC | IFF_ALLMULTI):
+        # __dev_set_promiscuity/__dev_set_allmulti → ndo_change_rx_flags (macvlan passes
+        # them on to its lower device)
+        change_rx_flags((old ^ dev.flags) & (IFF_PROMISC | IFF_ALLMULTI))
     if dev.is_up and (old ^ dev.flags) & _NOTIFY_FLAGS and dev.net is not None:
         dev.net.notify(NETDEV_CHANGE, dev)
 
@@ -541,18 +555,24 @@ def _link_del(ctx: Ctx, req: LinkReq) -> None:
 
 
 # ----------------------------------------------------------------------- show
-def parse_show_filter(args: Args) -> tuple[str | None, bool, str | None]:
-    """The device/``up``/``type`` part of ``ipaddr_list_flush_or_save``'s parser."""
+def parse_show_filter(args: Args) -> tuple[str | None, bool, Any]:
+    """The device/``up``/``type``/``master`` part of ``ipaddr_list_flush_or_save``'s parser.
+
+    The third element is the ``type`` filter, or — when ``master DEV`` was given — a
+    :class:`ShowFilter` carrying both (``select_links`` takes either)."""
     dev: str | None = None
     up = False
     kind: str | None = None
+    master: str | None = None
     while args:
         a = args.cur
         if a == "up":
             up = True
         elif a == "type":
             kind = args.next_arg()
-        elif a in ("to", "scope", "label", "group", "master", "vrf", "nomaster") \
+        elif a == "master":
+            master = args.next_arg()
+        elif a in ("to", "scope", "label", "group", "vrf", "nomaster") \
                 or matches(a, "dynamic") or matches(a, "permanent"):
             raise NotSupported(f"ip link/addr show ... {a}")
         else:
@@ -564,12 +584,29 @@ def parse_show_filter(args: Args) -> tuple[str | None, bool, str | None]:
                 raise duparg2("dev", a)
             dev = a
         args.advance()
+    if master is not None:
+        return dev, up, ShowFilter(kind, master)
     return dev, up, kind
 
 
-def select_links(ctx: Ctx, dev: str | None, up: bool, kind: str | None) -> list["NetDevice"]:
+@dataclass(frozen=True)
+class ShowFilter:
+    """``filter.kind`` and ``filter.master`` (ip/ipaddress.c) together."""
+
+    kind: str | None
+    master: str
+
+
+def select_links(ctx: Ctx, dev: str | None, up: bool, kind: Any) -> list["NetDevice"]:
     """Devices in ifindex order after the filters; unknown DEV → ``Device "X" does not
-    exist.`` (exit 1)."""
+    exist.`` (exit 1); unknown ``master`` DEV → invarg ``Device does not exist`` (255)."""
+    master = None
+    if isinstance(kind, ShowFilter):
+        mdev = ctx.net.get(kind.master)
+        if mdev is None:
+            raise invarg("Device does not exist\n", kind.master)
+        master = mdev
+        kind = kind.kind
     if dev is not None and ctx.net.get(dev) is None:
         raise ToolError(f'Device "{dev}" does not exist.\n', 1)
     out = []
@@ -580,6 +617,8 @@ def select_links(ctx: Ctx, dev: str | None, up: bool, kind: str | None) -> list[
         if up and not d.flags & 1:
             continue
         if kind is not None and d.kind != kind:
+            continue
+        if master is not None and d.master is not master:
             continue
         out.append(d)
     return out

@@ -59,6 +59,14 @@ class World:
         self.netdev_notifiers: list[Callable[[str, NetDevice], None]] = []
         self.pernet_inits: list[Callable[[Net], None]] = []
         self.pernet_exits: list[Callable[[Net], None]] = []
+        #: Address notifier chains (net/ipv4/devinet.c ``inetaddr_chain`` and
+        #: ``inetaddr_validator_chain``, net/ipv6/addrconf.c ``inet6addr_chain`` and
+        #: ``inet6addr_validator_chain``): ``fn(event, dev, addr)`` / ``fn(dev, addr)``;
+        #: a validator refuses an address by raising KernelError (ipvlan's duplicates).
+        self.inetaddr_chain: list[Callable[..., None]] = []
+        self.inetaddr_validator_chain: list[Callable[..., None]] = []
+        self.inet6addr_chain: list[Callable[..., None]] = []
+        self.inet6addr_validator_chain: list[Callable[..., None]] = []
         self.tracer: Tracer | None = Tracer(lambda: self.clock.now, trace_sink) if trace else None
         self.rng = random.Random(seed)
         self._pkt_ids = itertools.count(1)

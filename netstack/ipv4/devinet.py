@@ -373,10 +373,13 @@ def fib_del_ifaddr(net: "Net", ifa: IfAddr, iprim: IfAddr | None) -> None:
 
 
 def _inetaddr_up(net: "Net", ifa: IfAddr) -> None:
-    """inetaddr_chain NETDEV_UP → ``fib_inetaddr_event``."""
+    """inetaddr_chain NETDEV_UP → ``fib_inetaddr_event``, then the drivers' notifiers
+    (``inetaddr_chain`` on the World: ipvlan learns its slaves' addresses)."""
     fib_add_ifaddr(net, ifa)
     assert ifa.dev is not None
     fib_sync_up(F.fib_all_routes(net), ifa.dev, RTNH_F_DEAD)
+    for fn in net.world.inetaddr_chain:
+        fn("UP", ifa.dev, ifa.address)
 
 
 def _inetaddr_down(net: "Net", ifa: IfAddr) -> None:
@@ -385,6 +388,8 @@ def _inetaddr_down(net: "Net", ifa: IfAddr) -> None:
     fib_del_ifaddr(net, ifa, None)
     dev = ifa.dev
     assert dev is not None
+    for fn in net.world.inetaddr_chain:
+        fn("DOWN", dev, ifa.address)
     idev = in_dev_get(dev)
     if idev is not None and not idev.ifa_list:
         # fib_disable_ip(dev, NETDEV_DOWN, force=true): every path through dev dies
@@ -441,6 +446,10 @@ def inet_add_addr(net: "Net", dev: "NetDevice", ifa: IfAddr, *, replace: bool = 
             if ifa1.scope != ifa.scope:
                 raise KernelError(errno.EINVAL, "ipv4: Invalid scope value")
             ifa.flags |= IFA_F_SECONDARY
+    # inetaddr_validator_chain (NETDEV_UP, ivi_addr = ifa_address): a driver may refuse
+    # the address before anything is committed (ipvlan: EADDRINUSE)
+    for validate in net.world.inetaddr_validator_chain:
+        validate(dev, ifa.address)
     ifa.cstamp = ifa.tstamp = net.world.clock.now
     _lifetime_flags(ifa)
     if ifa.secondary:

@@ -400,10 +400,15 @@ def ip_list_rcv_finish(net: "Net", pkts: list["Packet"], dev: "NetDevice") -> No
     sub: list[Packet] = []
     append = sub.append
     lookups = hints = 0
+    # l3mdev_ip_rcv: a master with IFF_L3MDEV_RX_HANDLER (an ipvlan l3s port) may route
+    # the packet itself (in a slave's namespace) before the lookup here
+    l3mdev = getattr(dev, "l3mdev_l3_rcv", None)
     for pkt in pkts:
         buf = pkt.buf
         nh = pkt.network_header
         tos = buf[nh + 1]
+        if l3mdev is not None and pkt.dst is None:
+            l3mdev(pkt, 4)
         if hint_dst is not None and tos == hint_tos and pkt.dst is None:
             # (bytearray.startswith(prefix, start) compares in place, without a slice)
             if ok_key is not None and buf.startswith(ok_key, nh + 12):

@@ -136,11 +136,16 @@ def eth_mc_map(a: bytes) -> bytes:
     return b"\x33\x33" + bytes(a[12:16])
 
 
-def eui64_iid(mac: bytes) -> bytes:
-    """``addrconf_ifid_eui48``: insert ff:fe and flip the universal/local bit."""
+def eui64_iid(mac: bytes, dev_id: int = 0) -> bytes:
+    """``addrconf_ifid_eui48``: insert ff:fe and flip the universal/local bit; a device
+    with a ``dev_id`` (ipvlan slaves sharing one MAC) puts it in place of ff:fe and keeps
+    the U/L bit."""
+    if dev_id:
+        return bytes((mac[0], mac[1], mac[2], (dev_id >> 8) & 0xFF, dev_id & 0xFF,
+                      mac[3], mac[4], mac[5]))
     return bytes((mac[0] ^ 0x02, mac[1], mac[2], 0xFF, 0xFE, mac[3], mac[4], mac[5]))
 
 
-def link_local_from_mac(mac: bytes) -> bytes:
+def link_local_from_mac(mac: bytes, dev_id: int = 0) -> bytes:
     """fe80::/64 + EUI-64 (``addrconf_addr_gen`` with addr_gen_mode eui64)."""
-    return b"\xfe\x80" + bytes(6) + eui64_iid(mac)
+    return b"\xfe\x80" + bytes(6) + eui64_iid(mac, dev_id)

@@ -276,6 +276,9 @@ def inet6_add_addr(net: "Net", dev: "NetDevice", ifa: Inet6IfAddr) -> Inet6IfAdd
     for other in net.ipv6.addr_hash.get(ifa.local, ()):
         if other.dev is dev:
             raise KernelError(errno.EEXIST, "ipv6: address already assigned.")
+    # inet6addr_validator_chain (NETDEV_UP): a driver may refuse the address (ipvlan)
+    for validate in net.world.inet6addr_validator_chain:
+        validate(dev, ifa.local)
     if ifa.valid_lft == INFINITY_LIFE_TIME:
         ifa.flags |= IFA_F_PERMANENT
     ifa.flags |= IFA_F_TENTATIVE
@@ -288,6 +291,8 @@ def inet6_add_addr(net: "Net", dev: "NetDevice", ifa: Inet6IfAddr) -> Inet6IfAdd
     mc_inc(idev, solicited_node(ifa.local))
     if idev.ready:
         _prefix_route(net, ifa, True)
+    for fn in net.world.inet6addr_chain:
+        fn("UP", dev, ifa.local)  # inet6addr_notifier_call_chain(NETDEV_UP)
     addrconf_dad_start(net, ifa)
     return ifa
 
@@ -353,6 +358,8 @@ def _del_ifa(net: "Net", ifa: Inet6IfAddr, routes: bool = True) -> None:
             del net.ipv6.addr_hash[ifa.local]
     mc_dec(idev, solicited_node(ifa.local))
     _anycast(net, ifa, False)
+    for fn in net.world.inet6addr_chain:
+        fn("DOWN", dev, ifa.local)  # inet6addr_notifier_call_chain(NETDEV_DOWN)
 
 
 def inet6_del_addr(net: "Net", dev: "NetDevice", local: bytes, prefixlen: int) -> None:
@@ -671,9 +678,12 @@ def addrconf_dev_config(net: "Net", dev: "NetDevice") -> None:
     else:
         _mroute(net, dev)
         if dev.type == ARPHRD_ETHER and idev.cnf("addr_gen_mode") in (0,) and any(dev.address):
-            ll = link_local_from_mac(dev.address)
+            ll = link_local_from_mac(dev.address, getattr(dev, "dev_id", 0))
             if ipv6_get_ifaddr(net, ll, dev) is None:
-                inet6_add_addr(net, dev, Inet6IfAddr(ll, 64, proto=1))
+                try:
+                    inet6_add_addr(net, dev, Inet6IfAddr(ll, 64, proto=1))
+                except KernelError:
+                    pass  # addrconf_add_linklocal: a validator's refusal is silent
         elif idev.cnf("addr_gen_mode") != 1 and dev.type == ARPHRD_ETHER and any(dev.address):
             from netstack.errors import NotSupported
             raise NotSupported("addr_gen_mode stable_privacy/random link-local generation")
@@ -738,6 +748,10 @@ def addrconf_notify(event: str, dev: "NetDevice") -> None:
         ipv6_add_dev(net, dev)
     elif event in ("UP", "CHANGE"):
         idev = dev.ip6_ptr
+        if getattr(dev, "no_addrconf", False):
+            # IFF_NO_ADDRCONF (a bond/team slave, set before bond_enslave opens it): no
+            # link-local address, no DAD/RS from the slave itself
+            return
         if _link_ready(dev):
             addrconf_dev_config(net, dev)
         elif idev is not None and idev.ready and event == "CHANGE":

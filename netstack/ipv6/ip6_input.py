@@ -272,7 +272,10 @@ def ipv6_list_rcv(pkts: list["Packet"]) -> None:
         # NF_HOOK(NFPROTO_IPV6, NF_INET_PRE_ROUTING, …, ip6_rcv_finish)
         if not nf_hook(net, NFPROTO_IPV6, NF_INET_PRE_ROUTING, pkt, pkt.dev, None):
             continue
-        if _can_use_hint(net, hint, pkt):
+        l3mdev = getattr(pkt.dev, "l3mdev_l3_rcv", None)
+        if l3mdev is not None and l3mdev(pkt, 6):
+            pass  # l3mdev_ip6_rcv routed it (ipvlan l3s: in the slave's namespace)
+        elif _can_use_hint(net, hint, pkt):
             pkt.dst = hint.dst  # type: ignore[union-attr]
         else:
             ip6_route_input(net, pkt)
@@ -342,6 +345,9 @@ def ip6_input(pkt: "Packet") -> None:
     # NF_HOOK(NFPROTO_IPV6, NF_INET_LOCAL_IN, …, ip6_input_finish)
     if not nf_hook(net, NFPROTO_IPV6, NF_INET_LOCAL_IN, pkt, pkt.dev, None):
         return
+    # a LOCAL_IN hook may hand the packet to another device (ipvlan l3s): the protocols
+    # then look their sockets up in its namespace (dev_net(skb->dev))
+    net = pkt.dev.net
     if pkt.trace is not None:
         pkt.trace.event(pkt, "ip6_input")
     buf = pkt.buf
