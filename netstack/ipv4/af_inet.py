@@ -143,6 +143,9 @@ def _register_sysctls(net: "Net") -> None:
     reg("net.ipv4.ip_forward_use_pmtu", 0, 0, 1)
     reg("net.ipv4.ip_forward_update_priority", 1, 0, 1)
     reg("net.ipv4.ip_nonlocal_bind", 0, 0, 1)
+    # IP4_REPLY_MARK (include/net/ip.h): replies the stack generates without a socket
+    # (nf_reject's TCP reset, ICMP) carry the packet's mark when set
+    reg("net.ipv4.fwmark_reflect", 0, 0, 1)
     reg("net.ipv4.ip_early_demux", 1, 0, 1)
     reg("net.ipv4.udp_early_demux", 1, 0, 1)
     reg("net.ipv4.ip_local_port_range", "32768\t60999")

@@ -114,6 +114,23 @@ def ip_options_fragment(hdr: bytearray) -> None:
         i += olen
 
 
+def _frag_list_geometry(pkt: "Packet", total: int, space: int,
+                        frag_off: int) -> list[int] | None:
+    """``ip_do_fragment``'s fast path: a datagram conntrack reassembled keeps its
+    fragments as ``frag_list`` (``ip_frag_reasm`` coalesces only for local delivery),
+    recorded by netstack/netfilter/defrag.py as ``pkt.frag_pieces``; when every piece fits
+    ``space`` and all but the last are multiples of 8 the output has exactly the received
+    geometry.  None = slow path."""
+    pieces = pkt.__dict__.get("frag_pieces")
+    if not pieces or sum(pieces) != total or frag_off & (IP_MF | IP_OFFSET):
+        return None
+    last = len(pieces) - 1
+    for i, n in enumerate(pieces):
+        if n > space or (n & 7 and i != last):
+            return None
+    return list(pieces)
+
+
 def ip_do_fragment(net: "Net", pkt: "Packet", mtu: int) -> list["Packet"] | None:
     """``ip_do_fragment`` (slow path): split ``pkt`` into fragments that fit ``mtu``."""
     from netstack.packet.skb import CHECKSUM_PARTIAL
@@ -140,10 +157,14 @@ def ip_do_fragment(net: "Net", pkt: "Packet", mtu: int) -> list["Packet"] | None
     world = net.world
     out: list[Packet] = []
     first = True
+    sizes = _frag_list_geometry(pkt, left, space, frag_off)
     while left > 0:
-        ln = left if left <= space else space
-        if ln < left:
-            ln &= ~7
+        if sizes:
+            ln = sizes.pop(0)
+        else:
+            ln = left if left <= space else space
+            if ln < left:
+                ln &= ~7
         left -= ln
         f = world.new_packet(hdr + buf[ptr:ptr + ln])
         fo = offset >> 3

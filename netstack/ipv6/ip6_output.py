@@ -181,7 +181,10 @@ def ip6_output(net: "Net", pkts: list["Packet"]) -> None:
             from netstack.ipv6.route import ip6_dst_mtu
             o = p.network_header
             mtu = ip6_dst_mtu(net, dst, bytes(p.buf[o + 24:o + 40]))
-        if len(p) > mtu and not p.gso_size:
+        cb = p.cb
+        fms = getattr(cb, "frag_max_size", 0) if cb is not None else 0
+        # ip6_finish_output: conntrack defrag's frag_max_size also forces fragmentation
+        if (len(p) > mtu and not p.gso_size) or (fms and len(p) > fms):
             ready.extend(ip6_fragment(net, p, mtu))
         else:
             ready.append(p)
@@ -245,6 +248,22 @@ def ipv6_select_ident(net: "Net", daddr: bytes, saddr: bytes) -> int:
     return ident or 1
 
 
+def _frag_list_geometry(pkt: "Packet", payload_len: int, room: int) -> list[int] | None:
+    """``ip6_fragment``'s fast path: a datagram conntrack reassembled keeps its fragments
+    as ``frag_list`` (``nf_ct_frag6_reasm`` does not coalesce), recorded by
+    netstack/netfilter/defrag6.py as ``pkt.frag_pieces``; when every piece fits ``room``
+    and all but the last are multiples of 8, the output fragments have exactly the
+    received geometry.  None = slow path."""
+    pieces = pkt.__dict__.get("frag_pieces")
+    if not pieces or sum(pieces) != payload_len:
+        return None
+    last = len(pieces) - 1
+    for i, n in enumerate(pieces):
+        if n > room or (n & 7 and i != last):
+            return None
+    return list(pieces)
+
+
 def ip6_fragment(net: "Net", pkt: "Packet", mtu: int) -> list["Packet"]:
     """``ip6_fragment`` (slow path): returns the fragments, or [] after sending a packet
     too big when the datagram may not be fragmented (forwarded, not ``ignore_df``)."""
@@ -254,9 +273,11 @@ def ip6_fragment(net: "Net", pkt: "Packet", mtu: int) -> list["Packet"]:
     end = pkt.tail
     hlen, nh_off = _unfragmentable_len(buf, o, end)
     cb = pkt.cb
-    if cb is not None and getattr(cb, "frag_max_size", 0):
-        mtu = max(min(mtu, cb.frag_max_size), IPV6_MIN_MTU)
-    if not getattr(pkt.sk, "ignore_df", True) or mtu < hlen + 8 + 8:
+    fms = getattr(cb, "frag_max_size", 0) if cb is not None else 0
+    if fms and fms <= mtu:
+        # don't send fragments larger than what we received (conntrack defrag)
+        mtu = max(fms, IPV6_MIN_MTU)
+    if not getattr(pkt.sk, "ignore_df", True) or mtu < hlen + 8 + 8 or fms > mtu:
         icmp6_send(pkt, 2, 0, mtu)
         net.ipv6.mib["FragFails"] += 1
         kfree_skb_reason(pkt, "PKT_TOO_BIG", net)
@@ -269,16 +290,22 @@ def ip6_fragment(net: "Net", pkt: "Packet", mtu: int) -> list["Packet"]:
     head = bytearray(buf[o:o + hlen])
     head[nh_off - o] = NEXTHDR_FRAGMENT
     payload = bytes(buf[o + hlen:end])
-    left = len(payload)
+    sizes = _frag_list_geometry(pkt, len(payload), room)
+    if sizes is None:
+        sizes = []
+        left = len(payload)
+        while left > 0:
+            ln = min(left, room)
+            if ln < left:
+                ln &= ~7
+            left -= ln
+            sizes.append(ln)
     offset = 0
     frags: list[Packet] = []
     world = net.world
-    while left > 0:
-        ln = min(left, room)
-        if ln < left:
-            ln &= ~7
-        left -= ln
-        fh = bytes((nexthdr, 0)) + (offset | (1 if left > 0 else 0)).to_bytes(2, "big") + \
+    for i, ln in enumerate(sizes):
+        more = i < len(sizes) - 1
+        fh = bytes((nexthdr, 0)) + (offset | (1 if more else 0)).to_bytes(2, "big") + \
             ident.to_bytes(4, "big")
         h = bytearray(head)
         plen = hlen - 40 + 8 + ln

@@ -141,6 +141,8 @@ def ct_sysctl_init(net: "Net") -> None:
         tbl.register(_P + name, default, 0, maxv)
     tbl.register(_P + "nf_conntrack_buckets", SYSCTL_DEFAULTS["nf_conntrack_buckets"], 0, None)
     tbl.register(_P + "nf_conntrack_count", 0, 0, None)
+    from netstack.netfilter.defrag6 import frag6_sysctl_init
+    frag6_sysctl_init(net)
 
 
 def register(world: Any) -> None:
@@ -182,6 +184,12 @@ class NfConn:
     ev_pending: bool = False
     #: deleted from userspace (conntrack -D/-F): its DESTROY event says [USERSPACE].
     user_deleted: bool = False
+    #: the connection whose expectation created this one (``ct->master``, IPS_EXPECTED).
+    master: "NfConn | None" = None
+    #: helper extension (``nf_conn_help``): conntrack_helper.ConnHelp or None.
+    help: Any = None
+    #: sequence adjustment extension (seqadj.SeqAdj) once a NAT helper mangled a segment.
+    seqadj: Any = None
 
     @property
     def l3num(self) -> int:
@@ -221,6 +229,12 @@ class CtNet:
     rng: random.Random = field(default_factory=random.Random)
     hook_ops: dict[int, list[NfHookOps]] = field(default_factory=dict)
     gc_timer: Any = None
+    #: expectations (conntrack_expect.ExpectTable)
+    expect: Any = None
+
+    def __post_init__(self) -> None:
+        from netstack.netfilter.conntrack_expect import ExpectTable
+        self.expect = ExpectTable()
 
     # -- sysctl access
     def sysctl(self, name: str) -> int:
@@ -311,6 +325,9 @@ class CtNet:
         if ct.status & IPS_DYING:
             return
         ct.status |= IPS_DYING
+        if ct.help is not None and ct.help.expectations:
+            from netstack.netfilter.conntrack_expect import nf_ct_remove_expectations
+            nf_ct_remove_expectations(self, ct)
         self.unhash(ct)
         self.conns.pop(ct, None)
         self.unassured.pop(ct, None)
@@ -487,10 +504,14 @@ def _l4_packet(cn: CtNet, ct: NfConn, ctinfo: int, pkt: "Packet", l3: L3Info) ->
         st: tcpct.TcpCt = ct.proto
         old_state = st.state
         seg = tcpct.TcpSeg(pkt.buf, l3.l4off, l3.l4len)
+        seq_offset = None
+        if ct.seqadj is not None:
+            from netstack.netfilter.seqadj import nf_ct_seq_offset
+            seq_offset = lambda d, s, ct=ct: nf_ct_seq_offset(ct, d, s)  # noqa: E731
         res, timeout, assured = tcpct.tcp_packet(
             bool(ct.status & IPS_SEEN_REPLY), bool(ct.status & IPS_ASSURED), st, direction,
             seg, tcp_timeouts(cn), bool(cn.sysctl("nf_conntrack_tcp_be_liberal")),
-            cn.sysctl("nf_conntrack_tcp_max_retrans"))
+            cn.sysctl("nf_conntrack_tcp_max_retrans"), seq_offset)
         if res == tcpct.INVALID:
             return -NF_ACCEPT
         if res == tcpct.REPEAT:
@@ -642,17 +663,18 @@ def nf_conntrack_in(net: "Net", pf: int, hooknum: int, pkt: "Packet") -> int:
             return NF_ACCEPT
         hit = cn.find(t, zone)
         if hit is None:
-            ct = _init_conntrack(cn, t, zone, pkt)
+            ct = _init_conntrack(cn, t, zone, pkt, tmpl)
             if ct is None:
                 if cn.count >= cn.sysctl("nf_conntrack_max") > 0:
                     cn.stats["drop"] += 1
                     return NF_DROP
                 cn.stats["invalid"] += 1
                 return NF_ACCEPT
+            _init_expected(cn, ct, tmpl)
             if not _l4_new_state(cn, ct, pkt, l3):
                 cn.stats["invalid"] += 1
                 return NF_ACCEPT
-            ctinfo = IP_CT_NEW
+            ctinfo = IP_CT_RELATED if ct.status & IPS_EXPECTED else IP_CT_NEW
         else:
             ct, d = hit
             cn.stats["found"] += 1
@@ -660,6 +682,8 @@ def nf_conntrack_in(net: "Net", pf: int, hooknum: int, pkt: "Packet") -> int:
                 ctinfo = IP_CT_ESTABLISHED_REPLY
             elif ct.status & IPS_SEEN_REPLY:
                 ctinfo = IP_CT_ESTABLISHED
+            elif ct.status & IPS_EXPECTED:
+                ctinfo = IP_CT_RELATED
             else:
                 ctinfo = IP_CT_NEW
         v = _l4_packet(cn, ct, ctinfo, pkt, l3)
@@ -694,7 +718,35 @@ def _account(cn: CtNet, ct: NfConn, ctinfo: int, pkt: "Packet") -> None:
         a[1] += pkt.tail - nh
 
 
-def _init_conntrack(cn: CtNet, t: CtTuple, zone: CtZone, pkt: "Packet") -> NfConn | None:
+def _init_expected(cn: CtNet, ct: NfConn, tmpl: NfConn | None) -> None:
+    """The expectation part of ``init_conntrack``: a connection some helper expected
+    becomes IPS_EXPECTED with its master (RELATED), inherits the master's mark and
+    secmark and the expectation's helper, and NAT's ``expectfn`` runs on it; otherwise
+    a template's helper (``-j CT --helper``) is assigned."""
+    exp = None
+    if cn.expect.count:
+        from netstack.netfilter.conntrack_expect import nf_ct_find_expectation
+        exp = nf_ct_find_expectation(cn, ct.tuplehash[0], ct.zone,
+                                     tmpl is None or bool(tmpl.status & IPS_CONFIRMED))
+    if exp is None:
+        if tmpl is not None and tmpl.help is not None:
+            from netstack.netfilter.conntrack_helper import nf_ct_try_assign_helper
+            nf_ct_try_assign_helper(ct, tmpl)
+        return
+    from netstack.netfilter.conntrack_helper import nf_ct_helper_ext_add
+    ct.status |= IPS_EXPECTED
+    ct.master = exp.master
+    if exp.helper is not None:
+        nf_ct_helper_ext_add(ct, exp.helper)
+    ct.mark = exp.master.mark
+    ct.secmark = exp.master.secmark
+    cn.stats["expect_new"] += 1
+    if exp.expectfn is not None:
+        exp.expectfn(ct, exp)
+
+
+def _init_conntrack(cn: CtNet, t: CtTuple, zone: CtZone, pkt: "Packet",
+                    tmpl: NfConn | None = None) -> NfConn | None:
     """``init_conntrack``: a new unconfirmed entry, or None (no inverse tuple, or the
     table is full and nothing could be early-dropped)."""
     repl = invert(t)
@@ -757,7 +809,36 @@ def _hook_in(priv: Any, pkt: "Packet", state: NfHookState) -> int:
 
 
 def _hook_confirm(priv: Any, pkt: "Packet", state: NfHookState) -> int:
+    """``nf_confirm`` (nf_conntrack_proto.c): the helper, then the sequence adjustment of
+    a connection whose payload a NAT helper resized (decided before the helper ran, so
+    the mangled segment itself is not shifted), run before the entry is confirmed; not for
+    RELATED_REPLY (helpers never see ICMP errors) nor loopback packets (seqadj)."""
+    v = pkt.ct
+    if v is not None and v[0] is not None:
+        ct, ctinfo = v
+        seqadj_needed = bool(ct.status & IPS_SEQ_ADJUST) and not _is_loopback(pkt)
+        if (ct.help is not None or seqadj_needed) and ctinfo != IP_CT_RELATED_REPLY:
+            nh = pkt.network_header if pkt.network_header >= 0 else pkt.data
+            l3 = parse_l3(pkt.buf, nh, pkt.tail, ct.l3num)
+            if l3 is not None and not l3.fragment:
+                if ct.help is not None:
+                    from netstack.netfilter.conntrack_helper import nf_ct_helper_run
+                    verdict = nf_ct_helper_run(pkt, ct, ctinfo, l3.l4off)
+                    if verdict != NF_ACCEPT:
+                        ct_net(state.net).stats["drop"] += 1
+                        return verdict
+                if seqadj_needed:
+                    from netstack.netfilter.seqadj import nf_ct_seq_adjust
+                    if not nf_ct_seq_adjust(pkt, ct, ctinfo, l3.l4off):
+                        ct_net(state.net).stats["drop"] += 1
+                        return NF_DROP
     return nf_conntrack_confirm(state.net, pkt)
+
+
+def _is_loopback(pkt: "Packet") -> bool:
+    """``nf_is_loopback_packet``."""
+    dev = pkt.dev
+    return dev is not None and bool(getattr(dev, "flags", 0) & 0x8)  # IFF_LOOPBACK
 
 
 def nf_ct_netns_get(net: "Net", pf: int) -> None:
@@ -773,6 +854,9 @@ def nf_ct_netns_get(net: "Net", pf: int) -> None:
             # nf_ct_netns_do_get: defragment before tracking (nf_defrag_ipv4.c)
             from netstack.netfilter.defrag import nf_defrag_ipv4_enable
             nf_defrag_ipv4_enable(net)
+        else:
+            from netstack.netfilter.defrag6 import nf_defrag_ipv6_enable
+            nf_defrag_ipv6_enable(net)
         ops = [NfHookOps(_hook_in, fam, NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK,
                          name="ipv4_conntrack_in"),
                NfHookOps(_hook_in, fam, NF_INET_LOCAL_OUT, NF_IP_PRI_CONNTRACK,
@@ -801,6 +885,9 @@ def nf_ct_netns_put(net: "Net", pf: int) -> None:
             if fam == NFPROTO_IPV4:
                 from netstack.netfilter.defrag import nf_defrag_ipv4_disable
                 nf_defrag_ipv4_disable(net)
+            else:
+                from netstack.netfilter.defrag6 import nf_defrag_ipv6_disable
+                nf_defrag_ipv6_disable(net)
 
 
 def nf_ct_enabled(net: "Net", pf: int) -> bool:

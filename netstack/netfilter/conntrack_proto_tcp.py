@@ -11,6 +11,7 @@ Sequence numbers use RFC 1982 serial arithmetic (``before``/``after``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 # States (enum tcp_conntrack).
 NONE, SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, \
@@ -229,8 +230,11 @@ def tcp_sack(seg: TcpSeg, sack: int) -> int:
 
 
 def tcp_in_window(state: TcpCt, direction: int, index: int, seg: TcpSeg,
-                  be_liberal: bool) -> bool:
-    """``tcp_in_window``: the four bounds; updates both directions' views on success."""
+                  be_liberal: bool,
+                  seq_offset: "Callable[[int, int], int] | None" = None) -> bool:
+    """``tcp_in_window``: the four bounds; updates both directions' views on success.
+    ``seq_offset(dir, seq)`` is ``nf_ct_seq_offset`` for a connection whose payload a NAT
+    helper resized: acknowledgements are mapped back to the receiver's own numbering."""
     sender = state.seen[direction]
     receiver = state.seen[1 - direction]
     seq = seg.seq
@@ -239,6 +243,10 @@ def tcp_in_window(state: TcpCt, direction: int, index: int, seg: TcpSeg,
     end = seg.end()
     if receiver.flags & IP_CT_TCP_FLAG_SACK_PERM:
         sack = tcp_sack(seg, sack)
+    if seq_offset is not None:
+        receiver_offset = seq_offset(1 - direction, (ack - 1) & M32)
+        ack = (ack - receiver_offset) & M32
+        sack = (sack - receiver_offset) & M32
 
     if sender.td_maxwin == 0:
         if seg.syn:
@@ -346,7 +354,8 @@ REPEAT = 3          # reopen: kill the old entry and look up again
 
 def tcp_packet(ct_status_seen_reply: bool, ct_status_assured: bool, state: TcpCt,
                direction: int, seg: TcpSeg, timeouts: list[int], be_liberal: bool,
-               max_retrans: int) -> tuple[int, int, bool]:
+               max_retrans: int,
+               seq_offset: "Callable[[int, int], int] | None" = None) -> tuple[int, int, bool]:
     """``nf_conntrack_tcp_packet`` on a parsed segment.
 
     Returns (result, timeout seconds, set_assured)."""
@@ -402,7 +411,8 @@ def tcp_packet(ct_status_seen_reply: bool, ct_status_assured: bool, state: TcpCt
                 and seg.ack == state.last_end):
             skip_window = True
 
-    if not skip_window and not tcp_in_window(state, direction, index, seg, be_liberal):
+    if not skip_window and not tcp_in_window(state, direction, index, seg, be_liberal,
+                                             seq_offset):
         return INVALID, 0, False
 
     state.last_index = index

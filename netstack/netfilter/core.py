@@ -174,6 +174,11 @@ class NfNetState:
     #: nf_defrag_ipv4_enable users and the hooks they registered (netfilter/defrag.py).
     defrag4_users: int = 0
     defrag4_ops: list[Any] = field(default_factory=list)
+    #: nf_defrag_ipv6_enable users, their hooks and the conntrack reassembly queues
+    #: (netfilter/defrag6.py).
+    defrag6_users: int = 0
+    defrag6_ops: list[Any] = field(default_factory=list)
+    frag6: Any = None
 
 
 def nf_net(net: "Net") -> NfNetState:

@@ -20,6 +20,10 @@ raw at -300 and conntrack at -200) gathers fragments:
   fragment size (``ip_do_fragment``: ``mtu = min(mtu, frag_max_size)``; ``ip_fragment``:
   a DF datagram whose ``frag_max_size`` exceeds the MTU gets "fragmentation needed").
   Both live in the packet's cold ``__dict__`` as ``pkt.frag_max_size`` / ``pkt.ignore_df``.
+  The received fragments stay the reassembled skb's ``frag_list`` (``ip_frag_reasm``
+  coalesces only for local delivery), so ``ip_do_fragment``'s fast path sends them with
+  their received sizes when each fits (``pkt.frag_pieces``; 3 fragments of 1000, 496 and
+  1328 bytes of payload leave as such, not re-cut at ``frag_max_size``).
 * A conntrack queue that times out frees its fragments; it answers with ICMP "fragment
   reassembly time exceeded" only when the datagram was for this host
   (``ip_expire``: ``frag_expire_skip_icmp(user)`` and ``rt_type != RTN_LOCAL``).
@@ -114,10 +118,17 @@ def nf_ct_ipv4_gather_frags(net: "Net", pkt: "Packet", user: int) -> bool:
         q.timer = net.world.clock.timer(_ct_expire, q)
         ipv4.frags[key] = q
         q.timer.mod_in(vals["net.ipv4.ipfrag_time"] * 1_000_000_000)
+    before = [(s, e) for s, e, _ in q.fragments()]
+    ihl = (buf[nh] & 0x0F) << 2
+    off = (((buf[nh + 6] << 8) | buf[nh + 7]) & IP_OFFSET) << 3
+    this = (off, off + ((buf[nh + 2] << 8) | buf[nh + 3]) - ihl)
     new = ip_frag_queue(q, pkt)
     if new is None:
         return True
     _morph(pkt, new, max(q.max_df_size, q.max_size))
+    # the reassembled skb keeps its fragments as frag_list (no coalescing for conntrack's
+    # queues): ip_do_fragment's fast path reuses their sizes
+    pkt.frag_pieces = tuple(e - s for s, e in sorted(before + [this]))  # type: ignore
     return False
 
 
