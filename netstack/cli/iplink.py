@@ -516,6 +516,11 @@ def _link_change_kind(ctx: Ctx, req: LinkReq, dev: "NetDevice") -> None:
         if _KIND_MODULES.get(kind) is not None or kind in _KNOWN_UNMODELLED:
             raise NotSupported(f"ip link set ... type {kind}")
         raise KernelError(errno.EOPNOTSUPP)
+    parse = getattr(mod, "parse_type_args", None)
+    if parse is not None:
+        # iproute2 runs the kind's parse_opt before the request reaches the kernel, so
+        # its argument errors win over the kernel's EOPNOTSUPP
+        parse(ctx, req.type_args)
     if not ok:
         raise KernelError(errno.EOPNOTSUPP)
     change = getattr(mod, "link_change", None)
