@@ -142,7 +142,7 @@ def _slave_info(dev: NetDevice) -> tuple[str, str, dict[str, Any]] | None:
 
 
 def _details(dev: NetDevice) -> dict[str, Any]:
-    nq = 2 if dev.kind == "veth" else 1
+    nq = getattr(dev, "num_tx_queues", 2 if dev.kind == "veth" else 1)
     # dev->promiscuity / dev->allmulti: the user's flag plus the references stacked
     # devices hold (dev_set_promiscuity/dev_set_allmulti: macvlan, bridge ports …)
     d: dict[str, Any] = {"promiscuity": (1 if dev.flags & IFF_PROMISC else 0)
@@ -201,6 +201,9 @@ def link_json(dev: NetDevice, details: bool = False, stats: bool = False,
     d["txqlen"] = dev.txqlen
     if not family_filtered:
         d["link_type"] = link_type(dev)
+    if not family_filtered and dev.address:
+        # no IFLA_ADDRESS/IFLA_BROADCAST for a device without a link-layer address
+        # (addr_len 0: tun, link/none)
         d["address"] = lladdr_str(dev.address)
         if dev.flags & IFF_POINTOPOINT:
             d["link_pointtopoint"] = True
@@ -262,7 +265,7 @@ def link_text(dev: NetDevice, details: bool = False, stats: bool = False,
            f"state {dev.operstate()}{mode} group {group} qlen {dev.txqlen}\n")
     brd = "peer" if dev.flags & IFF_POINTOPOINT else "brd"
     line2 = (f"    link/{link_type(dev)} {lladdr_str(dev.address)} {brd} "
-             f"{lladdr_str(dev.broadcast)}")
+             f"{lladdr_str(dev.broadcast)}" if dev.address else f"    link/{link_type(dev)} ")
     ref = _netns_ref(dev)
     if ref is not None:
         line2 += f" link-netns {ref[0]}" if ref[0] else f" link-netnsid {ref[1]}"

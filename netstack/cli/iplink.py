@@ -563,8 +563,8 @@ def _link_del(ctx: Ctx, req: LinkReq) -> None:
 def parse_show_filter(args: Args) -> tuple[str | None, bool, Any]:
     """The device/``up``/``type``/``master`` part of ``ipaddr_list_flush_or_save``'s parser.
 
-    The third element is the ``type`` filter, or — when ``master DEV`` was given — a
-    :class:`ShowFilter` carrying both (``select_links`` takes either)."""
+    The third element is the ``type`` filter, or — when ``master DEV`` was given — the
+    pair (type filter, master name); ``select_links`` takes either."""
     dev: str | None = None
     up = False
     kind: str | None = None
@@ -590,28 +590,19 @@ def parse_show_filter(args: Args) -> tuple[str | None, bool, Any]:
             dev = a
         args.advance()
     if master is not None:
-        return dev, up, ShowFilter(kind, master)
+        return dev, up, (kind, master)
     return dev, up, kind
-
-
-@dataclass(frozen=True)
-class ShowFilter:
-    """``filter.kind`` and ``filter.master`` (ip/ipaddress.c) together."""
-
-    kind: str | None
-    master: str
 
 
 def select_links(ctx: Ctx, dev: str | None, up: bool, kind: Any) -> list["NetDevice"]:
     """Devices in ifindex order after the filters; unknown DEV → ``Device "X" does not
     exist.`` (exit 1); unknown ``master`` DEV → invarg ``Device does not exist`` (255)."""
     master = None
-    if isinstance(kind, ShowFilter):
-        mdev = ctx.net.get(kind.master)
-        if mdev is None:
-            raise invarg("Device does not exist\n", kind.master)
-        master = mdev
-        kind = kind.kind
+    if isinstance(kind, tuple):
+        kind, mname = kind
+        master = ctx.net.get(mname)
+        if master is None:
+            raise invarg("Device does not exist\n", mname)
     if dev is not None and ctx.net.get(dev) is None:
         raise ToolError(f'Device "{dev}" does not exist.\n', 1)
     out = []

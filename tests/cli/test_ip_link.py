@@ -214,7 +214,7 @@ def test_pretty_json_layout(sh: Shell) -> None:
 
 
 def test_unmodelled_features_say_not_supported(sh: Shell) -> None:
-    for cmd in ("ip link add br0 type bridge", "ip tunnel show", "ip link set lo group 5",
+    for cmd in ("ip link add t0 type team", "ip tunnel show", "ip link set lo group 5",
                 "ip -batch f"):
         with pytest.raises(NotSupported, match="^not supported: "):
             sh.run(cmd)

@@ -150,8 +150,8 @@ def test_main_entry_points(files, monkeypatch, capsys) -> None:  # type: ignore[
     assert capsys.readouterr().err == 'Not enough information: "type" argument is required\n'
     assert main(["ip", "-br", "link"]) == 0
     assert capsys.readouterr().out.startswith("lo               DOWN")
-    assert main(["ip", "link", "add", "br0", "type", "bridge"]) == 1
-    assert capsys.readouterr().err == "netstack: not supported: ip link add type bridge\n"
+    assert main(["ip", "link", "add", "t0", "type", "team"]) == 1
+    assert capsys.readouterr().err == "netstack: not supported: ip link add type team\n"
     assert main(["run", "setup.sh", "--inject", "bogus"]) == 2
 
 

@@ -1,0 +1,769 @@
+"""The ``bridge`` tool (iproute2 6.1 bridge/: bridge.c, link.c, fdb.c, vlan.c).
+
+``bridge [-j] [-p] [-d] [-s] link|fdb|vlan …``.  FDB requests become one
+:class:`netstack.core.rtnl_fdb.FdbRequest` dispatched as ``rtnl_fdb_add``/``rtnl_fdb_del``
+do: to the bridge master of a port (``master``, or no flag at all on a port) and/or to
+the device itself (``self``: a bridge device's own entries, or a device with its own
+``ndo_fdb_add`` such as VXLAN).  Dumps follow ``rtnl_fdb_dump``: devices in ifindex
+order, for a port first its master's entries then its own.  The devices' unicast and
+multicast address lists (``ndo_dflt_fdb_dump``'s ``self permanent`` lines) are not
+modelled and are not printed.  Errors are libnetlink's ``RTNETLINK answers: …`` with
+exit status 255 (bridge returns -1), the usage errors are fdb.c's / vlan.c's texts.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING, Any
+
+from netstack.cli.errors import ToolError
+from netstack.cli.ipcommon import Args, Ctx, get_unsigned, matches, parse_lladdr
+from netstack.cli.jsonout import dumps
+from netstack.core.rtnl_fdb import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
+                                    NTF_EXT_LEARNED, NTF_MASTER, NTF_ROUTER, NTF_SELF,
+                                    NTF_STICKY, NTF_USE, NUD_NOARP, NUD_PERMANENT,
+                                    NUD_REACHABLE, FdbRequest)
+from netstack.errors import KernelError, NotSupported
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netstack.core.netdevice import NetDevice
+
+NUD_STALE = 0x04
+
+
+def _rtnl_error(e: KernelError) -> ToolError:
+    if e.extack:
+        msg = e.extack if e.extack.endswith(".") else e.extack + "."
+        return ToolError(f"Error: {msg}\n", 255)
+    return ToolError(f"RTNETLINK answers: {os.strerror(e.errno)}\n", 255)
+
+
+def _dev(ctx: Ctx, name: str) -> "NetDevice":
+    d = ctx.net.get(name)
+    if d is None:
+        raise ToolError(f'Cannot find device "{name}"\n', 1)
+    return d
+
+
+def do_bridge(ctx: Ctx, argv: list[str]) -> int:
+    """``bridge`` main: global options, then the object."""
+    args = list(argv)
+    while args and args[0].startswith("-") and args[0] != "-":
+        o = args.pop(0).lstrip("-")
+        if o in ("j", "json"):
+            ctx.json = True
+        elif o in ("p", "pretty"):
+            ctx.pretty = True
+        elif o in ("d", "details"):
+            ctx.details += 1
+        elif o in ("s", "statistics", "stats"):
+            ctx.stats += 1
+        elif o in ("n", "netns"):
+            from netstack.core.world import NetnsError
+            try:
+                ctx.net = ctx.world.netns(args.pop(0))
+            except NetnsError as e:
+                raise ToolError(f"{e}\n", 255) from None
+        elif o in ("c", "color", "compressvlans", "oneline", "o"):
+            pass
+        else:
+            raise ToolError(f'Option "-{o}" is unknown, try "bridge help".\n', 255)
+    if not args:
+        raise ToolError("Usage: bridge [ OPTIONS ] OBJECT { COMMAND | help }\n", 255)
+    obj, rest = args[0], args[1:]
+    try:
+        if matches(obj, "link"):
+            return _do_link(ctx, rest)
+        if matches(obj, "fdb"):
+            return _do_fdb(ctx, rest)
+        if matches(obj, "vlan"):
+            return _do_vlan(ctx, rest)
+        if matches(obj, "mdb"):
+            from netstack.drivers.bridge.br_mdb import do_mdb
+            return do_mdb(ctx, rest)
+    except KernelError as e:
+        raise _rtnl_error(e) from None
+    if obj in ("monitor", "mst"):
+        raise NotSupported(f"bridge {obj}")
+    raise ToolError(f'Object "{obj}" is unknown, try "bridge help".\n', 255)
+
+
+# ------------------------------------------------------------------------ link
+def _do_link(ctx: Ctx, argv: list[str]) -> int:
+    if not argv or matches(argv[0], "show") or matches(argv[0], "list") \
+            or matches(argv[0], "lst"):
+        a = Args(argv[1:])
+        dev = None
+        while a:
+            if a.cur == "dev":
+                dev = a.next_arg()
+            else:
+                dev = a.cur
+            a.advance()
+        _link_show(ctx, dev)
+        return 0
+    if matches(argv[0], "set") or matches(argv[0], "change"):
+        _link_set(ctx, argv[1:])
+        return 0
+    raise ToolError(f'Command "{argv[0]}" is unknown, try "bridge link help".\n', 255)
+
+
+def _link_set(ctx: Ctx, argv: list[str]) -> None:
+    """``brlink_modify``: the same port attributes as ``ip link … type bridge_slave``."""
+    from netstack.cli.iplink_bridge_slave import br_setport, parse_slave_opts
+    from netstack.drivers.bridge.br_private import br_port_get
+    a = Args(argv)
+    dev_name = None
+    rest: list[str] = []
+    while a:
+        w = a.cur
+        if w == "dev":
+            dev_name = a.next_arg()
+        elif w in ("self", "master"):
+            if w == "self":
+                raise NotSupported("bridge link set ... self")
+        elif w == "hwmode":
+            raise NotSupported("bridge link set ... hwmode")
+        elif w == "state":
+            v = a.next_arg()
+            rest += ["state", v]
+        else:
+            rest.append(w)
+        a.advance()
+    if dev_name is None:
+        raise ToolError("Device is a required argument.\n", 255)
+    dev = _dev(ctx, dev_name)
+    opts = parse_slave_opts(rest)
+    p = br_port_get(dev)
+    if p is None:
+        raise KernelError(errno.EOPNOTSUPP)
+    br_setport(p, opts)
+
+
+def _link_show(ctx: Ctx, devname: str | None) -> None:
+    from netstack.cli import fmt_link
+    from netstack.drivers.bridge.br_private import (BR_BCAST_FLOOD, BR_BPDU_GUARD, BR_FLOOD,
+                                                    BR_HAIRPIN_MODE, BR_ISOLATED,
+                                                    BR_LEARNING, BR_MCAST_FLOOD,
+                                                    BR_MULTICAST_FAST_LEAVE,
+                                                    BR_MULTICAST_TO_UNICAST,
+                                                    BR_NEIGH_SUPPRESS, BR_PORT_LOCKED,
+                                                    BR_ROOT_BLOCK, BR_VLAN_TUNNEL,
+                                                    br_port_get)
+    from netstack.cli.iplink_bridge_slave import port_mcast_router
+    if devname is not None:
+        _dev(ctx, devname)
+    out: list[dict[str, Any]] = []
+    text = ""
+    for idx in sorted(ctx.net.by_index):
+        d = ctx.net.by_index[idx]
+        if devname is not None and d.name != devname:
+            continue
+        p = br_port_get(d)
+        if p is None:
+            continue
+        peer, other = fmt_link._peer(d)
+        j: dict[str, Any] = {"ifindex": d.ifindex}
+        if peer is not None:
+            # bridge/link.c prints IFLA_LINK through ll_index_to_name: "ifN" when the
+            # peer is in another namespace
+            j["link"] = f"if{peer.ifindex}" if other else peer.name
+        j.update({"ifname": d.name, "flags": fmt_link.link_flags(d), "mtu": d.mtu,
+                  "master": p.br.dev.name, "state": p.state_name, "priority": p.priority,
+                  "cost": p.path_cost})
+        text += (f"{d.ifindex}: {fmt_link.ifname_at(d)}: <{','.join(j['flags'])}> mtu "
+                 f"{d.mtu} master {p.br.dev.name} state {p.state_name} priority "
+                 f"{p.priority} cost {p.path_cost} \n")
+        if ctx.details:
+            f = p.flags
+            det = [("hairpin", BR_HAIRPIN_MODE), ("guard", BR_BPDU_GUARD),
+                   ("root_block", BR_ROOT_BLOCK), ("fastleave", BR_MULTICAST_FAST_LEAVE),
+                   ("learning", BR_LEARNING), ("flood", BR_FLOOD),
+                   ("mcast_flood", BR_MCAST_FLOOD), ("bcast_flood", BR_BCAST_FLOOD)]
+            line = "    "
+            for k, bit in det:
+                j[k] = bool(f & bit)
+                line += f"{k} {'on' if f & bit else 'off'} "
+            mr = port_mcast_router(p)
+            j["mcast_router"] = mr
+            line += f"mcast_router {mr} "
+            for k, bit in (("mcast_to_unicast", BR_MULTICAST_TO_UNICAST),
+                           ("neigh_suppress", BR_NEIGH_SUPPRESS),
+                           ("vlan_tunnel", BR_VLAN_TUNNEL), ("isolated", BR_ISOLATED),
+                           ("locked", BR_PORT_LOCKED)):
+                j[k] = bool(f & bit)
+                line += f"{k} {'on' if f & bit else 'off'} "
+            text += line + "\n"
+        out.append(j)
+    if ctx.json:
+        ctx.stdout.write(dumps(out, ctx.pretty) + "\n")
+    else:
+        ctx.stdout.write(text)
+
+
+# ------------------------------------------------------------------------- fdb
+_FDB_USAGE = ("Usage: bridge fdb { add | append | del | replace } ADDR dev DEV\n"
+              "              [ self ] [ master ] [ use ] [ router ] [ extern_learn ]\n"
+              "              [ sticky ] [ local | static | dynamic ] [ vlan VID ]\n"
+              "              { [ dst IPADDR ] [ port PORT] [ vni VNI ] | [ nhid NHID ] }\n"
+              "\t       [ via DEV ] [ src_vni VNI ]\n"
+              "       bridge fdb [ show [ br BRDEV ] [ brport DEV ] [ vlan VID ]\n"
+              "              [ state STATE ] [ dynamic ] ]\n"
+              "       bridge fdb get [ to ] LLADDR [ br BRDEV ] { brport | dev } DEV\n"
+              "              [ vlan VID ] [ vni VNI ] [ self ] [ master ] [ dynamic ]\n"
+              "       bridge fdb flush dev DEV [ brport DEV ] [ vlan VID ]\n"
+              "              [ self ] [ master ] [ [no]permanent | [no]static | [no]dynamic ]\n"
+              "              [ [no]added_by_user ] [ [no]extern_learn ] [ [no]sticky ]\n"
+              "              [ [no]offloaded ]\n")
+
+
+def _do_fdb(ctx: Ctx, argv: list[str]) -> int:
+    if not argv or matches(argv[0], "show") or matches(argv[0], "list") \
+            or matches(argv[0], "lst"):
+        _fdb_show(ctx, argv[1:] if argv else [])
+        return 0
+    cmd = argv[0]
+    if cmd == "add" or (matches(cmd, "add") and len(cmd) > 1):
+        _fdb_modify(ctx, argv[1:], NLM_F_CREATE | NLM_F_EXCL, True)
+    elif matches(cmd, "append"):
+        _fdb_modify(ctx, argv[1:], NLM_F_CREATE | NLM_F_APPEND, True)
+    elif matches(cmd, "replace"):
+        _fdb_modify(ctx, argv[1:], NLM_F_CREATE | NLM_F_REPLACE, True)
+    elif matches(cmd, "delete"):
+        _fdb_modify(ctx, argv[1:], 0, False)
+    elif matches(cmd, "help"):
+        raise ToolError(_FDB_USAGE, 255)
+    elif cmd in ("get", "flush"):
+        raise NotSupported(f"bridge fdb {cmd}")
+    else:
+        raise ToolError(f'Command "{cmd}" is unknown, try "bridge fdb help".\n', 255)
+    return 0
+
+
+def _fdb_modify(ctx: Ctx, argv: list[str], nlflags: int, add: bool) -> None:
+    """``fdb_modify``: the NUD state as fdb.c computes it (NOARP by default, PERMANENT
+    unless static/dynamic said otherwise), then rtnl_fdb_add/del's dispatch."""
+    import ipaddress
+    a = Args(argv)
+    state = NUD_NOARP
+    flags = 0
+    dev_name = None
+    addr = None
+    vid = None
+    dst = port = vni = src_vni = nhid = None
+    via = None
+    while a:
+        w = a.cur
+        if w == "dev":
+            dev_name = a.next_arg()
+        elif w == "dst":
+            v = a.next_arg()
+            try:
+                dst = ipaddress.ip_address(v).packed
+            except ValueError:
+                raise ToolError(f'Error: an inet address is expected rather than "{v}".\n',
+                                1) from None
+        elif w == "port":
+            v = a.next_arg()
+            port = get_unsigned(v, 16)
+            if port is None:
+                raise ToolError(f'Error: argument "{v}" is wrong: invalid port\n', 255)
+        elif w == "vni":
+            v = a.next_arg()
+            vni = get_unsigned(v, 24)
+            if vni is None:
+                raise ToolError(f'Error: argument "{v}" is wrong: invalid VNI\n', 255)
+        elif w == "src_vni":
+            v = a.next_arg()
+            src_vni = get_unsigned(v, 24)
+            if src_vni is None:
+                raise ToolError(f'Error: argument "{v}" is wrong: invalid src VNI\n', 255)
+        elif w == "via":
+            via = a.next_arg()
+        elif w == "nhid":
+            v = a.next_arg()
+            nhid = get_unsigned(v, 32)
+            if nhid is None:
+                raise ToolError(f'Error: argument "{v}" is wrong: invalid nhid\n', 255)
+        elif w == "self":
+            flags |= NTF_SELF
+        elif matches(w, "master"):
+            flags |= NTF_MASTER
+        elif matches(w, "router"):
+            flags |= NTF_ROUTER
+        elif matches(w, "local") or matches(w, "permanent"):
+            state |= NUD_PERMANENT
+        elif matches(w, "temp") or matches(w, "static"):
+            state |= NUD_REACHABLE
+        elif matches(w, "dynamic"):
+            state |= NUD_REACHABLE
+            state &= ~NUD_NOARP
+        elif matches(w, "vlan"):
+            v = a.next_arg()
+            vid = get_unsigned(v, 16)
+            if vid is None:
+                raise ToolError(f'Error: argument "{v}" is wrong: invalid vlan id\n', 255)
+        elif matches(w, "use"):
+            flags |= NTF_USE
+        elif matches(w, "extern_learn"):
+            flags |= NTF_EXT_LEARNED
+        elif matches(w, "sticky"):
+            flags |= NTF_STICKY
+        else:
+            if w == "to":
+                w = a.next_arg()
+            elif matches(w, "help"):
+                raise ToolError(_FDB_USAGE, 255)
+            if addr is not None:
+                raise ToolError(f'Error: either "lladdr" is duplicate, or "{w}" is a '
+                                'garbage.\n', 255)
+            addr = w
+        a.advance()
+    if dev_name is None or addr is None:
+        raise ToolError("Device and address are required arguments.\n", 255)
+    if not state & (NUD_PERMANENT | NUD_REACHABLE):
+        state |= NUD_PERMANENT  # "Assume permanent"
+    if not flags & (NTF_SELF | NTF_MASTER):
+        flags |= NTF_SELF  # fdb_modify: "Assume self"
+    try:
+        mac = parse_lladdr(addr)
+    except ToolError:
+        raise ToolError(f"Invalid mac address {addr}\n", 255) from None
+    if len(mac) != 6:
+        raise ToolError(f"Invalid mac address {addr}\n", 255)
+    dev = _dev(ctx, dev_name)
+    if via is not None:
+        _dev(ctx, via)
+    req = FdbRequest(lladdr=mac, dev=dev.name, flags=flags, state=state, nlflags=nlflags,
+                     vlan=vid, dst=dst, port=port, vni=vni, src_vni=src_vni, via=via,
+                     nhid=nhid)
+    if add:
+        rtnl_fdb_add(dev, req)
+    else:
+        rtnl_fdb_del(dev, req)
+
+
+def rtnl_fdb_add(dev: "NetDevice", req: FdbRequest) -> None:
+    """``rtnl_fdb_add``: master (a bridge port, no flag or NTF_MASTER), then self."""
+    from netstack.drivers.bridge.br_device import BridgeDevice
+    from netstack.drivers.bridge.br_fdb import br_fdb_add
+    from netstack.drivers.bridge.br_private import br_port_get
+    if req.vlan is not None and not 0 < req.vlan < 4095:
+        raise KernelError(errno.EINVAL, "invalid vlan id")  # fdb_vid_parse
+    done = False
+    p = br_port_get(dev)
+    flags = req.flags
+    if (not flags & (NTF_SELF | NTF_MASTER) or flags & NTF_MASTER) and p is not None:
+        br_fdb_add(p.br, p, req)
+        flags &= ~NTF_MASTER
+        done = True
+    if flags & NTF_SELF:
+        own = getattr(dev, "ndo_fdb_add", None)
+        if own is not None:
+            own(req)
+        elif isinstance(dev, BridgeDevice):
+            br_fdb_add(dev.br, None, req)
+        else:
+            raise NotSupported("bridge fdb ... self on a device without its own FDB "
+                               "(ndo_dflt_fdb_add: device address lists)")
+        done = True
+    if not done:
+        raise KernelError(errno.EINVAL)
+
+
+def rtnl_fdb_del(dev: "NetDevice", req: FdbRequest) -> None:
+    """``rtnl_fdb_del``: same dispatch as add."""
+    from netstack.drivers.bridge.br_device import BridgeDevice
+    from netstack.drivers.bridge.br_fdb import br_fdb_delete
+    from netstack.drivers.bridge.br_private import br_port_get
+    if req.vlan is not None and not 0 < req.vlan < 4095:
+        raise KernelError(errno.EINVAL, "invalid vlan id")
+    done = False
+    p = br_port_get(dev)
+    flags = req.flags
+    if (not flags & (NTF_SELF | NTF_MASTER) or flags & NTF_MASTER) and p is not None:
+        br_fdb_delete(p.br, p, req)
+        flags &= ~NTF_MASTER
+        done = True
+    if flags & NTF_SELF:
+        own = getattr(dev, "ndo_fdb_del", None)
+        if own is not None:
+            own(req)
+        elif isinstance(dev, BridgeDevice):
+            br_fdb_delete(dev.br, None, req)
+        else:
+            raise NotSupported("bridge fdb del ... self on a device without its own FDB")
+        done = True
+    if not done:
+        raise KernelError(errno.EINVAL)
+
+
+def _state_n2a(state: int) -> str:
+    """fdb.c ``state_n2a``."""
+    if state & NUD_PERMANENT:
+        return "permanent"
+    if state & NUD_NOARP:
+        return "static"
+    if state & NUD_STALE:
+        return "stale"
+    if state & NUD_REACHABLE:
+        return ""
+    return f"state={state:#x}"
+
+
+def _br_entries(ctx: Ctx, br: Any, filter_dev: "NetDevice | None", show_ifname: bool,
+                now: int) -> list[dict[str, Any]]:
+    """``br_fdb_dump`` for one (bridge, port-or-bridge) pair, as iproute2 prints it."""
+    from netstack.drivers.bridge.br_fdb import fdb_dump_order, fdb_to_nud
+    from netstack.drivers.bridge.br_private import (BR_FDB_ADDED_BY_EXT_LEARN,
+                                                    BR_FDB_LOCKED, BR_FDB_OFFLOADED,
+                                                    BR_FDB_STICKY, NS_PER_CLOCK_T)
+    out = []
+    for f in fdb_dump_order(br):
+        if filter_dev is br.dev:
+            if f.dst is not None:
+                continue
+        elif f.dst is None or f.dst.dev is not filter_dev:
+            continue
+        dev = f.dst.dev if f.dst is not None else br.dev
+        e: dict[str, Any] = {"mac": ":".join(f"{b:02x}" for b in f.addr)}
+        if show_ifname:
+            e["ifname"] = dev.name
+        if f.vid:
+            e["vlan"] = f.vid
+        if ctx.stats:
+            e["used"] = (now - f.used) // NS_PER_CLOCK_T // 100
+            e["updated"] = (now - f.updated) // NS_PER_CLOCK_T // 100
+        fl = []
+        if f.flags & BR_FDB_ADDED_BY_EXT_LEARN:
+            fl.append("extern_learn")
+        if f.flags & BR_FDB_OFFLOADED:
+            fl.append("offload")
+        if f.flags & BR_FDB_STICKY:
+            fl.append("sticky")
+        if f.flags & BR_FDB_LOCKED:
+            fl.append("locked")
+        e["flags"] = fl
+        e["master"] = br.dev.name
+        e["state"] = _state_n2a(fdb_to_nud(br, f, now))
+        out.append(e)
+    return out
+
+
+def _fdb_show(ctx: Ctx, argv: list[str]) -> None:
+    """``fdb_show`` over ``rtnl_fdb_dump``."""
+    from netstack.drivers.bridge.br_device import BridgeDevice
+    from netstack.drivers.bridge.br_private import br_port_get
+    a = Args(argv)
+    br_name = port_name = None
+    vid = None
+    state_f = None
+    dynamic = False
+    while a:
+        w = a.cur
+        if w in ("brport", "dev"):
+            port_name = a.next_arg()
+        elif w == "br":
+            br_name = a.next_arg()
+        elif w == "vlan":
+            v = a.next_arg()
+            vid = get_unsigned(v, 16)
+            if vid is None:
+                raise ToolError(f'Error: argument "{v}" is wrong: invalid vlan id\n', 255)
+        elif w == "state":
+            v = a.next_arg()
+            state_f = {"permanent": NUD_PERMANENT, "static": NUD_NOARP,
+                       "dynamic": NUD_REACHABLE, "reachable": NUD_REACHABLE,
+                       "stale": NUD_STALE}.get(v, get_unsigned(v, 16))
+            if state_f is None:
+                raise ToolError(f'Error: argument "{v}" is wrong: invalid state\n', 255)
+        elif w == "dynamic":
+            dynamic = True
+        else:
+            if br_name is not None:
+                raise ToolError(f'Error: duplicate "br": "{w}" is the second value.\n', 255)
+            br_name = w
+        a.advance()
+    brdev = _dev(ctx, br_name) if br_name is not None else None
+    if brdev is not None and not isinstance(brdev, BridgeDevice):
+        raise NotSupported("bridge fdb show br DEV where DEV is not a bridge")
+    port = _dev(ctx, port_name) if port_name is not None else None
+    now = ctx.world.clock.now
+    entries: list[dict[str, Any]] = []
+    for idx in sorted(ctx.net.by_index):
+        d = ctx.net.by_index[idx]
+        if port is not None and d is not port:
+            continue
+        p = br_port_get(d)
+        if brdev is not None and d is not brdev and (p is None or p.br.dev is not brdev):
+            continue
+        show_ifname = port is None
+        if p is not None:
+            entries += _br_entries(ctx, p.br, d, show_ifname, now)
+        if isinstance(d, BridgeDevice):
+            entries += _br_entries(ctx, d.br, d, show_ifname, now)
+        else:
+            own = getattr(d, "ndo_fdb_dump", None)
+            if own is not None:
+                for e in own():
+                    e = dict(e)
+                    if not show_ifname:
+                        e.pop("ifname", None)
+                    entries.append(e)
+    if vid is not None:
+        entries = [e for e in entries if e.get("vlan") == vid]
+    if state_f is not None:
+        want = _state_n2a(state_f)
+        entries = [e for e in entries if e.get("state") == want]
+    if dynamic:
+        entries = [e for e in entries if e.get("state") not in ("permanent", "static")]
+    if ctx.json:
+        ctx.stdout.write(dumps(entries, ctx.pretty) + "\n")
+        return
+    ctx.stdout.write("".join(_fdb_text(e) for e in entries))
+
+
+def _fdb_text(e: dict[str, Any]) -> str:
+    """``print_fdb`` text from the JSON object (same field order)."""
+    s = f"{e['mac']} "
+    if "ifname" in e:
+        s += f"dev {e['ifname']} "
+    for k, word in (("dst", "dst"), ("vlan", "vlan"), ("port", "port"), ("vni", "vni"),
+                    ("src_vni", "src_vni"), ("via", "via"), ("viaIf", "via"), ("nhid", "nhid"),
+                    ("link-netnsid", "link-netnsid")):
+        if k in e:
+            s += f"{word} {e[k]} "
+    if "used" in e:
+        s += f"used {e['used']}/{e['updated']} "
+    for fl in e.get("flags", []):
+        s += f"{fl} "
+    if "master" in e:
+        s += f"master {e['master']} "
+    return s + f"{e.get('state', '')}\n"
+
+
+# ------------------------------------------------------------------------ vlan
+def _do_vlan(ctx: Ctx, argv: list[str]) -> int:
+    if not argv or matches(argv[0], "show") or matches(argv[0], "list") \
+            or matches(argv[0], "lst"):
+        a = Args(argv[1:] if argv else [])
+        dev = None
+        while a:
+            if a.cur == "dev":
+                dev = a.next_arg()
+            elif a.cur in ("vid",):
+                raise NotSupported("bridge vlan show vid")
+            a.advance()
+        _vlan_show(ctx, dev)
+        return 0
+    cmd = argv[0]
+    if matches(cmd, "add"):
+        _vlan_modify(ctx, argv[1:], True)
+    elif matches(cmd, "delete"):
+        _vlan_modify(ctx, argv[1:], False)
+    elif cmd == "set":
+        _vlan_set(ctx, argv[1:])
+    elif cmd in ("tunnelshow", "global"):
+        raise NotSupported(f"bridge vlan {cmd}")
+    else:
+        raise ToolError(f'Command "{cmd}" is unknown, try "bridge vlan help".\n', 255)
+    return 0
+
+
+def _vlan_modify(ctx: Ctx, argv: list[str], add: bool) -> None:
+    """``vlan_modify``: ``dev DEV vid VID[-VID] [pvid] [untagged] [self] [master]``."""
+    from netstack.drivers.bridge.br_device import BridgeDevice
+    from netstack.drivers.bridge.br_private import (BRIDGE_VLAN_INFO_PVID,
+                                                    BRIDGE_VLAN_INFO_UNTAGGED, br_port_get)
+    from netstack.drivers.bridge.br_vlan import (br_vlan_add, br_vlan_delete, nbp_vlan_add,
+                                                 nbp_vlan_delete)
+    a = Args(argv)
+    dev_name = None
+    vid_s = None
+    flags = 0
+    self_ = master = False
+    while a:
+        w = a.cur
+        if w == "dev":
+            dev_name = a.next_arg()
+        elif w == "vid":
+            vid_s = a.next_arg()
+        elif w == "self":
+            self_ = True
+        elif w == "master":
+            master = True
+        elif w == "pvid":
+            flags |= BRIDGE_VLAN_INFO_PVID
+        elif w == "untagged":
+            flags |= BRIDGE_VLAN_INFO_UNTAGGED
+        elif w in ("tunnel_info", "id"):
+            raise NotSupported(f"bridge vlan {w}")
+        else:
+            raise ToolError(f'bridge vlan: unknown option "{w}"\n', 255)
+        a.advance()
+    if dev_name is None or vid_s is None:
+        raise ToolError("Device and VLAN ID are required arguments.\n", 255)
+    lo_s, _, hi_s = vid_s.partition("-")
+    lo = get_unsigned(lo_s, 16)
+    hi = get_unsigned(hi_s, 16) if hi_s else lo
+    if lo is None or hi is None or lo >= 4096 or hi >= 4096:
+        raise ToolError(f"Invalid VLAN ID \"{vid_s}\"\n", 255)
+    if hi < lo:
+        raise ToolError(f'Invalid VLAN range "{vid_s}"\n', 255)
+    if lo != hi and flags & BRIDGE_VLAN_INFO_PVID:
+        raise ToolError("pvid cannot be configured for a vlan range\n", 255)
+    dev = _dev(ctx, dev_name)
+    p = br_port_get(dev)
+    for vid in range(lo, hi + 1):
+        if self_ or (isinstance(dev, BridgeDevice) and not master):
+            if not isinstance(dev, BridgeDevice):
+                raise KernelError(errno.EOPNOTSUPP)
+            if add:
+                br_vlan_add(dev.br, vid, flags)
+            else:
+                br_vlan_delete(dev.br, vid)
+        if not self_ or master:
+            if isinstance(dev, BridgeDevice) and not master:
+                continue
+            if p is None:
+                raise KernelError(errno.EOPNOTSUPP)
+            if add:
+                nbp_vlan_add(p, vid, flags)
+            else:
+                nbp_vlan_delete(p, vid)
+
+
+def _vlan_set(ctx: Ctx, argv: list[str]) -> None:
+    """``vlan_option_set`` (RTM_NEWVLAN with BRIDGE_VLANDB_ENTRY options): ``dev DEV vid
+    VID[-VID] [state STATE] [neigh_suppress on|off]`` — per-VLAN STP state
+    (``br_vlan_modify_state``: forwarding/learning let traffic in, only forwarding out) and
+    per-VLAN neighbour suppression (BR_VLFLAG_NEIGH_SUPPRESS_ENABLED, read by BR2's
+    br_is_neigh_suppress_enabled)."""
+    from netstack.drivers.bridge.br_device import BridgeDevice
+    from netstack.drivers.bridge.br_private import BR_STATE_NAMES, br_port_get
+    a = Args(argv)
+    dev_name = vid_s = None
+    state = None
+    suppress = None
+    while a:
+        w = a.cur
+        if w == "dev":
+            dev_name = a.next_arg()
+        elif w == "vid":
+            vid_s = a.next_arg()
+        elif w == "state":
+            v = a.next_arg()
+            n = get_unsigned(v, 8)
+            if n is None and v in BR_STATE_NAMES:
+                n = BR_STATE_NAMES.index(v)
+            if n is None:
+                raise ToolError(f'Error: argument "{v}" is wrong: invalid vlan state\n', 255)
+            state = n
+        elif w == "neigh_suppress":
+            v = a.next_arg()
+            if v not in ("on", "off"):
+                raise ToolError(f'Error: argument of "neigh_suppress" must be "on" or "off", '
+                                f'not "{v}"\n', 255)
+            suppress = v == "on"
+        elif w in ("mcast_router", "mcast_max_groups"):
+            raise NotSupported(f"bridge vlan set {w}")
+        else:
+            raise ToolError(f'bridge vlan: unknown option "{w}"\n', 255)
+        a.advance()
+    if dev_name is None or vid_s is None:
+        raise ToolError("Device and VLAN ID are required arguments.\n", 255)
+    lo_s, _, hi_s = vid_s.partition("-")
+    lo = get_unsigned(lo_s, 16)
+    hi = get_unsigned(hi_s, 16) if hi_s else lo
+    if lo is None or hi is None or not 0 < lo <= hi < 4095:
+        raise ToolError(f'Invalid VLAN ID "{vid_s}"\n', 255)
+    dev = _dev(ctx, dev_name)
+    if isinstance(dev, BridgeDevice):
+        vg = dev.br.vlgrp
+    else:
+        p = br_port_get(dev)
+        if p is None:
+            raise KernelError(errno.EOPNOTSUPP)
+        vg = p.vlgrp
+    for vid in range(lo, hi + 1):
+        v = vg.vlans.get(vid)
+        if v is None or (isinstance(dev, BridgeDevice) and not v.brentry):
+            raise KernelError(errno.ENOENT, "Vlan doesn't exist, can't update options")
+    for vid in range(lo, hi + 1):
+        v = vg.vlans[vid]
+        if state is not None:
+            if state > 4:
+                raise KernelError(errno.EINVAL, "Invalid vlan state")
+            v.state = state
+        if suppress is not None:
+            if isinstance(dev, BridgeDevice):
+                raise KernelError(errno.EINVAL, "Can't set neigh_suppress for non-port vlans")
+            v.neigh_suppress = suppress
+
+
+def _vlan_ranges(vlans: dict[int, Any], pvid: int, bridge: bool) -> list[tuple[int, int, int]]:
+    """(start, end, flags) as the kernel's compressed dump groups consecutive VIDs with
+    the same flags (never the pvid)."""
+    from netstack.drivers.bridge.br_private import (BRIDGE_VLAN_INFO_PVID,
+                                                    BRIDGE_VLAN_INFO_UNTAGGED)
+    out: list[tuple[int, int, int]] = []
+    for vid, v in vlans.items():
+        if bridge and not v.brentry:
+            continue
+        fl = v.flags & BRIDGE_VLAN_INFO_UNTAGGED
+        if vid == pvid:
+            fl |= BRIDGE_VLAN_INFO_PVID
+        if out and out[-1][1] == vid - 1 and out[-1][2] == fl and not fl & \
+                BRIDGE_VLAN_INFO_PVID and out[-1][0] != pvid:
+            out[-1] = (out[-1][0], vid, fl)
+        else:
+            out.append((vid, vid, fl))
+    return out
+
+
+def _vlan_show(ctx: Ctx, devname: str | None) -> None:
+    from netstack.drivers.bridge.br_device import BridgeDevice
+    from netstack.drivers.bridge.br_private import (BRIDGE_VLAN_INFO_PVID,
+                                                    BRIDGE_VLAN_INFO_UNTAGGED, br_port_get)
+    if devname is not None:
+        _dev(ctx, devname)
+    js: list[dict[str, Any]] = []
+    text = "port              vlan-id  \n"
+    for idx in sorted(ctx.net.by_index):
+        d = ctx.net.by_index[idx]
+        if devname is not None and d.name != devname:
+            continue
+        if isinstance(d, BridgeDevice):
+            ranges = _vlan_ranges(d.br.vlgrp.vlans, d.br.vlgrp.pvid, True)
+        else:
+            p = br_port_get(d)
+            if p is None:
+                continue
+            ranges = _vlan_ranges(p.vlgrp.vlans, p.vlgrp.pvid, False)
+        if not ranges:
+            continue
+        vl = []
+        first = True
+        for lo, hi, fl in ranges:
+            o: dict[str, Any] = {"vlan": lo}
+            line = f"{d.name if first else '':<16}  {lo}"
+            if hi != lo:
+                o["vlanEnd"] = hi
+                line += f"-{hi}"
+            names = []
+            if fl & BRIDGE_VLAN_INFO_PVID:
+                names.append("PVID")
+            if fl & BRIDGE_VLAN_INFO_UNTAGGED:
+                names.append("Egress Untagged")
+            if names:
+                o["flags"] = names
+                line += "".join(f" {n}" for n in names)
+            text += line + "\n"
+            vl.append(o)
+            first = False
+        js.append({"ifname": d.name, "vlans": vl})
+    if ctx.json:
+        ctx.stdout.write(dumps(js, ctx.pretty) + "\n")
+    else:
+        ctx.stdout.write(text)
+
