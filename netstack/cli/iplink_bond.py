@@ -15,7 +15,8 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from netstack.cli.errors import ToolError
-from netstack.cli.ipcommon import Args, get_unsigned, invarg, matches, parse_lladdr
+from netstack.cli.ipcommon import (AF_INET6, Args, get_addr, get_unsigned, inet6_ntop, invarg,
+                                   matches, parse_lladdr)
 from netstack.drivers.bonding.bond_main import NET_ADDR_SET, BondDevice, register_bond
 from netstack.drivers.bonding.bond_options import (
     AD_SELECT_NAMES, ARP_ALL_TARGETS_NAMES, ARP_VALIDATE_NAMES, BOND_MODE_8023AD,
@@ -136,7 +137,15 @@ def parse_bond_opts(ctx: "Ctx", argv: list[str]) -> dict[str, Any]:
                     targets.append(get_addr_ipv4(t))
             o["arp_ip_target"] = targets
         elif matches(a, "ns_ip6_target"):
-            raise NotSupported("ip link ... type bond ns_ip6_target (NS monitor)")
+            # like arp_ip_target: strtok on ",", at most BOND_MAX_NS_TARGETS, each through
+            # get_addr(AF_INET6) (exit 1 "inet6 address is expected"); no argument sends
+            # an empty nest, which clears the table
+            ns: list[bytes] = []
+            if args.i + 1 < len(args.argv):
+                v = args.next_arg()
+                for t in [x for x in v.split(",") if x][:16]:
+                    ns.append(get_addr(t, AF_INET6).addr)
+            o["ns_ip6_target"] = ns
         elif matches(a, "arp_validate"):
             o["arp_validate"] = _tbl(args, ARP_VALIDATE_NAMES, "arp_validate")
         elif matches(a, "arp_all_targets"):
@@ -277,6 +286,9 @@ def _attrs(dev: BondDevice) -> list[tuple[str, str, Any, str]]:
     if p.arp_targets:
         ts = [socket.inet_ntoa(t) for t in p.arp_targets]
         out.append(("arp_ip_target", "arp_ip_target", ts, ",".join(ts)))
+    if p.ns_targets:
+        ns = [inet6_ntop(t) for t in p.ns_targets]
+        out.append(("ns_ip6_target", "ns_ip6_target", ns, ",".join(ns)))
     out.append(("arp_validate", "arp_validate",
                 None if not p.arp_validate else ARP_VALIDATE_NAMES[p.arp_validate],
                 ARP_VALIDATE_NAMES[p.arp_validate]))

@@ -14,6 +14,11 @@ What is reproduced, function by function, from bond_3ad.c:
   ``min_links`` (``bond_3ad_set_carrier``);
 - link changes (``bond_3ad_handle_link_change``: keys from speed/duplex, a speed change
   restarts the port), bind/unbind of slaves (``bond_3ad_bind_slave``/``unbind_slave``).
+- the 6.17 passive-LACP rules (``lacp_active off``: the Actor LACP_Activity bit follows
+  the option, the partner admin template and EXPIRED no longer make the partner active,
+  so the periodic machine idles only while both ends are passive) and the independent
+  control mux machine (``coupled_control off``: ATTACHED → COLLECTING → DISTRIBUTING,
+  IEEE 802.1AX-2008 5.4.15).
 
 Receive (``bond_3ad_lacpdu_recv``): a frame shorter than a LACPDU counts
 ``lacpdu_illegal_rx`` and is not consumed; unknown subtypes count ``unknown_rx``.
@@ -188,7 +193,9 @@ class PortParams:
     key: int = 1
     port_number: int = 1
     port_priority: int = 0xFF
-    port_state: int = 1
+    #: ``ad_initialize_port``'s template: 0 since 6.17 (a defaulted partner is not
+    #: assumed to be LACP-active — "send LACPDUs periodically in passive mode")
+    port_state: int = 0
 
     def copy(self) -> "PortParams":
         return PortParams(self.system, self.system_priority, self.key, self.port_number,
@@ -369,6 +376,17 @@ class Bond3ad:
             else:
                 s.ad_port.actor_oper_port_state &= ~LACP_STATE_LACP_TIMEOUT
 
+    def update_lacp_active(self) -> None:
+        """``bond_3ad_update_lacp_active`` (6.17): the ports' Actor LACP_Activity bit
+        follows lacp_active."""
+        for s in self.bond.slaves:
+            if s.ad_port is None:
+                continue
+            if self.bond.params.lacp_active:
+                s.ad_port.actor_oper_port_state |= LACP_STATE_LACP_ACTIVITY
+            else:
+                s.ad_port.actor_oper_port_state &= ~LACP_STATE_LACP_ACTIVITY
+
     def bind_slave(self, slave: "Slave") -> None:
         """``bond_3ad_bind_slave``: port and aggregator initialisation."""
         params = self.bond.params
@@ -515,6 +533,27 @@ class Bond3ad:
     def _disable_port(self, port: Port) -> None:
         self.bond.set_slave_inactive(port.slave)
 
+    @staticmethod
+    def _enable_collecting_port(port: Port) -> None:
+        """``__enable_collecting_port``: ``bond_set_slave_rx_enabled_flags`` (only
+        ``rx_disabled``; the slave's ``inactive`` flag is left as it is)."""
+        s = port.slave
+        if s.link == BOND_LINK_UP and s.dev.is_up:
+            s.rx_disabled = False
+
+    def _enable_collecting(self, port: Port) -> None:
+        """``ad_enable_collecting``: in an active aggregator only."""
+        if port.aggregator is not None and port.aggregator.is_active:
+            self._enable_collecting_port(port)
+
+    def _disable_distributing(self, port: Port) -> bool:
+        """``ad_disable_distributing``: ``bond_set_slave_tx_disabled_flags`` (backup
+        state) when the aggregator has a partner; returns update_slave_arr."""
+        if port.aggregator is not None and port.aggregator.has_partner():
+            port.slave.backup = 1  # BOND_STATE_BACKUP
+            return True
+        return False
+
     # ------------------------------------------------------------ the tick
     def state_machine_handler(self) -> None:
         """``bond_3ad_state_machine_handler``: one 100 ms tick over all ports."""
@@ -625,7 +664,8 @@ class Bond3ad:
         elif st == AD_RX_EXPIRED:
             port.partner_oper.port_state &= ~LACP_STATE_SYNCHRONIZATION
             port.sm_vars &= ~AD_PORT_MATCHED
-            port.partner_oper.port_state |= LACP_STATE_LACP_TIMEOUT | LACP_STATE_LACP_ACTIVITY
+            # 6.17: the partner is no longer assumed LACP-active here
+            port.partner_oper.port_state |= LACP_STATE_LACP_TIMEOUT
             port.sm_rx_timer_counter = _ticks_current_while(True)
             port.actor_oper_port_state |= LACP_STATE_EXPIRED
             port.sm_vars |= AD_PORT_CHURNED
@@ -894,7 +934,9 @@ class Bond3ad:
         return port.sm_mux_state == AD_MUX_ATTACHED
 
     def mux_machine(self, port: Port) -> bool:
-        """``ad_mux_machine`` (coupled control); returns update_slave_arr."""
+        """``ad_mux_machine``, coupled (COLLECTING_DISTRIBUTING) or independent control
+        (COLLECTING, then DISTRIBUTING once the partner collects); returns
+        update_slave_arr."""
         update = False
         last = port.sm_mux_state
         agg = port.aggregator
@@ -921,7 +963,8 @@ class Bond3ad:
                     and port.partner_oper.port_state & LACP_STATE_SYNCHRONIZATION
                     and not self.agg_select_timer):
                 if agg is not None and agg.is_active:
-                    port.sm_mux_state = AD_MUX_COLLECTING_DISTRIBUTING
+                    port.sm_mux_state = AD_MUX_COLLECTING_DISTRIBUTING \
+                        if self.bond.params.coupled_control else AD_MUX_COLLECTING
             elif not port.sm_vars & AD_PORT_SELECTED or port.sm_vars & AD_PORT_STANDBY:
                 port.sm_vars &= ~AD_PORT_READY_N
                 self._set_agg_ports_ready(agg, self._agg_ports_are_ready(agg))
@@ -933,6 +976,25 @@ class Bond3ad:
                 if agg is not None and agg.is_active and not port.slave.is_active():
                     self._enable_port(port)
                     update = True
+        elif last == AD_MUX_COLLECTING:
+            # independent control (coupled_control off), IEEE 802.1AX-2008 5.4.15
+            if not self._port_move_to_attached(port):
+                if (port.sm_vars & AD_PORT_SELECTED
+                        and port.partner_oper.port_state & LACP_STATE_SYNCHRONIZATION
+                        and port.partner_oper.port_state & LACP_STATE_COLLECTING):
+                    port.sm_mux_state = AD_MUX_DISTRIBUTING
+                elif agg is not None and agg.is_active and port.slave.rx_disabled:
+                    self._enable_collecting(port)
+                    update = True
+        elif last == AD_MUX_DISTRIBUTING:
+            if (not port.sm_vars & AD_PORT_SELECTED or port.sm_vars & AD_PORT_STANDBY
+                    or not port.partner_oper.port_state & LACP_STATE_COLLECTING
+                    or not port.partner_oper.port_state & LACP_STATE_SYNCHRONIZATION
+                    or not port.actor_oper_port_state & LACP_STATE_SYNCHRONIZATION):
+                port.sm_mux_state = AD_MUX_COLLECTING
+            elif agg is not None and agg.is_active and not port.slave.is_active():
+                self._enable_port(port)
+                update = True
         if port.sm_mux_state == last:
             return update
         st = port.sm_mux_state
@@ -954,12 +1016,29 @@ class Bond3ad:
         elif st == AD_MUX_COLLECTING_DISTRIBUTING:
             port.actor_oper_port_state |= (LACP_STATE_COLLECTING | LACP_STATE_DISTRIBUTING
                                            | LACP_STATE_SYNCHRONIZATION)
-            if agg is not None and agg.is_active:
-                self._enable_port(port)
-                update = True
-                self.bond.ad_cond_set_peer_notif()
+            update |= self._enable_collecting_distributing(port)
             port.ntt = True
+        elif st == AD_MUX_COLLECTING:
+            port.actor_oper_port_state |= LACP_STATE_COLLECTING | LACP_STATE_SYNCHRONIZATION
+            port.actor_oper_port_state &= ~LACP_STATE_DISTRIBUTING
+            self._enable_collecting(port)
+            update |= self._disable_distributing(port)
+            port.ntt = True
+        elif st == AD_MUX_DISTRIBUTING:
+            # no ntt here, as in the kernel
+            port.actor_oper_port_state |= LACP_STATE_DISTRIBUTING | LACP_STATE_SYNCHRONIZATION
+            update |= self._enable_collecting_distributing(port)
         return update
+
+    def _enable_collecting_distributing(self, port: Port) -> bool:
+        """``ad_enable_collecting_distributing``: in an active aggregator the port is
+        enabled (and peers are re-notified with broadcast_neighbor)."""
+        agg = port.aggregator
+        if agg is not None and agg.is_active:
+            self._enable_port(port)
+            self.bond.ad_cond_set_peer_notif()
+            return True
+        return False
 
     def _disable_collecting_distributing(self, port: Port) -> bool:
         """``ad_disable_collecting_distributing``."""

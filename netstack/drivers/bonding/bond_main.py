@@ -7,7 +7,9 @@ transmits per mode (``__bond_start_xmit``), owns its slaves' ``rx_handler``
 miimon (``bond_mii_monitor``: inspect, then commit with up/downdelay counted in miimon
 ticks), the ARP monitor (``bond_loadbalance_arp_mon`` / ``bond_activebackup_arp_mon``),
 the 802.3ad state machines every 100 ms (:mod:`.bond_3ad`) and the tlb/alb monitor
-(:mod:`.bond_alb`).
+(:mod:`.bond_alb`).  The ARP monitor also probes IPv6 ``ns_ip6_target`` targets and
+validates NS/NA (:mod:`.bond_ns`); 802.3ad with ``broadcast_neighbor`` sends ARP and
+NS/NA on every usable slave.
 
 Failover (``bond_select_active_slave`` → ``bond_change_active_slave``) honours primary,
 primary_reselect and slave prio, moves MAC addresses as fail_over_mac none/active/follow
@@ -30,11 +32,13 @@ from netstack.core.drop_reason import consume_skb, kfree_skb_reason
 from netstack.core.netdevice import (ARPHRD_ETHER, IFF_MASTER, IFF_SLAVE, IFF_UP, LinkStats,
                                      NetDevice, RxHandlerResult)
 from netstack.drivers.bonding import bond_3ad as ad
+from netstack.drivers.bonding import bond_ns
 from netstack.drivers.bonding.bond_alb import AlbInfo
 from netstack.drivers.bonding.bond_hash import pkt_xmit_hash
 from netstack.drivers.bonding.bond_options import (
     BOND_MODE_8023AD, BOND_MODE_ACTIVEBACKUP, BOND_MODE_ALB, BOND_MODE_BROADCAST,
-    BOND_MODE_ROUNDROBIN, BOND_MODE_TLB, BOND_MODE_XOR, BondParams, bond_mode_uses_primary,
+    BOND_MAX_ARP_TARGETS, BOND_MODE_ROUNDROBIN, BOND_MODE_TLB, BOND_MODE_XOR, BondParams,
+    bond_mode_uses_primary,
 )
 from netstack.errors import KernelError, NotSupported
 from netstack.packet.errors import ParseError
@@ -51,6 +55,7 @@ BOND_PRI_RESELECT_ALWAYS, BOND_PRI_RESELECT_BETTER, BOND_PRI_RESELECT_FAILURE = 
 NET_ADDR_PERM, NET_ADDR_RANDOM, NET_ADDR_STOLEN, NET_ADDR_SET = 0, 1, 2, 3
 NSEC_PER_MSEC = 1_000_000
 ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
 ARPOP_REPLY = 2
 ALL_NODES = bytes.fromhex("ff020000000000000000000000000001")
 
@@ -83,6 +88,8 @@ class Slave:
         self.link_new_state = BOND_LINK_NOCHANGE
         self.backup = BOND_STATE_ACTIVE
         self.inactive = False
+        #: ``rx_disabled`` (802.3ad, independent control: collecting off)
+        self.rx_disabled = False
         self.delay = 0
         self.link_failure_count = 0
         self.perm_hwaddr = dev.address
@@ -216,6 +223,10 @@ class BondDevice(NetDevice):
     def _now(self) -> int:
         return self.world.clock.now if self.net is not None else 0
 
+    def now_ns(self) -> int:
+        """The virtual clock (jiffies), 0 before the bond is in a namespace."""
+        return self._now()
+
     # ----------------------------------------------------------- open/close
     def open(self) -> None:
         """``bond_open``."""
@@ -278,16 +289,21 @@ class BondDevice(NetDevice):
         return bond_mode_uses_primary(self.params.mode)
 
     def set_slave_inactive(self, s: Slave) -> None:
-        """``bond_set_slave_inactive_flags``."""
+        """``bond_set_slave_inactive_flags`` (802.3ad also disables collecting:
+        ``rx_disabled``)."""
         if not self.is_lb():
             s.backup = BOND_STATE_BACKUP
         if not self.params.all_slaves_active:
             s.inactive = True
+        if self.params.mode == BOND_MODE_8023AD:
+            s.rx_disabled = True
 
     def set_slave_active(self, s: Slave) -> None:
         """``bond_set_slave_active_flags``."""
         s.backup = BOND_STATE_ACTIVE
         s.inactive = False
+        if self.params.mode == BOND_MODE_8023AD:
+            s.rx_disabled = False
 
     def slave_of(self, dev: NetDevice) -> Slave | None:
         for s in self.slaves:
@@ -389,7 +405,9 @@ class BondDevice(NetDevice):
         s.speed, s.duplex = slave_speed_duplex(slave_dev)
         now = self._now()
         s.last_rx = now - (p.arp_interval * NSEC_PER_MSEC + NSEC_PER_MSEC)
-        s.target_last_arp_rx = [s.last_rx] * len(p.arp_targets)
+        # bond_enslave: every one of the BOND_MAX_ARP_TARGETS slots (shared by the ARP
+        # and the NS targets)
+        s.target_last_arp_rx = [s.last_rx] * BOND_MAX_ARP_TARGETS
         if p.miimon:
             if slave_dev.running():
                 if p.updelay:
@@ -757,8 +775,12 @@ class BondDevice(NetDevice):
                 ndisc_send_na(net, self, ALL_NODES, ifa.local, router, False, True, True)
 
     def ad_cond_set_peer_notif(self) -> None:
-        """``ad_cond_set_peer_notif``: 802.3ad notifies peers when broadcast_neighbor is
-        on, which iproute2 6.1 cannot set; nothing to do."""
+        """``ad_cond_set_peer_notif`` (6.17): a port entering collecting/distributing
+        re-arms the peer notifications when broadcast_neighbor is on
+        (``bond_peer_notify_reset``); the miimon work sends them."""
+        if self.params.broadcast_neighbor:
+            p = self.params
+            self.send_peer_notif = p.num_peer_notif * max(1, p.peer_notif_delay)
 
     def ad_actor_changed(self) -> None:
         if self.params.mode == BOND_MODE_8023AD:
@@ -805,6 +827,10 @@ class BondDevice(NetDevice):
         elif mode == BOND_MODE_ACTIVEBACKUP:
             s = self.curr_active
         elif mode in (BOND_MODE_XOR, BOND_MODE_8023AD):
+            if bond_ns.should_broadcast_neighbor(self, pkt):
+                # bond_xmit_broadcast(skb, dev, false): the usable slaves that are up
+                return [x for x in self.usable_slaves
+                        if x.is_up() and x.link == BOND_LINK_UP]
             arr = self.usable_slaves
             s = arr[pkt_xmit_hash(self.params.xmit_policy, pkt) % len(arr)] if arr else None
         elif mode == BOND_MODE_BROADCAST:
@@ -1070,19 +1096,28 @@ class BondDevice(NetDevice):
         return bool(self.params.arp_validate & (1 << s.backup))
 
     def _last_rx(self, s: Slave) -> int:
-        """``slave_last_rx``."""
+        """``slave_last_rx``: with arp_all_targets all, ``slave_oldest_target_arp_rx`` —
+        slot 0 and every further slot that holds an ARP target (the NS monitor writes
+        the same slots but is not consulted here, as in the kernel)."""
         if self.params.arp_all_targets == 1 and self._arp_validate_slave(s) \
                 and s.target_last_arp_rx:
-            return min(s.target_last_arp_rx)
+            n = max(1, len(self.params.arp_targets))
+            return min(s.target_last_arp_rx[:n])
         return s.last_rx
 
     def _rcv_validate(self, pkt: "Packet", s: Slave) -> None:
-        """``bond_rcv_validate``."""
+        """``bond_rcv_validate``: one logic for ARP and NS/NA — without validation any
+        frame (with ``filter``: any ARP or IPv6 frame) counts as traffic; with it, ARP
+        goes to ``bond_arp_rcv`` and IPv6 to ``bond_na_rcv``."""
         is_arp = pkt.protocol == ETH_P_ARP
+        is_ipv6 = pkt.protocol == ETH_P_IPV6
         only = bool(self.params.arp_validate & 4)
         if not self._arp_validate_slave(s):
-            if (only and is_arp) or not only:
+            if (only and (is_arp or is_ipv6)) or not only:
                 s.last_rx = self._now()
+            return
+        if is_ipv6:
+            bond_ns.na_rcv(self, pkt, s)
             return
         if not is_arp:
             return
@@ -1112,6 +1147,11 @@ class BondDevice(NetDevice):
         while len(s.target_last_arp_rx) <= i:
             s.target_last_arp_rx.append(0)
         s.target_last_arp_rx[i] = now
+
+    def _send_validate(self, s: Slave) -> None:
+        """``bond_send_validate``: the ARP probes, then the NS probes."""
+        self._arp_send_all(s)
+        bond_ns.ns_send_all(self, s)
 
     def _arp_send_all(self, s: Slave) -> None:
         """``bond_arp_send_all``: one request per target whose route leaves by the bond
@@ -1177,7 +1217,7 @@ class BondDevice(NetDevice):
                 if s is old:
                     failover = True
             if s.is_up():
-                self._arp_send_all(s)
+                self._send_validate(s)
         if changed or failover:
             for s in self.slaves:
                 if s.link_new_state != BOND_LINK_NOCHANGE:
@@ -1258,7 +1298,7 @@ class BondDevice(NetDevice):
     def _ab_arp_probe(self) -> None:
         """``bond_ab_arp_probe``: probe on the active slave, or try the next backup."""
         if self.curr_active is not None:
-            self._arp_send_all(self.curr_active)
+            self._send_validate(self.curr_active)
             return
         cas = self.current_arp_slave or (self.slaves[0] if self.slaves else None)
         if cas is None:
@@ -1282,7 +1322,7 @@ class BondDevice(NetDevice):
             return
         new.link = BOND_LINK_BACK
         self.set_slave_active(new)
-        self._arp_send_all(new)
+        self._send_validate(new)
         new.last_link_up = self._now()
         self.current_arp_slave = new
 

@@ -15,7 +15,7 @@ import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from netstack.errors import KernelError, NotSupported
+from netstack.errors import KernelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.drivers.bonding.bond_main import BondDevice
@@ -46,6 +46,7 @@ XMIT_HASH_NAMES = ("layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vl
 
 BOND_DEFAULT_MIIMON = 100
 BOND_MAX_ARP_TARGETS = 16
+BOND_MAX_NS_TARGETS = BOND_MAX_ARP_TARGETS
 INT_MAX = 2**31 - 1
 ALL_MODES = frozenset(range(7))
 
@@ -93,7 +94,10 @@ class BondParams:
     ad_actor_system: bytes = b"\0" * 6
     use_carrier: int = 1
     coupled_control: int = 1
+    broadcast_neighbor: int = 0
     arp_targets: list[bytes] = field(default_factory=list)
+    #: ``ns_targets`` (IPv6 NS monitor targets, 16 bytes each), in slot order
+    ns_targets: list[bytes] = field(default_factory=list)
 
 
 def _in(mode_names: tuple[str, ...]) -> frozenset[int]:
@@ -133,6 +137,8 @@ def _set_mode(bond: "BondDevice", v: int) -> None:
         p.tlb_dynamic_lb = 1
     p.arp_validate = 0
     p.mode = v
+    # 6.17: "only clear broadcast_neighbor" when the mode changes (the bond is down)
+    p.broadcast_neighbor = 0
 
 
 def _set_miimon(bond: "BondDevice", v: int) -> None:
@@ -169,14 +175,24 @@ def _set_arp_interval(bond: "BondDevice", v: int) -> None:
 
 def _set_arp_targets(bond: "BondDevice", targets: list[bytes]) -> None:
     """``bond_option_arp_ip_targets_set`` via netlink: the list replaces the old one;
-    0.0.0.0 / broadcast / multicast are refused (EINVAL)."""
+    0.0.0.0 / broadcast / multicast are refused (EINVAL).  Clearing zeroes every slave's
+    ``target_last_arp_rx`` slots (``bond_option_arp_ip_targets_clear``); each added
+    target's slot starts at now."""
     out: list[bytes] = []
+    for s in bond.slaves:
+        s.target_last_arp_rx = [0] * BOND_MAX_ARP_TARGETS
+    now = bond.now_ns()
     for t in targets:
-        if t == b"\0\0\0\0" or t == b"\xff\xff\xff\xff" or 224 <= t[0] <= 239:
+        # bond_is_ip_target_ok (limited broadcast, 0.0.0.0/8), a duplicate or a 17th:
+        # EINVAL, the earlier ones stay
+        if t[0] == 0 or t == b"\xff\xff\xff\xff" or 224 <= t[0] <= 239 or t in out \
+                or len(out) >= BOND_MAX_ARP_TARGETS:
+            bond.params.arp_targets = out
             raise _einval()
-        if t not in out:
-            out.append(t)
-    bond.params.arp_targets = out[:BOND_MAX_ARP_TARGETS]
+        for s in bond.slaves:
+            s.target_last_arp_rx[len(out)] = now
+        out.append(t)
+    bond.params.arp_targets = out
 
 
 def _set_primary(bond: "BondDevice", name: str) -> None:
@@ -200,22 +216,62 @@ def _plain(attr: str, after: Callable[["BondDevice"], None] | None = None
 
 
 def _set_use_carrier(bond: "BondDevice", v: int) -> None:
+    """``IFLA_BOND_USE_CARRIER`` in ``bond_changelink`` (6.18, "bonding: Remove support
+    for use_carrier"): the MII/ethtool polling is gone, only 1 is accepted; anything else
+    is refused before ``__bond_opt_set`` (so without the mode/up checks) with EINVAL
+    "option obsolete, use_carrier cannot be disabled".  Before 6.18 use_carrier 0 on a
+    device without ``ndo_eth_ioctl`` (every netstack device) fell back to
+    ``ethtool_ops->get_link``, which for veth is ``ethtool_op_get_link`` =
+    netif_carrier_ok — the same answer; 6.18 simply refuses the value."""
     if v != 1:
-        raise NotSupported("bond use_carrier 0 (netdev_link_ok polling of the driver)")
+        raise KernelError(errno.EINVAL, "option obsolete, use_carrier cannot be disabled")
     bond.params.use_carrier = 1
 
 
 def _set_coupled(bond: "BondDevice", v: int) -> None:
-    if v != 1:
-        raise NotSupported("bond coupled_control off (independent collecting/distributing)")
+    """``bond_option_coupled_control_set``: 0 selects the independent control mux machine
+    (IEEE 802.1AX-2008 5.4.15: COLLECTING then DISTRIBUTING), see
+    :meth:`Bond3ad.mux_machine`."""
+    bond.params.coupled_control = v
 
 
 def _set_lacp_active(bond: "BondDevice", v: int) -> None:
-    """lacp_active off (passive LACP): the periodic-machine rules for passive ports were
-    reworked in 6.17 (no LACPDUs until the partner's first one); not modelled."""
-    if v != 1:
-        raise NotSupported("bond lacp_active off (passive LACP)")
-    bond.params.lacp_active = 1
+    """``bond_option_lacp_active_set`` + ``bond_3ad_update_lacp_active`` (6.17): the
+    ports' Actor LACP_Activity bit follows the option; a passive port sends periodic
+    LACPDUs only while its partner is active (``ad_periodic_machine``)."""
+    bond.params.lacp_active = v
+    bond.ad.update_lacp_active()
+
+
+def _set_broadcast_neighbor(bond: "BondDevice", v: int) -> None:
+    """``bond_option_broadcast_neigh_set`` (6.17): 802.3ad only; ARP and IPv6 ND
+    frames leave on every usable slave (``bond_should_broadcast_neighbor``)."""
+    bond.params.broadcast_neighbor = v
+
+
+def _ip6_target_ok(a: bytes) -> bool:
+    """``bond_is_ip6_target_ok``: not ::, not ::1, not multicast."""
+    return a != bytes(16) and a != bytes(15) + b"\x01" and a[0] != 0xFF
+
+
+def _set_ns_targets(bond: "BondDevice", targets: list[bytes]) -> None:
+    """``IFLA_BOND_NS_IP6_TARGET`` in ``bond_changelink``: the table is cleared
+    (``bond_option_ns_ip6_targets_clear``), then each address is added
+    (``bond_option_ns_ip6_target_add``): an invalid one, a duplicate or a 17th is EINVAL
+    and stops the request with the earlier ones kept.  A new slot's
+    ``target_last_arp_rx`` starts at now (jiffies)."""
+    p = bond.params
+    p.ns_targets = []
+    now = bond.now_ns()
+    for t in targets:
+        if not _ip6_target_ok(t) or t in p.ns_targets or len(p.ns_targets) >= BOND_MAX_NS_TARGETS:
+            raise _einval()
+        slot = len(p.ns_targets)
+        p.ns_targets.append(t)
+        for s in bond.slaves:
+            while len(s.target_last_arp_rx) <= slot:
+                s.target_last_arp_rx.append(0)
+            s.target_last_arp_rx[slot] = now
 
 
 def _set_actor_system(bond: "BondDevice", mac: bytes) -> None:
@@ -243,7 +299,9 @@ OPTIONS: dict[str, BondOption] = {o.name: o for o in (
     BondOption("peer_notif_delay", _delay_setter("peer_notif_delay"), hi=300000),
     BondOption("use_carrier", _set_use_carrier, hi=1),
     BondOption("arp_interval", _set_arp_interval, unsupp=_ARP_UNSUPP),
-    BondOption("arp_ip_target", _set_arp_targets, unsupp=_ARP_UNSUPP),
+    # no unsupported modes (bond_opts[BOND_OPT_ARP_TARGETS]); arp_interval has them
+    BondOption("arp_ip_target", _set_arp_targets),
+    BondOption("ns_ip6_target", _set_ns_targets),
     BondOption("arp_validate", _plain("arp_validate"), table=ARP_VALIDATE_NAMES,
                unsupp=_ARP_UNSUPP),
     BondOption("arp_all_targets", _plain("arp_all_targets"), table=ARP_ALL_TARGETS_NAMES),
@@ -274,23 +332,28 @@ OPTIONS: dict[str, BondOption] = {o.name: o for o in (
                unsupp=ALL_MODES - {BOND_MODE_TLB, BOND_MODE_ALB}, flags=_IFDOWN),
     BondOption("missed_max", _plain("missed_max"), lo=1, hi=255, unsupp=_ARP_UNSUPP),
     BondOption("coupled_control", _set_coupled, hi=1, unsupp=_NOT_AD, flags=_IFDOWN),
+    BondOption("broadcast_neighbor", _set_broadcast_neighbor, hi=1, unsupp=_NOT_AD),
 )}
 
 #: ``bond_changelink``'s attribute order (IFLA_BOND_*), which is the order options are
 #: applied in one request.
 CHANGELINK_ORDER = ("mode", "active_slave", "miimon", "updelay", "downdelay",
                     "peer_notif_delay", "use_carrier", "arp_interval", "arp_ip_target",
-                    "arp_validate", "arp_all_targets", "primary", "primary_reselect",
+                    "ns_ip6_target", "arp_validate", "arp_all_targets", "primary", "primary_reselect",
                     "fail_over_mac", "xmit_hash_policy", "resend_igmp", "num_peer_notif",
                     "all_slaves_active", "min_links", "lp_interval", "packets_per_slave",
                     "lacp_active", "lacp_rate", "ad_select", "ad_actor_sys_prio",
                     "ad_user_port_key", "ad_actor_system", "tlb_dynamic_lb", "missed_max",
-                    "coupled_control")
+                    "coupled_control", "broadcast_neighbor")
 
 
 def bond_opt_set(bond: "BondDevice", name: str, value: Any) -> None:
     """``__bond_opt_set``: deps, value check, setter."""
     opt = OPTIONS[name]
+    if name == "use_carrier":
+        # checked in bond_changelink itself, before __bond_opt_set (6.18)
+        opt.setter(bond, value)
+        return
     mode = bond.params.mode
     if mode in opt.unsupp:
         raise KernelError(errno.EACCES, "option not supported in mode")
@@ -309,7 +372,17 @@ def bond_opt_set(bond: "BondDevice", name: str, value: Any) -> None:
 
 def bond_changelink(bond: "BondDevice", opts: dict[str, Any]) -> None:
     """``bond_changelink``: the request's options in attribute order; the first error
-    stops the request (earlier options stay applied, as in the kernel)."""
+    stops the request (earlier options stay applied, as in the kernel).  A non-zero
+    miimon in the *same request* refuses a non-zero arp_interval ("ARP monitoring cannot
+    be used with MII monitoring") and arp_validate ("ARP validating cannot be used with
+    MII monitoring"), EINVAL."""
+    miimon = opts.get("miimon", 0)
     for name in CHANGELINK_ORDER:
         if name in opts:
+            if name == "arp_interval" and opts[name] and miimon:
+                raise KernelError(errno.EINVAL,
+                                  "ARP monitoring cannot be used with MII monitoring")
+            if name == "arp_validate" and opts[name] and miimon:
+                raise KernelError(errno.EINVAL,
+                                  "ARP validating cannot be used with MII monitoring")
             bond_opt_set(bond, name, opts[name])

@@ -66,11 +66,15 @@ def _master(bond: "BondDevice") -> str:
         out += f"ARP Missed Max: {p.missed_max}\n"
         out += "ARP IP target/s (n.n.n.n form):"
         out += ",".join(" " + socket.inet_ntoa(t) for t in p.arp_targets) + "\n"
-        out += "NS IPv6 target/s (xx::xx form):\n"
+        # %pI6c of each ns_targets slot (bond_info_show_master)
+        from netstack.cli.ipcommon import inet6_ntop
+        out += "NS IPv6 target/s (xx::xx form):"
+        out += ",".join(" " + inet6_ntop(t) for t in p.ns_targets) + "\n"
     if p.mode == BOND_MODE_8023AD:
         out += "\n802.3ad info\n"
         out += f"LACP active: {'on' if p.lacp_active else 'off'}\n"
         out += f"LACP rate: {'fast' if p.lacp_fast else 'slow'}\n"
+        out += f"LACP coupled_control: {'on' if p.coupled_control else 'off'}\n"
         out += f"Min links: {p.min_links}\n"
         out += f"Aggregator selection policy (ad_select): {AD_SELECT_NAMES[p.ad_select]}\n"
         out += f"System priority: {bond.ad.sys_priority}\n"

@@ -119,15 +119,18 @@ def test_partner_silence_expires_then_defaults(bed, rate, current_while) -> None
     bed.world.run_until(last + int((current_while + 0.15) * 1e9))
     assert port.sm_rx_state == ad.AD_RX_EXPIRED
     assert port.actor_oper_port_state & ad.LACP_STATE_EXPIRED
-    # EXPIRED: partner sync cleared, partner assumed fast/active; mux leaves C+D
+    # EXPIRED: partner sync cleared, partner assumed fast (not active since 6.17);
+    # mux leaves C+D
     assert not port.partner_oper.port_state & ad.LACP_STATE_SYNCHRONIZATION
+    assert port.partner_oper.port_state & ad.LACP_STATE_LACP_TIMEOUT
     bed.world.run_until(last + int((current_while + 3.15) * 1e9))
     assert port.sm_rx_state == ad.AD_RX_DEFAULTED
     st_ = port.actor_oper_port_state
     assert st_ & ad.LACP_STATE_DEFAULTED and not st_ & ad.LACP_STATE_EXPIRED
     assert port.partner_oper == port.partner_admin
     text = bed.ok("cat /proc/net/bonding/bond0", "a")
-    assert "    oper key: 1\n    port priority: 255\n    port number: 1\n    port state: 1\n" \
+    # the partner_admin template's port_state is 0 since 6.17 (ad_initialize_port)
+    assert "    oper key: 1\n    port priority: 255\n    port number: 1\n    port state: 0\n" \
         in text
 
 

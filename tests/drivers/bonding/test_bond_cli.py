@@ -75,8 +75,14 @@ def test_option_side_effects(bed) -> None:  # type: ignore[no-untyped-def]
     bed.ok("ip link set b0 type bond miimon 50")
     js = json.loads(bed.ok("ip -d -j link show b0"))[0]["linkinfo"]["info_data"]
     assert (js["miimon"], js["updelay"]) == (50, 100)
-    # arp_interval and miimon exclude each other
-    bed.ok("ip link add b1 type bond miimon 100 arp_interval 200 arp_ip_target 10.0.0.1")
+    # arp_interval and miimon exclude each other: in one request bond_changelink refuses
+    # them, in two the later one switches the other off
+    assert bed.run("ip link add b1 type bond miimon 100 arp_interval 200") == (
+        2, "", "Error: ARP monitoring cannot be used with MII monitoring.\n")
+    assert bed.run("ip link add b1 type bond miimon 100 arp_validate all") == (
+        2, "", "Error: ARP validating cannot be used with MII monitoring.\n")
+    bed.ok("ip link add b1 type bond miimon 100")
+    bed.ok("ip link set b1 type bond arp_interval 200 arp_ip_target 10.0.0.1")
     js = json.loads(bed.ok("ip -d -j link show b1"))[0]["linkinfo"]["info_data"]
     assert (js["miimon"], js["arp_interval"], js["arp_ip_target"]) == (0, 200, ["10.0.0.1"])
     bed.ok("ip link set b1 type bond miimon 100")
