@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) bench/forwarding.py
 	$(PY) bench/bpf.py
 	$(PY) bench/netfilter.py
+	$(PY) bench/l2.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis out

@@ -9,7 +9,7 @@ rhashtable, so the two rates should be the same ("flat"); the ratio is printed.
 
 Times are CPU seconds of this process (``time.process_time``), median of ``--rounds``
 runs, so load from other processes on a shared machine does not decide the result.  The
-bond engineer adds bond transmit pps per mode to this file.
+second part is bond transmit pps per mode (``bench/l2_bond.py``, also runnable alone).
 
 Usage: ``python bench/l2.py [--packets N] [--rounds R] [--json]``.  Results go to
 docs/performance.md.  This is a benchmark, not a test: nothing here asserts a speed.
@@ -123,13 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         out[size] = {"fdb": rs[0]["fdb"], "packets": rs[0]["packets"],
                      "pps": statistics.median(r["pps"] for r in rs)}
     ratio = out[100_000]["pps"] / out[10]["pps"]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import l2_bond
+    bond = l2_bond.measure(a.packets, a.rounds)
     if a.json:
-        print(json.dumps({"bridge": out, "ratio_100k_vs_10": ratio}))
+        print(json.dumps({"bridge": out, "ratio_100k_vs_10": ratio, "bond_tx": bond}))
     else:
         for size, r in out.items():
             print(f"bridge, FDB {r['fdb']:>6} entries: {r['pps']:>9.0f} pps "
                   f"({r['packets']} packets, median of {a.rounds})")
         print(f"100k/10 ratio: {ratio:.3f}")
+        l2_bond.print_table(bond)
     return 0
 
 

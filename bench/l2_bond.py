@@ -92,19 +92,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    results = {}
-    for mode in MODES:
-        runs = [run(mode, a.packets) for _ in range(a.rounds)]
-        med = statistics.median(r["pps"] for r in runs)
-        results[mode] = {"pps": round(med), "cpu_s_per_run": round(
-            statistics.median(r["cpu_s"] for r in runs), 4), "packets": runs[0]["packets"]}
+    results = measure(a.packets, a.rounds)
     if a.json:
         print(json.dumps({"bond_tx": results}, indent=2))
     else:
-        print(f"{'mode':<14} {'pps':>10} {'cpu s/run':>10}")
-        for mode, r in results.items():
-            print(f"{mode:<14} {r['pps']:>10} {r['cpu_s_per_run']:>10}")
+        print_table(results)
     return 0
+
+
+def measure(packets: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Median transmit pps (and CPU seconds per run) of every mode."""
+    results = {}
+    for mode in MODES:
+        runs = [run(mode, packets) for _ in range(rounds)]
+        med = statistics.median(r["pps"] for r in runs)
+        results[mode] = {"pps": round(med), "cpu_s_per_run": round(
+            statistics.median(r["cpu_s"] for r in runs), 4), "packets": runs[0]["packets"]}
+    return results
+
+
+def print_table(results: dict[str, dict[str, float]]) -> None:
+    print(f"{'bond mode':<14} {'tx pps':>10} {'cpu s/run':>10}")
+    for mode, r in results.items():
+        print(f"{mode:<14} {r['pps']:>10} {r['cpu_s_per_run']:>10}")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,6 @@ import json
 
 import pytest
 
-from netstack.errors import NotSupported
-
 
 @pytest.fixture
 def vsh(sh):  # type: ignore[no-untyped-def]
@@ -101,11 +99,15 @@ def test_unknown_keyword_prints_usage(vsh) -> None:  # type: ignore[no-untyped-d
     assert err.startswith('vlan: unknown command "frobnicate"?\nUsage: ... vlan id VLANID\n')
 
 
-def test_gvrp_on_is_not_supported(vsh) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(NotSupported, match="gvrp on"):
-        vsh.run("ip link add link e0 name v type vlan id 5 gvrp on")
-    assert vsh.world.init_net.get("v") is None
-    vsh.ok("ip link add link e0 name v type vlan id 5 gvrp off mvrp off")
+def test_gvrp_on_declares_the_vid_once_running(vsh) -> None:  # type: ignore[no-untyped-def]
+    # GVRP/MVRP are modelled (netstack/net802): the VID is declared when the vlan runs
+    from netstack.net802.gvrp import vlan_gvrp_state
+    vsh.ok("ip link set e0 up")
+    vsh.ok("ip link add link e0 name v type vlan id 5 gvrp on")
+    assert vlan_gvrp_state(vsh.world.init_net.get("e0"), 5) is None
+    vsh.ok("ip link set v up")
+    assert vlan_gvrp_state(vsh.world.init_net.get("e0"), 5) == "VP"
+    vsh.ok("ip link add link e0 name x type vlan id 7 gvrp off mvrp off")
 
 
 def test_vlan_on_loopback_is_refused(vsh) -> None:  # type: ignore[no-untyped-def]
