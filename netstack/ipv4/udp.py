@@ -11,6 +11,11 @@ checksum is verified (bad → UDP_CSUM, silently) and an ICMP port unreachable i
 checksum verified only when the application reads it (``udp_recvmsg`` →
 ``csum_copy_err``: InCsumErrors/InErrors, UDP_CSUM), and InDatagrams counts reads.
 
+Encapsulation sockets (vxlan, geneve, fou/gue: ``setup_udp_tunnel_sock``) take the
+datagrams of their port before the ordinary lookup and run ``udp_queue_rcv_one_skb``'s
+encap branch (:func:`netstack.ipv4.udp_tunnel.udp_tunnel_rcv`), as soon as one exists in
+the namespace (``udp_encap_needed_key``).
+
 Receive buffer: the kernel charges ``skb->truesize``; netstack charges the frame length
 plus a fixed 576-byte overhead (an approximation of the sk_buff + shared-info overhead),
 against ``rcvbuf`` (default ``net.core.rmem_default`` = 212992).
@@ -103,7 +108,12 @@ class UdpSocket:
     # ------------------------------------------------------------- binding
     def _in_use(self, port: int, addr: bytes, dev_if: int) -> bool:
         """``udp_lib_lport_inuse``: another socket on the port whose address and device
-        overlap, unless both set SO_REUSEADDR (SO_REUSEPORT groups are not modelled)."""
+        overlap, unless both set SO_REUSEADDR (SO_REUSEPORT groups are not modelled); a
+        tunnel socket (vxlan, geneve, fou) counts as one."""
+        if self.net.proto.get("udp_encap_needed"):
+            from netstack.ipv4.udp_tunnel import AF_INET, tunnel_port_in_use
+            if tunnel_port_in_use(self.net, AF_INET, port, addr):
+                return True
         for s in self.net.ipv4.udp_sockets:
             if s is self or s.num != port or (self.reuse and s.reuse):
                 continue
@@ -263,8 +273,27 @@ class UdpSocket:
             return payload, (_socket.inet_ntoa(saddr), sport)
         return None
 
+    def add_membership(self, group: str, ifindex: int = 0, interface: str = "0.0.0.0") -> None:
+        """``setsockopt(IP_ADD_MEMBERSHIP)`` with an ``ip_mreqn`` (net/ipv4/igmp.c
+        ``ip_mc_join_group``); errors as KernelError (EINVAL, ENODEV, EADDRINUSE, ENOBUFS)."""
+        from netstack.ipv4.igmp import ip_mc_join_group
+        self._check_open()
+        ip_mc_join_group(self.net, self, int.from_bytes(_socket.inet_aton(group), "big"),
+                         ifindex, int.from_bytes(_socket.inet_aton(interface), "big"))
+
+    def drop_membership(self, group: str, ifindex: int = 0, interface: str = "0.0.0.0") -> None:
+        """``setsockopt(IP_DROP_MEMBERSHIP)`` (``ip_mc_leave_group``; EADDRNOTAVAIL)."""
+        from netstack.ipv4.igmp import ip_mc_leave_group
+        self._check_open()
+        ip_mc_leave_group(self.net, self, int.from_bytes(_socket.inet_aton(group), "big"),
+                          ifindex, int.from_bytes(_socket.inet_aton(interface), "big"))
+
     def close(self) -> None:
-        """``udp_lib_close``: unhash; queued datagrams are freed."""
+        """``udp_lib_close``: unhash; queued datagrams are freed; multicast memberships
+        are left (``inet_release`` → ``ip_mc_drop_socket``)."""
+        if self.__dict__.get("ip_mc_list"):
+            from netstack.ipv4.igmp import ip_mc_drop_socket
+            ip_mc_drop_socket(self.net, self)
         self.closed = True
         lst = self.net.ipv4.udp_sockets
         if self in lst:
@@ -404,6 +433,14 @@ def udp_rcv(pkt: "Packet") -> None:
     daddr = bytes(buf[nh + 16:nh + 20])
     sport = (buf[d] << 8) | buf[d + 1]
     dport = (buf[d + 2] << 8) | buf[d + 3]
+    if net.proto.get("udp_encap_needed"):
+        # udp_encap_needed_key: a tunnel socket (vxlan, geneve, fou) bound to the port
+        # takes the datagram in udp_queue_rcv_one_skb (encap_rcv), checksum rules included
+        from netstack.ipv4.udp_tunnel import AF_INET, udp_tunnel_lookup, udp_tunnel_rcv
+        tsk = udp_tunnel_lookup(net, AF_INET, dport, daddr, pkt.skb_iif)
+        if tsk is not None:
+            udp_tunnel_rcv(tsk, pkt)
+            return
     # udp4_csum_init validates short packets (<= 76 bytes) at once.
     csum_ok = udp_csum_ok(pkt, saddr, daddr, ulen)
     if not csum_ok and ulen <= 76:

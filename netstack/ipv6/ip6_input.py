@@ -420,6 +420,12 @@ def _deliver_final(pkt: "Packet", net: "Net", nexthdr: int) -> None:
         net.ipv6.mib["InDelivers"] += 1
         udpv6_rcv(pkt)
         return
+    # inet6_protos registered by other modules (ip6_gre: IPPROTO_GRE) for this namespace
+    handler = net.proto.get("inet6_protos", {}).get(nexthdr)
+    if handler is not None:
+        net.ipv6.mib["InDelivers"] += 1
+        handler(pkt)
+        return
     if nexthdr in UNMODELLED:
         if pkt.trace is not None:
             pkt.trace.event(pkt, "ip6_protocol_deliver_rcu",

@@ -7,6 +7,10 @@ not a socket listens; a wrong checksum → UDP_CSUM; no socket → ICMPv6 port u
 and NO_SOCKET.  Packets that arrive CHECKSUM_PARTIAL/UNNECESSARY (a local sender on an
 offloading device, as veth passes them) are not re-verified, as in the kernel.
 
+Encapsulation sockets (vxlan, geneve) take the datagrams of their port first
+(:func:`netstack.ipv4.udp_tunnel.udp_tunnel_rcv`), with the zero-checksum rule measured
+for tunnel sockets on 6.18.
+
 Send: ``sendto`` routes with ``ip6_route_output`` (the bound device as oif), picks the
 source as the kernel does (bound address, else the route's source selection), auto-binds
 an ephemeral port, and writes the checksum completely unless the output device offloads it
@@ -65,6 +69,11 @@ class Udp6Socket:
         socks = self.net.ipv6.udp_socks
         if port == 0:
             port = self._ephemeral()
+        if self.net.proto.get("udp_encap_needed"):
+            # a tunnel socket (vxlan, geneve) holds its port like any UDP socket
+            from netstack.ipv4.udp_tunnel import AF_INET6, tunnel_port_in_use
+            if tunnel_port_in_use(self.net, AF_INET6, port, a):
+                raise KernelError(errno.EADDRINUSE)
         for s in socks.get(port, ()):
             if s.laddr == ANY or a == ANY or s.laddr == a:
                 if s.dev is None or dev is None or s.dev is dev:
@@ -176,6 +185,16 @@ def udpv6_rcv(pkt: "Packet") -> None:
     pkt.tail = th + ulen
     saddr = bytes(buf[o + 8:o + 24])
     daddr = bytes(buf[o + 24:o + 40])
+    if net.proto.get("udp_encap_needed"):
+        # a tunnel socket (vxlan, geneve) on the port: udpv6_queue_rcv_one_skb's encap_rcv,
+        # with UDP_NO_CHECK6_RX deciding whether a zero checksum is accepted
+        from netstack.ipv4.udp_tunnel import AF_INET6, udp_tunnel_lookup, udp_tunnel_rcv
+        tdport = (buf[th + 2] << 8) | buf[th + 3]
+        tsk = udp_tunnel_lookup(net, AF_INET6, tdport, daddr, pkt.skb_iif)
+        if tsk is not None:
+            pkt.data = th
+            udp_tunnel_rcv(tsk, pkt)
+            return
     check = (buf[th + 6] << 8) | buf[th + 7]
     if check == 0:
         mib["UdpInCsumErrors"] += 1

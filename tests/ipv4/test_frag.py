@@ -149,6 +149,8 @@ def test_ipfrag_time_sysctl(monkeypatch):
 
 def test_high_thresh_refuses_new_fragments(monkeypatch):
     env = Env(monkeypatch)
+    # low <= high is enforced as on the kernel: lower the low mark first
+    env.r.sysctl.set("net.ipv4.ipfrag_low_thresh", 0)
     env.r.sysctl.set("net.ipv4.ipfrag_high_thresh", 1000)
     env.inject([from_h1(frag(0, b"x" * 512, True, ident=i)) for i in range(4)])
     assert len(env.r.ipv4.frags) == 2

@@ -1,0 +1,618 @@
+"""``ip link add … type gre|gretap|ip6gre|ip6gretap …`` and their ``ip -d link`` part
+(iproute2 6.1 ip/link_gre.c, ip/link_gre6.c, ip/tunnel.c ``tnl_print_encap``; kernel
+net/ipv4/ip_gre.c ``ipgre_netlink_parms``, net/ipv6/ip6_gre.c).
+
+The option words and their texts follow ``gre_parse_opt``: ``[i|o]key KEY`` (a number or
+a dotted quad), ``[i|o]seq``, ``[i|o]csum``, ``[no]pmtudisc``, ``[no]ignore-df``,
+``remote``/``local`` (``any`` = 0), ``dev``, ``ttl``/``hoplimit`` (``inherit`` = 0),
+``tos``/``dsfield`` (``inherit`` = 1), ``fwmark``, and the encapsulation words shared with
+ipip/sit (:func:`parse_encap`).  The kernel of the test machine has no GRE module, so the
+output follows the iproute2 source.
+"""
+from __future__ import annotations
+
+import errno
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from netstack.cli.errors import ToolError
+from netstack.cli.ipcommon import Args, get_addr, get_unsigned, invarg, matches
+from netstack.drivers.ip_gre import GreDevice, GretapDevice, gre_newlink
+from netstack.errors import KernelError, NotSupported
+from netstack.ipv4.ip_tunnel_core import (TUNNEL_CSUM, TUNNEL_ENCAP_FLAG_CSUM,
+                                          TUNNEL_ENCAP_FLAG_CSUM6, TUNNEL_ENCAP_FLAG_REMCSUM,
+                                          TUNNEL_ENCAP_FOU, TUNNEL_ENCAP_GUE, TUNNEL_ENCAP_NONE,
+                                          TUNNEL_KEY, TUNNEL_SEQ, TunnelEncap, TunnelParms)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netstack.cli.ipcommon import Ctx
+    from netstack.cli.iplink import LinkReq
+
+_GRE_BODY = ("\t\t\t[ local ADDR ]\n"
+             "\t\t\t[ [no][i|o]seq ]\n"
+             "\t\t\t[ [i|o]key KEY | no[i|o]key ]\n"
+             "\t\t\t[ [no][i|o]csum ]\n"
+             "\t\t\t[ ttl TTL ]\n"
+             "\t\t\t[ tos TOS ]\n"
+             "\t\t\t[ [no]pmtudisc ]\n"
+             "\t\t\t[ [no]ignore-df ]\n"
+             "\t\t\t[ dev PHYS_DEV ]\n"
+             "\t\t\t[ fwmark MARK ]\n"
+             "\t\t\t[ external ]\n"
+             "\t\t\t[ noencap ]\n"
+             "\t\t\t[ encap { fou | gue | none } ]\n"
+             "\t\t\t[ encap-sport PORT ]\n"
+             "\t\t\t[ encap-dport PORT ]\n"
+             "\t\t\t[ [no]encap-csum ]\n"
+             "\t\t\t[ [no]encap-csum6 ]\n"
+             "\t\t\t[ [no]encap-remcsum ]\n"
+             "\n"
+             "Where:\tADDR := { IP_ADDRESS | any }\n"
+             "\tTOS  := { NUMBER | inherit }\n"
+             "\tTTL  := { 1..255 | inherit }\n"
+             "\tKEY  := { DOTTED_QUAD | NUMBER }\n"
+             "\tMARK := { 0x0..0xffffffff }\n")
+_GRE6_BODY = ("\t\t\t[ local ADDR ]\n"
+              "\t\t\t[ [no][i|o]seq ]\n"
+              "\t\t\t[ [i|o]key KEY | no[i|o]key ]\n"
+              "\t\t\t[ [no][i|o]csum ]\n"
+              "\t\t\t[ hoplimit TTL ]\n"
+              "\t\t\t[ encaplimit ELIM ]\n"
+              "\t\t\t[ tclass TCLASS ]\n"
+              "\t\t\t[ flowlabel FLOWLABEL ]\n"
+              "\t\t\t[ dscp inherit ]\n"
+              "\t\t\t[ dev PHYS_DEV ]\n"
+              "\t\t\t[ fwmark MARK ]\n"
+              "\t\t\t[ [no]allow-localremote ]\n"
+              "\t\t\t[ external ]\n"
+              "\t\t\t[ noencap ]\n"
+              "\t\t\t[ encap { fou | gue | none } ]\n"
+              "\t\t\t[ encap-sport PORT ]\n"
+              "\t\t\t[ encap-dport PORT ]\n"
+              "\t\t\t[ [no]encap-csum ]\n"
+              "\t\t\t[ [no]encap-csum6 ]\n"
+              "\t\t\t[ [no]encap-remcsum ]\n"
+              "\t\t\t[ erspan_ver version ]\n"
+              "\t\t\t[ erspan IDX ]\n"
+              "\t\t\t[ erspan_dir { ingress | egress } ]\n"
+              "\t\t\t[ erspan_hwid hwid ]\n"
+              "\n"
+              "Where:\tADDR\t  := IPV6_ADDRESS\n"
+              "\tTTL\t  := { 0..255 } (default=64)\n"
+              "\tKEY\t  := { DOTTED_QUAD | NUMBER }\n"
+              "\tELIM\t  := { none | 0..255 }(default=4)\n"
+              "\tTCLASS\t  := { 0x0..0xff | inherit }\n"
+              "\tFLOWLABEL := { 0x0..0xfffff | inherit }\n"
+              "\tMARK\t  := { 0x0..0xffffffff | inherit }\n")
+
+
+def usage(kind: str) -> ToolError:
+    """``gre_print_help``/``gre6`` ``print_usage`` (iproute2 6.1: ``%-9s`` kind column),
+    printed on stderr for an unknown word; ip exits 1."""
+    body = _GRE6_BODY if kind.startswith("ip6") else _GRE_BODY
+    return ToolError(f"Usage: ... {kind:<9}\t[ remote ADDR ]\n" + body, 1)
+
+
+def tnl_parse_key(name: str, text: str) -> int:
+    """ip/tunnel.c ``tnl_parse_key``: a dotted quad (``get_addr32``) or a u32."""
+    if "." in text:
+        return int.from_bytes(get_addr32(text), "big")
+    v = get_unsigned(text)
+    if v is None:
+        raise ToolError(f'invalid value for "{name}": "{text}"; it should be an unsigned '
+                        "integer\n", 255)
+    return v
+
+
+def get_addr32(text: str) -> bytes:
+    """lib/utils.c ``get_addr32``: an IPv4 address or exit 1."""
+    try:
+        return ipaddress.IPv4Address(text).packed
+    except ValueError:
+        raise ToolError(f'Error: an IP address is expected rather than "{text}"\n', 1) from None
+
+
+def parse_encap(args: Args, enc: TunnelEncap) -> bool:
+    """The encapsulation words of link_gre.c/link_iptnl.c; True when ``args.cur`` was one."""
+    a = args.cur
+    if a == "noencap":
+        enc.type = TUNNEL_ENCAP_NONE
+    elif a == "encap":
+        v = args.next_arg()
+        if v == "fou":
+            enc.type = TUNNEL_ENCAP_FOU
+        elif v == "gue":
+            enc.type = TUNNEL_ENCAP_GUE
+        elif v == "none":
+            enc.type = TUNNEL_ENCAP_NONE
+        else:
+            raise invarg("Invalid encap type.", v)
+    elif a == "encap-sport":
+        v = args.next_arg()
+        if v == "auto":
+            enc.sport = 0
+        else:
+            n = get_unsigned(v, 16)
+            if n is None:
+                raise invarg("Invalid source port.", v)
+            enc.sport = n
+    elif a == "encap-dport":
+        v = args.next_arg()
+        n = get_unsigned(v, 16)
+        if n is None:
+            raise invarg("Invalid destination port.", v)
+        enc.dport = n
+    elif a == "encap-csum":
+        enc.flags |= TUNNEL_ENCAP_FLAG_CSUM
+    elif a == "noencap-csum":
+        enc.flags &= ~TUNNEL_ENCAP_FLAG_CSUM
+    elif a == "encap-udp6-csum":
+        enc.flags |= TUNNEL_ENCAP_FLAG_CSUM6
+    elif a == "noencap-udp6-csum":
+        enc.flags &= ~TUNNEL_ENCAP_FLAG_CSUM6
+    elif a == "encap-remcsum":
+        enc.flags |= TUNNEL_ENCAP_FLAG_REMCSUM
+    elif a == "noencap-remcsum":
+        enc.flags &= ~TUNNEL_ENCAP_FLAG_REMCSUM
+    else:
+        return False
+    return True
+
+
+def parse_common(ctx: "Ctx", args: Args, p: TunnelParms) -> bool:
+    """remote/local/dev/ttl/tos/pmtudisc words shared by gre and iptnl."""
+    a = args.cur
+    if a == "remote":
+        v = args.next_arg()
+        p.daddr = b"\0\0\0\0" if v == "any" else get_addr(v, 2).addr
+    elif a == "local":
+        v = args.next_arg()
+        p.saddr = b"\0\0\0\0" if v == "any" else get_addr(v, 2).addr
+    elif matches(a, "dev"):
+        v = args.next_arg()
+        d = ctx.net.get(v)
+        if d is None:
+            raise ToolError(f'Cannot find device "{v}"\n', 255)
+        p.link = d.ifindex
+    elif matches(a, "ttl") or matches(a, "hoplimit") or matches(a, "hlim"):
+        v = args.next_arg()
+        if v == "inherit":
+            p.ttl = 0
+        else:
+            n = get_unsigned(v, 8)
+            if n is None:
+                raise invarg("invalid TTL\n", v)
+            p.ttl = n
+    elif matches(a, "tos") or matches(a, "tclass") or matches(a, "dsfield"):
+        v = args.next_arg()
+        if v == "inherit":
+            p.tos = 1
+        else:
+            try:
+                n = int(v, 16)
+            except ValueError:
+                raise invarg("bad TOS value", v) from None
+            if not 0 <= n <= 255:
+                raise invarg("bad TOS value", v)
+            p.tos = n
+    elif a == "nopmtudisc":
+        p.pmtudisc = False
+    elif a == "pmtudisc":
+        p.pmtudisc = True
+    else:
+        return False
+    return True
+
+
+def parse_gre_opts(ctx: "Ctx", kind: str, argv: list[str]) -> tuple[TunnelParms, TunnelEncap,
+                                                                      bool, int]:
+    """``gre_parse_opt`` → (parms, encap, ignore_df, fwmark)."""
+    p = TunnelParms()
+    p.protocol = 47
+    enc = TunnelEncap()
+    ignore_df = False
+    fwmark = 0
+    args = Args(argv)
+    while args:
+        a = args.cur
+        if matches(a, "key"):
+            v = args.next_arg()
+            k = tnl_parse_key("key", v)
+            p.i_key = p.o_key = k
+            p.i_flags |= TUNNEL_KEY
+            p.o_flags |= TUNNEL_KEY
+        elif matches(a, "ikey"):
+            v = args.next_arg()
+            p.i_key = tnl_parse_key("ikey", v)
+            p.i_flags |= TUNNEL_KEY
+        elif matches(a, "okey"):
+            v = args.next_arg()
+            p.o_key = tnl_parse_key("okey", v)
+            p.o_flags |= TUNNEL_KEY
+        elif a in ("nokey", "noikey", "nookey"):
+            if a != "nookey":
+                p.i_flags &= ~TUNNEL_KEY
+                p.i_key = 0
+            if a != "noikey":
+                p.o_flags &= ~TUNNEL_KEY
+                p.o_key = 0
+        elif matches(a, "seq"):
+            p.i_flags |= TUNNEL_SEQ
+            p.o_flags |= TUNNEL_SEQ
+        elif matches(a, "iseq"):
+            p.i_flags |= TUNNEL_SEQ
+        elif matches(a, "oseq"):
+            p.o_flags |= TUNNEL_SEQ
+        elif a in ("noseq", "noiseq", "nooseq"):
+            if a != "nooseq":
+                p.i_flags &= ~TUNNEL_SEQ
+            if a != "noiseq":
+                p.o_flags &= ~TUNNEL_SEQ
+        elif matches(a, "csum"):
+            p.i_flags |= TUNNEL_CSUM
+            p.o_flags |= TUNNEL_CSUM
+        elif matches(a, "icsum"):
+            p.i_flags |= TUNNEL_CSUM
+        elif matches(a, "ocsum"):
+            p.o_flags |= TUNNEL_CSUM
+        elif a in ("nocsum", "noicsum", "noocsum"):
+            if a != "noocsum":
+                p.i_flags &= ~TUNNEL_CSUM
+            if a != "noicsum":
+                p.o_flags &= ~TUNNEL_CSUM
+        elif a == "ignore-df":
+            ignore_df = True
+        elif a == "noignore-df":
+            ignore_df = False
+        elif a == "fwmark":
+            v = args.next_arg()
+            n = get_unsigned(v)
+            if n is None:
+                raise invarg("invalid fwmark\n", v)
+            fwmark = n
+        elif a == "external":
+            raise NotSupported(f"ip link add type {kind} external")
+        elif a.startswith("erspan"):
+            raise NotSupported(f"ip link add type {kind} {a}")
+        elif not (parse_common(ctx, args, p) or parse_encap(args, enc)):
+            raise usage(kind)
+        args.advance()
+    if 224 <= p.daddr[0] <= 239:
+        # a broadcast (multicast) tunnel keys on its group unless a key was given
+        if not p.i_key:
+            p.i_key = int.from_bytes(p.daddr, "big")
+            p.i_flags |= TUNNEL_KEY
+        if not p.o_key:
+            p.o_key = int.from_bytes(p.daddr, "big")
+            p.o_flags |= TUNNEL_KEY
+        if not any(p.saddr):
+            raise ToolError("A broadcast tunnel requires a source address.\n", 1)
+    return p, enc, ignore_df, fwmark
+
+
+def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
+    """``rtnl_newlink`` for gre/gretap (ip6gre/ip6gretap: not supported)."""
+    kind = req.kind
+    if kind in ("ip6gre", "ip6gretap"):
+        _link_add6(ctx, req, net)
+        return
+    p, enc, ignore_df, fwmark = parse_gre_opts(ctx, kind, req.type_args)
+    if ignore_df and p.pmtudisc:
+        # ipgre_netlink_parms: ignore-df needs nopmtudisc (DF set otherwise)
+        raise KernelError(errno.EINVAL)
+    name = req.name or req.dev
+    if name is not None and len(name) >= 16:
+        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
+    if name is not None and name in net.devices:
+        raise KernelError(errno.EEXIST)
+    if name is None:
+        tmpl = "gre%d" if kind == "gre" else "gretap%d"
+        i = 0
+        while tmpl % i in net.devices:
+            i += 1
+        name = tmpl % i
+    if kind == "gretap":
+        dev: GreDevice = GretapDevice(name, p, enc, req.address or ctx.world.random_mac())
+    else:
+        dev = GreDevice(name, p, enc)
+    dev.ignore_df = ignore_df
+    dev.fwmark = fwmark
+    gre_newlink(net, dev, req.mtu, req.index or 0)
+    if req.txqlen is not None:
+        dev.txqlen = req.txqlen
+    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
+    if req.up:
+        net.dev_open(dev)
+
+
+# ------------------------------------------------------------------------ output
+def _ip(raw: bytes) -> str:
+    return str(ipaddress.ip_address(raw)) if any(raw) else "any"
+
+
+def encap_text(enc: TunnelEncap) -> str:
+    """``tnl_print_encap`` text."""
+    if enc.type == TUNNEL_ENCAP_NONE:
+        return ""
+    s = "encap " + ("fou " if enc.type == TUNNEL_ENCAP_FOU else "gue ")
+    s += "encap-sport auto " if not enc.sport else f"encap-sport {enc.sport} "
+    s += f"encap-dport {enc.dport} "
+    s += ("" if enc.flags & TUNNEL_ENCAP_FLAG_CSUM else "no") + "encap-csum "
+    s += ("" if enc.flags & TUNNEL_ENCAP_FLAG_CSUM6 else "no") + "encap-csum6 "
+    s += ("" if enc.flags & TUNNEL_ENCAP_FLAG_REMCSUM else "no") + "encap-remcsum "
+    return s
+
+
+def encap_json(enc: TunnelEncap) -> dict[str, Any] | None:
+    """``tnl_print_encap`` JSON object ``encap``."""
+    if enc.type == TUNNEL_ENCAP_NONE:
+        return None
+    return {"type": "fou" if enc.type == TUNNEL_ENCAP_FOU else "gue", "sport": enc.sport,
+            "dport": enc.dport, "csum": bool(enc.flags & TUNNEL_ENCAP_FLAG_CSUM),
+            "csum6": bool(enc.flags & TUNNEL_ENCAP_FLAG_CSUM6),
+            "remcsum": bool(enc.flags & TUNNEL_ENCAP_FLAG_REMCSUM)}
+
+
+def info_data_text(dev: GreDevice) -> str:
+    """``gre_print_opt`` / ``gre6_print_opt`` text."""
+    if dev.kind in ("ip6gre", "ip6gretap"):
+        return _info6_text(dev)
+    p = dev.parms
+    s = f"remote {_ip(p.daddr)} local {_ip(p.saddr)} "
+    if p.link and dev.net is not None:
+        lower = dev.net.get_by_index(p.link)
+        if lower is not None:
+            s += f"dev {lower.name} "
+    s += f"ttl {p.ttl} " if p.ttl else "ttl inherit "
+    if p.tos:
+        s += "tos inherit " if p.tos == 1 else f"tos {p.tos:#x} "
+    if not p.pmtudisc:
+        s += "nopmtudisc "
+    if dev.ignore_df:
+        s += "ignore-df "
+    if p.i_flags & TUNNEL_KEY:
+        s += f"ikey {ipaddress.IPv4Address(p.i_key)} "
+    if p.o_flags & TUNNEL_KEY:
+        s += f"okey {ipaddress.IPv4Address(p.o_key)} "
+    if p.i_flags & TUNNEL_SEQ:
+        s += "iseq "
+    if p.o_flags & TUNNEL_SEQ:
+        s += "oseq "
+    if p.i_flags & TUNNEL_CSUM:
+        s += "icsum "
+    if p.o_flags & TUNNEL_CSUM:
+        s += "ocsum "
+    if dev.fwmark:
+        s += f"fwmark {dev.fwmark:#x} "
+    return s + encap_text(dev.encap)
+
+
+def info_data_json(dev: GreDevice) -> dict[str, Any]:
+    """``gre_print_opt`` / ``gre6_print_opt`` JSON."""
+    if dev.kind in ("ip6gre", "ip6gretap"):
+        return _info6_json(dev)
+    p = dev.parms
+    d: dict[str, Any] = {"remote": _ip(p.daddr), "local": _ip(p.saddr)}
+    if p.link and dev.net is not None:
+        lower = dev.net.get_by_index(p.link)
+        if lower is not None:
+            d["link"] = lower.name
+    d["ttl"] = p.ttl
+    if p.tos:
+        d["tos"] = f"{p.tos:#x}"
+    d["pmtudisc"] = p.pmtudisc
+    if dev.ignore_df:
+        d["ignore_df"] = True
+    if p.i_flags & TUNNEL_KEY:
+        d["ikey"] = str(ipaddress.IPv4Address(p.i_key))
+    if p.o_flags & TUNNEL_KEY:
+        d["okey"] = str(ipaddress.IPv4Address(p.o_key))
+    for flag, key in ((TUNNEL_SEQ, "seq"), (TUNNEL_CSUM, "csum")):
+        if p.i_flags & flag:
+            d["i" + key] = True
+        if p.o_flags & flag:
+            d["o" + key] = True
+    if dev.fwmark:
+        d["fwmark"] = f"{dev.fwmark:#x}"
+    e = encap_json(dev.encap)
+    if e is not None:
+        d["encap"] = e
+    return d
+
+
+# ------------------------------------------------------------------ ip6gre (link_gre6.c)
+def parse_gre6_opts(ctx: "Ctx", kind: str, argv: list[str]) -> tuple[Any, int]:
+    """``gre6_parse_opt`` → (parms, fwmark)."""
+    from netstack.drivers.ip6_gre import (IP6_TNL_F_IGN_ENCAP_LIMIT, IP6_TNL_F_USE_ORIG_FLOWLABEL,
+                                          IP6_TNL_F_USE_ORIG_TCLASS, Ip6TunnelParms)
+    p = Ip6TunnelParms()
+    fwmark = 0
+    args = Args(argv)
+    gre_words = []
+    while args:
+        a = args.cur
+        if a in ("remote", "local"):
+            v = args.next_arg()
+            raw = bytes(16) if v == "any" else get_addr(v, 10).addr
+            if a == "remote":
+                p.daddr = raw
+            else:
+                p.saddr = raw
+        elif matches(a, "dev"):
+            v = args.next_arg()
+            d = ctx.net.get(v)
+            if d is None:
+                raise ToolError(f'Cannot find device "{v}"\n', 255)
+            p.link = d.ifindex
+        elif matches(a, "ttl") or matches(a, "hoplimit") or matches(a, "hlim"):
+            v = args.next_arg()
+            if v == "inherit":
+                p.hop_limit = 0
+            else:
+                n = get_unsigned(v, 8)
+                if n is None:
+                    raise invarg("invalid HLIM\n", v)
+                p.hop_limit = n
+        elif matches(a, "tos") or matches(a, "tclass") or matches(a, "dsfield"):
+            v = args.next_arg()
+            p.flowinfo &= ~(0xFF << 20)
+            if v == "inherit":
+                p.flags |= IP6_TNL_F_USE_ORIG_TCLASS
+            else:
+                try:
+                    n = int(v, 16)
+                except ValueError:
+                    raise invarg("invalid TClass", v) from None
+                if not 0 <= n <= 255:
+                    raise invarg("invalid TClass", v)
+                p.flowinfo |= n << 20
+                p.flags &= ~IP6_TNL_F_USE_ORIG_TCLASS
+        elif matches(a, "flowlabel") or matches(a, "fl"):
+            v = args.next_arg()
+            p.flowinfo &= ~0xFFFFF
+            if v == "inherit":
+                p.flags |= IP6_TNL_F_USE_ORIG_FLOWLABEL
+            else:
+                try:
+                    n = int(v, 16)
+                except ValueError:
+                    raise invarg("invalid Flowlabel", v) from None
+                if n > 0xFFFFF:
+                    raise invarg("invalid Flowlabel", v)
+                p.flowinfo |= n
+                p.flags &= ~IP6_TNL_F_USE_ORIG_FLOWLABEL
+        elif a == "encaplimit":
+            v = args.next_arg()
+            if v == "none":
+                p.flags |= IP6_TNL_F_IGN_ENCAP_LIMIT
+            else:
+                n = get_unsigned(v, 8)
+                if n is None:
+                    raise invarg("invalid ELIM", v)
+                p.encap_limit = n
+                p.flags &= ~IP6_TNL_F_IGN_ENCAP_LIMIT
+        elif a == "fwmark":
+            v = args.next_arg()
+            n = get_unsigned(v)
+            if n is None:
+                raise invarg("invalid fwmark\n", v)
+            fwmark = n
+        elif a in ("encap", "noencap") or a.startswith("encap-") or a in (
+                "external", "allow-localremote", "noallow-localremote") or a.startswith("erspan"):
+            raise NotSupported(f"ip link add type {kind} {a}")
+        else:
+            gre_words.append(a)
+            if a in ("key", "ikey", "okey") or matches(a, "key") or matches(a, "ikey") \
+                    or matches(a, "okey"):
+                gre_words.append(args.next_arg())
+        args.advance()
+    q, _enc, _idf, _fw = parse_gre_opts(ctx, kind, gre_words)
+    p.i_flags, p.o_flags, p.i_key, p.o_key = q.i_flags, q.o_flags, q.i_key, q.o_key
+    p.protocol = 47
+    return p, fwmark
+
+
+def _link_add6(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
+    from netstack.drivers.ip6_gre import Ip6GreDevice, Ip6GretapDevice, ip6gre_newlink
+    kind = req.kind
+    p, fwmark = parse_gre6_opts(ctx, kind, req.type_args)
+    name = req.name or req.dev
+    if name is not None and len(name) >= 16:
+        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
+    if name is not None and name in net.devices:
+        raise KernelError(errno.EEXIST)
+    if name is None:
+        tmpl = "ip6gre%d" if kind == "ip6gre" else "ip6gretap%d"
+        i = 0
+        while tmpl % i in net.devices:
+            i += 1
+        name = tmpl % i
+    if kind == "ip6gretap":
+        dev: Any = Ip6GretapDevice(name, p, TunnelEncap(), req.address or ctx.world.random_mac())
+    else:
+        dev = Ip6GreDevice(name, p, TunnelEncap())
+    dev.fwmark = fwmark
+    ip6gre_newlink(net, dev, req.mtu, req.index or 0)
+    if req.txqlen is not None:
+        dev.txqlen = req.txqlen
+    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
+    if req.up:
+        net.dev_open(dev)
+
+
+def _keys_text(p: TunnelParms) -> str:
+    s = ""
+    if p.i_flags & TUNNEL_KEY:
+        s += f"ikey {ipaddress.IPv4Address(p.i_key)} "
+    if p.o_flags & TUNNEL_KEY:
+        s += f"okey {ipaddress.IPv4Address(p.o_key)} "
+    for flag, word in ((TUNNEL_SEQ, "seq"), (TUNNEL_CSUM, "csum")):
+        if p.i_flags & flag:
+            s += f"i{word} "
+        if p.o_flags & flag:
+            s += f"o{word} "
+    return s
+
+
+def _info6_text(dev: Any) -> str:
+    from netstack.drivers.ip6_gre import (IP6_TNL_F_IGN_ENCAP_LIMIT, IP6_TNL_F_USE_ORIG_FLOWLABEL,
+                                          IP6_TNL_F_USE_ORIG_TCLASS)
+    p = dev.parms
+    s = f"remote {_ip(p.daddr)} local {_ip(p.saddr)} "
+    if p.link and dev.net is not None:
+        lower = dev.net.get_by_index(p.link)
+        if lower is not None:
+            s += f"dev {lower.name} "
+    s += f"hoplimit {p.hop_limit} " if p.hop_limit else "hoplimit inherit "
+    if p.flags & IP6_TNL_F_IGN_ENCAP_LIMIT:
+        s += "encaplimit none "
+    else:
+        s += f"encaplimit {p.encap_limit} "
+    if p.flags & IP6_TNL_F_USE_ORIG_FLOWLABEL:
+        s += "flowlabel inherit "
+    else:
+        s += f"flowlabel 0x{p.flowinfo & 0xFFFFF:05x} "
+    if p.flags & IP6_TNL_F_USE_ORIG_TCLASS:
+        s += "tclass inherit "
+    else:
+        s += f"tclass 0x{(p.flowinfo >> 20) & 0xFF:02x} "
+    s += _keys_text(p)
+    if dev.fwmark:
+        s += f"fwmark {dev.fwmark:#x} "
+    return s
+
+
+def _info6_json(dev: Any) -> dict[str, Any]:
+    from netstack.drivers.ip6_gre import (IP6_TNL_F_IGN_ENCAP_LIMIT, IP6_TNL_F_USE_ORIG_FLOWLABEL,
+                                          IP6_TNL_F_USE_ORIG_TCLASS)
+    p = dev.parms
+    d: dict[str, Any] = {"remote": _ip(p.daddr), "local": _ip(p.saddr)}
+    if p.link and dev.net is not None:
+        lower = dev.net.get_by_index(p.link)
+        if lower is not None:
+            d["link"] = lower.name
+    d["ttl"] = p.hop_limit
+    if p.flags & IP6_TNL_F_IGN_ENCAP_LIMIT:
+        d["ip6_tnl_f_ign_encap_limit"] = True
+    else:
+        d["encap_limit"] = p.encap_limit
+    if p.flags & IP6_TNL_F_USE_ORIG_FLOWLABEL:
+        d["ip6_tnl_f_use_orig_flowlabel"] = True
+    else:
+        d["flowlabel"] = f"0x{p.flowinfo & 0xFFFFF:05x}"
+    if p.flags & IP6_TNL_F_USE_ORIG_TCLASS:
+        d["ip6_tnl_f_use_orig_tclass"] = True
+    else:
+        d["tclass"] = f"0x{(p.flowinfo >> 20) & 0xFF:02x}"
+    if p.i_flags & TUNNEL_KEY:
+        d["ikey"] = str(ipaddress.IPv4Address(p.i_key))
+    if p.o_flags & TUNNEL_KEY:
+        d["okey"] = str(ipaddress.IPv4Address(p.o_key))
+    for flag, key in ((TUNNEL_SEQ, "seq"), (TUNNEL_CSUM, "csum")):
+        if p.i_flags & flag:
+            d["i" + key] = True
+        if p.o_flags & flag:
+            d["o" + key] = True
+    if dev.fwmark:
+        d["fwmark"] = f"{dev.fwmark:#x}"
+    return d
