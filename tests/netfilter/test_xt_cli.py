@@ -60,7 +60,9 @@ def test_session_matches_real_iptables(session: dict, front_end_only: None) -> N
 
 def test_nft_text_is_what_iptables_nft_creates(front_end_only: None) -> None:
     """The rules handed to the nft front end: only tables written to, only base chains that
-    got a rule or a policy, iptables-nft's priorities, rules spelled as iptables-translate."""
+    got a rule or a policy, in the order iptables-nft created them (measured: INPUT,
+    LOGDROP, FORWARD), iptables-nft's priorities, ``-p`` as ``meta l4proto``, and the
+    targets it writes as xtables compat expressions (MASQUERADE) as ``__xt N``."""
     world = World()
     for line in ("iptables -A INPUT -p tcp --dport 22 -j ACCEPT", "iptables -N LOGDROP",
                  "iptables -A LOGDROP -j DROP", "iptables -P FORWARD DROP",
@@ -69,14 +71,14 @@ def test_nft_text_is_what_iptables_nft_creates(front_end_only: None) -> None:
     assert state_of(world.init_net, Family.IPV4).nft_text() == (
         "add table ip filter\n"
         "add chain ip filter INPUT { type filter hook input priority 0; policy accept; }\n"
-        "add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }\n"
         "add chain ip filter LOGDROP\n"
-        "add rule ip filter INPUT tcp dport 22 counter accept\n"
+        "add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }\n"
+        "add rule ip filter INPUT meta l4proto tcp tcp dport 22 counter accept\n"
         "add rule ip filter LOGDROP counter drop\n"
         "add table ip nat\n"
         "add chain ip nat POSTROUTING { type nat hook postrouting priority 100; "
         "policy accept; }\n"
-        "add rule ip nat POSTROUTING oifname \"eth0\" counter masquerade\n")
+        "add rule ip nat POSTROUTING oifname \"eth0\" counter __xt 0\n")
     assert state_of(world.init_net, Family.IPV6).nft_text() == ""
 
 
@@ -157,13 +159,13 @@ def test_rules_reach_the_nft_ruleset_with_counters() -> None:
 
 
 def test_rule_without_native_form_is_refused_and_undone() -> None:
-    """A rule iptables-nft would load as an xt compat expression (icmp with one code) is
-    not modelled: NotSupported, and the xtables state stays as it was."""
+    """An xt compat expression whose effect netstack does not model (a directional CT
+    zone template) is refused with NotSupported, and the xtables state stays as it was."""
     from netstack.errors import NotSupported
     world = World()
-    assert run_command(world, "iptables -A INPUT -j ACCEPT", stdout=io.StringIO(),
-                       stderr=io.StringIO()) == 0
+    assert run_command(world, "iptables -t raw -A PREROUTING -j CT --zone 5",
+                       stdout=io.StringIO(), stderr=io.StringIO()) == 0
     with pytest.raises(NotSupported):
-        run_command(world, "iptables -A INPUT -p icmp --icmp-type 3/4 -j DROP")
-    assert len(state_of(world.init_net, Family.IPV4).tables["filter"].chains["INPUT"].rules) \
-        == 1
+        run_command(world, "iptables -t raw -A PREROUTING -j CT --zone-orig 5")
+    assert len(state_of(world.init_net, Family.IPV4).tables["raw"].chains["PREROUTING"]
+               .rules) == 1

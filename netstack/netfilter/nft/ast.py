@@ -222,3 +222,99 @@ class FibE(Expr):
 @dataclass
 class FlowS(Stmt):
     table: str
+
+
+@dataclass
+class QueueS(Stmt):
+    """``queue [flags bypass,fanout] [num|to] N[-M]`` (parser_bison.y queue_stmt)."""
+
+    lo: int = 0
+    hi: int | None = None     # last queue of a range
+    flags: list[str] = field(default_factory=list)
+    num_loc: Loc | None = None
+    expr: Any = None          # ``queue to numgen …`` / ``jhash …`` (NFTA_QUEUE_SREG_QNUM)
+
+
+@dataclass
+class DupS(Stmt):
+    """``dup to ADDR [device DEV]`` (ip/ip6/inet) or ``dup to DEV`` (netdev)."""
+
+    addr: Expr | None = None
+    dev: Expr | None = None
+    family: str | None = None  # ``dup ip to …`` / ``dup ip6 to …`` (netdev, inet)
+
+
+@dataclass
+class FwdS(Stmt):
+    """``fwd to DEV`` / ``fwd ip|ip6 to ADDR device DEV`` (netdev family only)."""
+
+    dev: Expr | None = None
+    addr: Expr | None = None
+    family: str | None = None
+
+
+@dataclass
+class MeterS(Stmt):
+    """``meter NAME [size N] { KEY STMT }``: a named dynamic set the rule fills."""
+
+    name: str = ""
+    size: int | None = None
+    key: Expr | None = None
+    stmt: Stmt | None = None
+
+
+@dataclass
+class CtHelperSpec:
+    """``ct helper NAME { type "ftp" protocol tcp; l3proto ip; }``."""
+
+    type: str = ""
+    protocol: str = ""
+    l3proto: str | None = None
+    comment: str | None = None
+    loc: Loc | None = None
+
+
+@dataclass
+class XtS(Stmt):
+    """An xtables compat expression (``match``/``target`` with the extension's own
+    data) that iptables-nft put in a rule; only :mod:`netstack.netfilter.xtables`
+    creates them (the nft language itself has no syntax for these)."""
+
+    spec: Any = None
+
+
+@dataclass
+class ExthdrE(Expr):
+    """``tcp option NAME [FIELD]`` (kind "tcpopt"), ``exthdr NAME`` / ``NAME FIELD`` for
+    IPv6 extension headers (kind "ipv6"); no field: an existence test."""
+
+    kind: str = "tcpopt"
+    name: str = ""
+    field: str | None = None
+
+
+@dataclass
+class OptResetS(Stmt):
+    """``reset tcp option NAME``."""
+
+    target: Any = None
+
+
+@dataclass
+class CtExpectSpec:
+    """``ct expectation NAME { protocol tcp; dport 22; timeout 10s; size 8; l3proto ip; }``."""
+
+    protocol: str = ""
+    dport: int = 0
+    timeout: int = 0          # ms
+    size: int = 0
+    l3proto: str | None = None
+    loc: Loc | None = None
+
+
+@dataclass
+class RtE(Expr):
+    """``rt [ip|ip6] nexthop`` / ``rt mtu``."""
+
+    key: str = ""
+    family: str | None = None

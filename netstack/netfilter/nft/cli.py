@@ -89,18 +89,19 @@ def run_nft(net: Any, args: list[str], cwd: str | None = None) -> tuple[int, str
                 "Error: Malformed JSON input\n"
         name = None
     return run_text(net, text, name, check=check, handles=handles,
-                    debug_netlink=debug_netlink, use_json=use_json)
+                    debug_netlink=debug_netlink, use_json=use_json, cwd=cwd)
 
 
 def run_text(net: Any, text: str, name: str | None, check: bool = False,
              handles: bool = False, debug_netlink: bool = False,
-             use_json: bool = False) -> tuple[int, str, str]:
+             use_json: bool = False, cwd: str | None = None,
+             xt_specs: list | None = None) -> tuple[int, str, str]:
     """Parse and run ``text`` as one batch."""
     lines = text.split("\n")
     state = nft_state(net)
     nl = NetlinkLog() if debug_netlink else None
     try:
-        cmds = parse(text)
+        cmds = parse(text, name, cwd, xt_specs)
         tx = Transaction(state, None if check else net, handles, nl)
         tx.json = use_json
         tx.run(cmds)
@@ -112,7 +113,7 @@ def run_text(net: Any, text: str, name: str | None, check: bool = False,
     if not check:
         tx.commit()
     out = (nl.text() if nl is not None else "") + "".join(tx.out)
-    return 0, out, ""
+    return 0, out, "".join(tx.warnings)
 
 
 def _format(e: "NftError | NftKernelError", name: str | None, lines: list[str]) -> str:
@@ -124,5 +125,7 @@ def do_nft(ctx: Any, argv: list[str]) -> int:
     rc, out, err = run_nft(ctx.net, argv, ctx.cwd)
     if rc:
         raise ToolError(err, rc, out)
+    if err:
+        ctx.stderr.write(err)
     ctx.stdout.write(out)
     return 0

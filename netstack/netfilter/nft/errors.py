@@ -27,6 +27,9 @@ class NftError(Exception):
         self.loc = loc
         self.loc2 = loc2          # a related span nft underlines with '~'
         self.extra: list["NftError"] = []     # further errors nft reports after this one
+        # (file name, its lines, [(including file, include statement loc) …]) for an
+        # error inside an ``include``d file
+        self.origin: tuple[str, list[str], list[tuple[str, Loc]]] | None = None
 
 
 class NftKernelError(Exception):
@@ -41,13 +44,23 @@ class NftKernelError(Exception):
 
 def format_error(err: "NftError | NftKernelError", name: str, lines: list[str]) -> str:
     """src/erec.c ``erec_print``: location header, the input line, carets under the span."""
+    origin = getattr(err, "origin", None)
+    prefix = ""
+    if origin is not None:
+        # an error inside an included file (src/erec.c print_location: "In file included
+        # from FILE:LINE:FIRST-LAST:", the innermost include first)
+        name, lines, chain = origin
+        for i, (iname, iloc) in enumerate(chain):
+            lead = "In file included from " if i == 0 else " " * 17 + "from "
+            prefix += f"{lead}{iname}:{iloc.line}:{iloc.first}-{iloc.last}:\n"
     loc = err.loc
     if loc is None:
         return f"Error: {err.msg}\n"
     text = lines[loc.line - 1] if 0 < loc.line <= len(lines) else ""
     head = f"{name}:{loc.line}:{loc.first}-{loc.last}: Error: {err.msg}\n" if name \
         else f"Error: {err.msg}\n"
-    out = head + text + "\n" + caret_line(text, loc, getattr(err, "loc2", None)) + "\n"
+    out = prefix + head + text + "\n" + caret_line(text, loc, getattr(err, "loc2", None)) + \
+        "\n"
     for more in getattr(err, "extra", []):
         out += format_error(more, name, lines)
     return out

@@ -134,7 +134,8 @@ class RuleCompiler:
                 raise NftError("Statement after terminal statement has no effect",
                                _stmt_loc(st), _stmt_loc(terminal))
             self.stmt(st)
-            if isinstance(st, (A.VerdictS, A.RejectS)) or \
+            if isinstance(st, (A.VerdictS, A.RejectS, A.QueueS, A.FwdS)) or \
+                    (isinstance(st, A.XtS) and st.spec.kind == "target") or \
                     (isinstance(st, A.VmapS)):
                 terminal = st
         self.merge_payloads()
@@ -158,8 +159,29 @@ class RuleCompiler:
         return c
 
     # ------------------------------------------------------------------ dependencies
+    def _vlan_type_satisfies(self) -> None:
+        """An explicit ``vlan type X`` that a later X header needed anyway is not listed
+        (payload_dependency_kill); when it was the rule's only VLAN field, the ``ether
+        type 8021q`` it depended on shows instead (measured with nft 1.0.6)."""
+        vt = getattr(self, "_vlan_type", None)
+        if vt is None:
+            return
+        vt.dep = True
+        self._vlan_type = None
+        others = [c for c in self.codes if not c.dep and getattr(c, "vlan_field", False)]
+        if not others and self._vlan is not None and self._vlan.dep:
+            self._vlan.dep = False
+            self._vlan.text = ["ether type 8021q"]
+            self._vlan.json = [{"match": {"op": "==", "left": {"payload": {
+                "protocol": "ether", "field": "type"}}, "right": "8021q"}}]
+
     def need_nh(self, proto: str, loc: Loc) -> None:
+        if proto == "arp":
+            if self.nh == "arp":
+                self._vlan_type_satisfies()
+            return self._need_arp(loc)
         if self.nh == proto:
+            self._vlan_type_satisfies()
             if self.family == "inet":
                 self.kill_dependency("nh", NFPROTO_OF[proto])
             return
@@ -168,10 +190,55 @@ class RuleCompiler:
         if self.family == "inet":
             self.dep_cmp(V.MetaLoad("nfproto", 0), bytes([NFPROTO_OF[proto]]))
         elif self.family in ("netdev", "bridge"):
-            self.dep_cmp(V.MetaLoad("protocol", 0), ETHERTYPE_OF[proto].to_bytes(2, "big"))
+            self._nh_dep(proto)
         else:
             raise NftError(f"conflicting protocols specified: {self.family} vs. {proto}", loc)
         self.nh = proto
+
+    def need_vlan(self, loc: Loc) -> None:
+        """The 802.1Q header (src/proto.c proto_vlan): the link layer must be Ethernet
+        (``meta iiftype ether`` outside bridge) and its type 8021q — checked once per
+        rule.  A later network header then depends on ``vlan type`` (offset 16) instead
+        of ``meta protocol``."""
+        if getattr(self, "_vlan", None) is not None:
+            return
+        explicit = getattr(self, "_ether_vlan", None)
+        if explicit is not None:
+            # an explicit ``ether type vlan`` already says so: nft lists only the vlan
+            # match (payload_dependency_kill)
+            explicit.dep = True
+            self._vlan = explicit
+            return
+        self.need_ll(loc)
+        self.dep_cmp(V.PayloadLoad(V.BASE_LL, 12, 2, 0), (0x8100).to_bytes(2, "big"))
+        self._vlan = self.codes[-1]
+
+    def _nh_dep(self, proto: str) -> None:
+        """The network-protocol dependency of the netdev/bridge families: ``meta
+        protocol``, or ``vlan type`` once a VLAN header is in the context."""
+        value = (0x0806 if proto == "arp" else ETHERTYPE_OF[proto]).to_bytes(2, "big")
+        if getattr(self, "_vlan", None) is not None:
+            self.dep_cmp(V.PayloadLoad(V.BASE_LL, 16, 2, 0), value)
+        else:
+            self.dep_cmp(V.MetaLoad("protocol", 0), value)
+
+    def _need_arp(self, loc: Loc) -> None:
+        """The ARP header (src/proto.c proto_arp): nothing to check in the arp family;
+        netdev checks ``meta protocol arp``, bridge the Ethernet type in the link
+        header (measured with nft 1.0.6); IP families cannot carry it."""
+        if self.nh == "arp":
+            return
+        if self.family == "arp":
+            self.nh = "arp"
+            return
+        if self.nh is not None or self.family in ("ip", "ip6", "inet"):
+            raise NftError(f"conflicting protocols specified: {self.nh or self.family} vs. "
+                           "arp", loc)
+        if self.family == "netdev" or getattr(self, "_vlan", None) is not None:
+            self._nh_dep("arp")
+        else:
+            self.dep_cmp(V.PayloadLoad(V.BASE_LL, 12, 2, 0), (0x0806).to_bytes(2, "big"))
+        self.nh = "arp"
 
     @staticmethod
     def is_proto_key(lhs: A.Expr) -> bool:
@@ -216,6 +283,19 @@ class RuleCompiler:
 
     # ------------------------------------------------------------------ lhs
     def load(self, e: A.Expr, unit: int = 0) -> Loaded:
+        if isinstance(e, A.RtE):
+            from netstack.netfilter.nft.rt import RtLoad
+            if e.key == "mtu":
+                return Loaded([RtLoad("tcpmss", unit)], T.H16, 2, "rt mtu")
+            fam = e.family or {"ip": "ip", "ip6": "ip6"}.get(self.family)
+            if fam is None:
+                raise NotSupported("rt nexthop without ip/ip6 outside ip and ip6 tables")
+            key, dt = ("nexthop4", T.IPV4) if fam == "ip" else ("nexthop6", T.IPV6)
+            text = f"rt {fam} nexthop"
+            return Loaded([RtLoad(key, unit)], dt, dt.nbytes, text)
+        if isinstance(e, A.ExthdrE):
+            from netstack.netfilter.nft.eval_stmts import exthdr_load
+            return exthdr_load(self, e, unit)
         if isinstance(e, A.PayloadE):
             tmpl = PAYLOAD.get(e.proto, {}).get(e.field)
             if tmpl is None:
@@ -223,6 +303,8 @@ class RuleCompiler:
             base, off, ln, dt = tmpl
             if e.proto == "ether":
                 self.need_ll(e.loc)
+            if e.proto == "vlan":
+                self.need_vlan(e.loc)
             if e.proto in NH_OF:
                 self.need_nh(NH_OF[e.proto], e.loc)
             if e.proto in L4_OF:
@@ -439,6 +521,19 @@ class RuleCompiler:
             return self.dynset(st)
         if isinstance(st, A.NatS):
             return self.nat(st)
+        from netstack.netfilter.nft import eval_stmts as ES
+        if isinstance(st, A.QueueS):
+            return ES.queue(self, st)
+        if isinstance(st, A.DupS):
+            return ES.dup(self, st)
+        if isinstance(st, A.FwdS):
+            return ES.fwd(self, st)
+        if isinstance(st, A.MeterS):
+            return ES.meter(self, st)
+        if isinstance(st, A.XtS):
+            return ES.xt(self, st)
+        if isinstance(st, A.OptResetS):
+            return ES.opt_reset(self, st)
         raise NotSupported(f"statement {type(st).__name__}")
 
     def nat(self, st: A.NatS) -> None:
@@ -556,6 +651,11 @@ class RuleCompiler:
 
     def reject(self, st: A.RejectS) -> None:
         fam = self.family
+        if fam in ("bridge", "netdev"):
+            # nft_reject_bridge / nft_reject_netdev build the reply themselves and send
+            # it back out of the input port (br_forward / dev_queue_xmit); not modelled,
+            # and this kernel has neither module to measure against
+            raise NotSupported(f"reject in the {fam} family")
         if st.kind == "tcp reset":
             had = len(self.codes)
             self.need_l4("tcp", st.loc, kill=False)
@@ -599,13 +699,22 @@ class RuleCompiler:
 
     def set_stmt(self, st: A.SetS) -> None:
         tgt = st.target
+        if isinstance(tgt, A.ExthdrE):
+            from netstack.netfilter.nft.eval_stmts import exthdr_set
+            return exthdr_set(self, st)
         if isinstance(tgt, A.MetaE):
             if tgt.key not in META:
                 raise NftError("syntax error, unexpected string", tgt.loc)
             key, dt = META[tgt.key]
             setter: V.VmExpr = V.MetaSet(key, 0)
             ttext = tgt.key if tgt.key in UNQUALIFIED_META else f"meta {tgt.key}"
+        elif isinstance(tgt, A.CtE) and tgt.key in ("helper", "expectation") and \
+                tgt.direction is None:
+            from netstack.netfilter.nft.eval_stmts import ct_helper_set
+            return ct_helper_set(self, st)
         elif isinstance(tgt, A.CtE):
+            if tgt.key == "timeout":
+                raise NotSupported("ct timeout objects / ct timeout set")
             if tgt.key not in ("mark", "zone", "label", "event", "helper", "expectation"):
                 raise NftError("syntax error, unexpected set", tgt.loc)
             key, dt = CT[tgt.key]
@@ -712,6 +821,9 @@ class RuleCompiler:
         widened and merged into the packet's bytes with ``bitwise``."""
         tgt = st.target
         assert isinstance(tgt, A.PayloadE)
+        if tgt.proto in ("vlan", "arp"):
+            # nft_payload_set_vlan (the out-of-band tag) and ARP rewriting not modelled
+            raise NotSupported(f"rewriting {tgt.proto} headers")
         ld = self.load(tgt)
         base, off, ln = ld.payload
         dt = ld.dtype
@@ -820,6 +932,14 @@ class RuleCompiler:
             return {e.kind: d}
         if isinstance(e, A.FibE):
             return {"fib": {"result": e.result, "flags": e.flags}}
+        if isinstance(e, A.ExthdrE):
+            from netstack.netfilter.nft.eval_stmts import exthdr_json
+            return exthdr_json(e)
+        if isinstance(e, A.RtE):
+            d = {"key": "mtu" if e.key == "mtu" else "nexthop"}
+            if e.key == "nexthop":
+                d["family"] = e.family or self.family
+            return {"rt": d}
         return None
 
     def jrhs(self, dt: T.DataType, e: A.Expr) -> Any:
@@ -994,6 +1114,9 @@ class RuleCompiler:
     def _match(self, st: A.MatchS) -> None:
         if st.op == "!":
             return self._negation(st)
+        if isinstance(st.left, A.ExthdrE) and st.left.field is None:
+            from netstack.netfilter.nft.eval_stmts import exthdr_exists
+            return exthdr_exists(self, st)
         op = OPS[st.op]
         lhs = st.left
         mask_binop = None
@@ -1094,6 +1217,13 @@ class RuleCompiler:
                 exprs.append(V.Byteorder(0, 0, "hton", dt.nbytes, dt.nbytes))
                 lo, hi = lo[::-1], hi[::-1]
             lo, hi = self.shift(ld, lo), self.shift(ld, hi)
+            if ld.payload is not None and (ld.payload[1] % 8 or ld.payload[2] % 8):
+                # a sub-byte field is masked before the range test (measured: ``vlan id
+                # 1-5`` → bitwise & 0x0fff, then cmp gte/lte)
+                nb = ld.payload[2]
+                sh = ld.exprs[-1].length * 8 - ld.payload[1] % 8 - nb
+                mask = (((1 << nb) - 1) << sh).to_bytes(ld.exprs[-1].length, "big")
+                exprs.append(V.Bitwise(0, 0, mask, bytes(len(mask))))
             if op == "eq":
                 exprs += [V.Cmp("gte", 0, lo), V.Cmp("lte", 0, hi)]
             else:
@@ -1153,10 +1283,20 @@ class RuleCompiler:
                 or (isinstance(lhs, A.MetaE) and lhs.key == "protocol"):
             v = int.from_bytes(val, "big")
             self.nh = {0x0800: "ip", 0x86dd: "ip6"}.get(v, self.nh)
+            if v == 0x8100 and isinstance(lhs, A.PayloadE):
+                self._ether_vlan = self.codes[-1]
+        elif isinstance(lhs, A.PayloadE) and (lhs.proto, lhs.field) == ("vlan", "type"):
+            v = int.from_bytes(val, "big")
+            nh = {0x0800: "ip", 0x86dd: "ip6", 0x0806: "arp"}.get(v)
+            if nh is not None and self.nh is None:
+                self.nh = nh
+                self._vlan_type = self.codes[-1]
+        if isinstance(lhs, A.PayloadE) and lhs.proto == "vlan" and lhs.field != "type":
+            self.codes[-1].vlan_field = True
 
     def merge_payloads(self) -> None:
-        """``payload_try_merge``: adjacent equality matches of one header whose combined
-        length fits a 32-bit register become one load and one compare."""
+        """``payload_try_merge``: adjacent equality matches of one header become one load
+        and one compare (see the size rule below)."""
         out: list[StmtCode] = []
         i = 0
         codes = self.codes
@@ -1184,20 +1324,28 @@ class RuleCompiler:
                 jsons = list(cur.json or [None])
                 while k + 1 < len(run):
                     nb, noff, nln, nval, _ = run[k + 1].merge
-                    if noff != off + ln or ln + nln > 4:
+                    # payload_can_merge: adjacent, at most one 128-bit register, and
+                    # two loads of up to 32 bits each only while the sum fits 32 bits
+                    # (measured: ip saddr + daddr stay apart, arp operation + saddr
+                    # ether + saddr ip become one 12-byte load)
+                    total = ln + nln
+                    if noff != off + ln or total > 16 or (total > 4 and ln <= 4 and
+                                                          nln <= 4):
                         break
                     ln += nln
                     val += nval
                     texts += [" "] + list(run[k + 1].text)
                     jsons += list(run[k + 1].json or [None])
-                    first = min(first, order[id(run[k + 1])])
+                    # payload_do_merge replaces the statement of the member later in
+                    # offset order: the merged match sits where that one was
+                    first = order[id(run[k + 1])]
                     k += 1
                 if ln != cur.merge[2]:
                     cur = StmtCode([V.PayloadLoad(base, off, ln, 0), V.Cmp(mop, 0, val)],
                                    texts, json=jsons)
                 groups.append((first, cur))
                 k += 1
-            # a merged statement takes the place of its earliest member (payload_do_merge)
+            # a merged statement takes the place of its last member in offset order
             out.extend(c for _, c in sorted(groups, key=lambda g: g[0]))
             i = j
         self.codes = out

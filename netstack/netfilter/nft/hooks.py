@@ -16,6 +16,7 @@ import struct
 from typing import Any
 
 from netstack.netfilter.nft import vm as V
+from netstack.netfilter.nft.fastpath import rule_runner
 from netstack.netfilter.nft.ruleset import Chain, NftState
 
 NFPROTO = {"ip": 2, "ip6": 10, "inet": 1, "arp": 3, "netdev": 5, "bridge": 7}
@@ -74,8 +75,14 @@ def pktinfo(pkt: Any, state: Any, net: Any) -> V.PktInfo:
 
 
 def nft_do_chain(chain: Chain, pkt: Any, state: Any) -> int:
-    """Run base chain ``chain`` on ``pkt``; returns NF_ACCEPT / NF_DROP (or NF_QUEUE)."""
+    """Run base chain ``chain`` on ``pkt``; returns NF_ACCEPT / NF_DROP, or NF_QUEUE with
+    the queue number in the upper 16 bits and the bypass flag (``queue``)."""
     net = getattr(state, "net", None)
+    if pkt.network_header < 0 and getattr(state, "pf", 0) == 5:
+        # __netif_receive_skb_core resets the network header to skb->data before the
+        # ingress hooks run; netstack's receive path leaves it unset until the
+        # protocol handler, so the netdev family takes it from data here
+        pkt.network_header = pkt.data
     info = pktinfo(pkt, state, net)
     regs = V.Regs()
     stack: list[tuple[Chain, int]] = []
@@ -87,10 +94,8 @@ def nft_do_chain(chain: Chain, pkt: Any, state: Any) -> int:
             rule = rules[ri]
             ri += 1
             regs.code = V.NFT_CONTINUE
-            for e in rule.exprs:
-                e.eval(regs, info)
-                if regs.code != V.NFT_CONTINUE:
-                    break
+            run = rule.__dict__.get("_fast") or rule_runner(rule)
+            run(regs, info)
             code = regs.code
             if code in (V.NFT_CONTINUE, V.NFT_BREAK):
                 continue
@@ -118,7 +123,16 @@ def nft_do_chain(chain: Chain, pkt: Any, state: Any) -> int:
 
 
 def _hookfn(priv: Chain, pkt: Any, state: Any) -> int:
-    return nft_do_chain(priv, pkt, state)
+    return _queue_verdict(nft_do_chain(priv, pkt, state), pkt, state)
+
+
+def _queue_verdict(v: int, pkt: Any, state: Any) -> int:
+    """An NF_QUEUE verdict (``queue``) is handled as ``nf_hook_slow`` → ``nf_queue`` would
+    without a userspace listener (:func:`.vm_stmts.nf_queue`); other verdicts pass."""
+    if v & 0xFF != 3:
+        return v
+    from netstack.netfilter.nft.vm_stmts import nf_queue
+    return nf_queue(getattr(state, "net", None), pkt, v)
 
 
 def _route_keys(pkt: Any, pf: int) -> tuple:
@@ -139,9 +153,9 @@ def _route_hookfn(priv: Chain, pkt: Any, state: Any) -> int:
     pf = getattr(state, "pf", 0)
     nh = pkt.network_header
     if pf not in (2, 10) or nh < 0 or nh + (20 if pf == 2 else 40) > pkt.tail:
-        return nft_do_chain(priv, pkt, state)
+        return _queue_verdict(nft_do_chain(priv, pkt, state), pkt, state)
     before = _route_keys(pkt, pf)
-    ret = nft_do_chain(priv, pkt, state)
+    ret = _queue_verdict(nft_do_chain(priv, pkt, state), pkt, state)
     if ret != V.NF_ACCEPT or _route_keys(pkt, pf) == before:
         return ret
     if pf == 2:
@@ -197,7 +211,8 @@ def sync_hooks(net: Any, st: NftState) -> None:
                 from netstack.netfilter import nat
                 handle = nat.nf_nat_register_fn(
                     net, pf, hooknum, c.priority or 0,
-                    lambda pkt, state, _c=c: nft_do_chain(_c, pkt, state))
+                    lambda pkt, state, _c=c: _queue_verdict(nft_do_chain(_c, pkt, state),
+                                                            pkt, state))
                 st.hooks.append(("nat", handle))
                 continue
             ops = core.NfHookOps(hook=_route_hookfn if c.type == "route" else _hookfn,
@@ -224,6 +239,19 @@ def _sync_flowtables(net: Any, st: NftState) -> None:
         st.live_flowtables[key] = flowtable_add(net, f.name, devs, f.priority)
 
 
+def _needs_ct(e: Any) -> bool:
+    """ct expressions take conntrack (nft_ct_get_init …); so do ``flow add``
+    (nft_flow_offload_init → nf_ct_netns_get), the xtables conntrack match and CT target
+    (xt_conntrack / xt_CT ``checkentry`` → nf_ct_netns_get), and anything compiled inside
+    a compat expression."""
+    from netstack.netfilter.nft.vm_stmts import XtCompat
+    if isinstance(e, (V.CtLoad, V.CtSet, V.FlowOffload)):
+        return True
+    if isinstance(e, XtCompat):
+        return e.spec.name in ("conntrack", "CT") or any(_needs_ct(x) for x in e.inner or ())
+    return False
+
+
 def _sync_conntrack(net: Any, st: NftState) -> None:
     """nft_ct_get_init/nft_ct_set_init call ``nf_ct_netns_get`` for their family: the
     namespace gets conntrack exactly while some rule uses a ``ct`` expression (conntrack
@@ -231,8 +259,11 @@ def _sync_conntrack(net: Any, st: NftState) -> None:
     need: set[int] = set()
     for t in st.tables:
         for c in t.chains.values():
-            if any(isinstance(e, (V.CtLoad, V.CtSet)) for r in c.rules for e in r.exprs):
+            if any(_needs_ct(e) for r in c.rules for e in r.exprs):
                 need.add(NFPROTO[t.family])
+        if any(o.kind == "ct helper" for o in t.objs.values()):
+            # nft_ct_helper_obj_init takes conntrack for the table's family too
+            need.add(NFPROTO[t.family])
     have: set[int] = getattr(st, "ct_pfs", set())
     if need == have:
         return

@@ -120,12 +120,26 @@ def _live(x: Any) -> Any:
     return x
 
 
+#: NFPROTO_* → the name nft prints for a ct helper's l3proto (family2str).
+L3PROTO_NAMES = {1: "inet", 2: "ip", 10: "ip6", 3: "arp", 5: "netdev", 7: "bridge"}
+NFPROTO_OF_FAMILY = {"inet": 1, "ip": 2, "ip6": 10, "arp": 3, "netdev": 5, "bridge": 7}
+L4PROTO_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp", 136: "udplite"}
+
+
 def table_objects(t: Table, handles: bool = True) -> list[dict]:
     out: list[dict] = [{"table": {"family": t.family, "name": t.name, "handle": t.handle}}]
-    for o in sorted(t.objs.values(), key=lambda o: ("counter", "quota", "limit").index(o.kind)):
+    for o in sorted(t.objs.values(), key=lambda o: o.handle):
         d: dict = {"family": t.family, "name": o.name, "table": t.name, "handle": o.handle}
         e = o.expr
-        if o.kind == "counter":
+        if o.kind == "ct expectation":
+            d.update(protocol=L4PROTO_NAMES[e.l4proto], dport=e.dport, timeout=e.timeout,
+                     size=e.size, l3proto=L3PROTO_NAMES[e.l3num])
+        elif o.kind == "ct helper":
+            # json.c obj_print_json: type, protocol, l3proto
+            d.update(type=e.name, protocol={6: "tcp", 17: "udp"}[e.l4proto],
+                     l3proto=L3PROTO_NAMES.get(e.l3num or NFPROTO_OF_FAMILY[t.family],
+                                               "unknown"))
+        elif o.kind == "counter":
             d.update(packets=e.packets, bytes=e.bytes)
         elif o.kind == "quota":
             d.update(bytes=e.nbytes, used=e.dumped, inv=bool(e.invert))
@@ -152,9 +166,9 @@ def table_objects(t: Table, handles: bool = True) -> list[dict]:
     for c in t.chains.values():
         d = {"family": t.family, "table": t.name, "name": c.name, "handle": c.handle}
         if c.is_base:
+            # nft 1.0.6 leaves the device of a netdev/ingress chain out of its JSON
+            # (measured on Linux 6.18: the kernel reports it as a device array)
             d.update(type=c.type, hook=c.hook, prio=c.priority, policy=c.policy)
-            if c.device:
-                d["dev"] = c.device
         out.append({"chain": d})
     for c in t.chains.values():
         for r in c.rules:
@@ -201,6 +215,16 @@ def expr_text(e: Any) -> str:
     (k, v), = e.items()
     if k == "payload":
         return f"{v['protocol']} {v['field']}"
+    if k == "rt":
+        return f"rt {v['family']} nexthop" if v.get("key") == "nexthop" else f"rt {v['key']}"
+    if k == "ip option":
+        return f"ip option {v['name']}" + (f" {v['field']}" if "field" in v else "")
+    if k == "tcp option":
+        if "base" in v:
+            return f"tcp option {v['base']}"
+        return f"tcp option {v['name']}" + (f" {v['field']}" if "field" in v else "")
+    if k == "exthdr":
+        return f"{v['name']} {v['field']}" if "field" in v else f"exthdr {v['name']}"
     if k == "meta":
         return f"meta {v['key']}"
     if k == "ct":
@@ -323,6 +347,31 @@ def stmt_text(s: dict) -> str:
         return f"{v['op']} {v['set']} {{ {expr_text(v['elem'])} }}"
     if k == "flow":
         return f"flow add {v['flowtable']}"
+    if k in ("ct helper", "ct expectation"):
+        return f"{k} set {_q(v)}"
+    if k == "reset":
+        return f"reset {expr_text(v)}"
+    if k == "queue":
+        txt = "queue"
+        if v:
+            fl = v.get("flags")
+            if fl:
+                txt += " flags " + (",".join(fl) if isinstance(fl, list) else fl)
+            if "num" in v:
+                txt += " num " + expr_text(v["num"])
+        return txt
+    if k == "dup":
+        txt = f"dup to {expr_text(v['addr'])}" if "addr" in v else f"dup to {_q(v['dev'])}"
+        if "addr" in v and "dev" in v:
+            txt += f" device {_q(v['dev'])}"
+        return txt
+    if k == "fwd":
+        if "addr" in v:
+            return f"fwd {v['family']} to {expr_text(v['addr'])} device {_q(v['dev'])}"
+        return f"fwd to {_q(v['dev'])}"
+    if k == "meter":
+        size = f" size {v['size']}" if "size" in v else ""
+        return f"meter {v['name']}{size} {{ {expr_text(v['key'])} {stmt_text(v['stmt'])} }}"
     raise NotSupported(f"JSON statement {k}")
 
 
@@ -373,6 +422,15 @@ def _obj_text(kind: str, o: dict, verb: str) -> str:
         burst = f" burst {o['burst']} packets" if o.get("burst", 5) != 5 else ""
         return (f"{verb} limit {fam} {o['table']} {o['name']} {{ rate {o['rate']}/"
                 f"{o.get('per', 'second')}{burst} }}")
+    if kind == "ct expectation":
+        l3 = f" l3proto {o['l3proto']};" if "l3proto" in o else ""
+        return (f"{verb} ct expectation {fam} {o['table']} {o['name']} {{ protocol "
+                f"{o['protocol']}; dport {o['dport']}; timeout {o['timeout']}ms; size "
+                f"{o['size']};{l3} }}")
+    if kind == "ct helper":
+        l3 = f" l3proto {o['l3proto']};" if "l3proto" in o else ""
+        return (f"{verb} ct helper {fam} {o['table']} {o['name']} {{ type {_q(o['type'])} "
+                f"protocol {o['protocol']};{l3} }}")
     raise NotSupported(f"JSON object {kind}")
 
 

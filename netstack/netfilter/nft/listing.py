@@ -173,12 +173,24 @@ def set_text(s: NftSet, handles: bool, heads_only: bool = False,
     return out + "\t}\n"
 
 
-def obj_text(o: StatefulObj, handles: bool) -> str:
+def obj_text(o: StatefulObj, handles: bool, family: str = "ip") -> str:
     out = f"\t{o.kind} {o.name} {{" + (f" # handle {o.handle}" if handles else "") + "\n"
     if o.comment:
         out += f'\t\tcomment "{o.comment}"\n'
     e = o.expr
-    if o.kind == "counter":
+    if o.kind == "ct helper":
+        # src/rule.c obj_print_data: the kernel reports the table's family when no
+        # l3proto was given
+        from netstack.netfilter.nft.jsonfmt import L3PROTO_NAMES, NFPROTO_OF_FAMILY
+        out += f'\t\ttype "{e.name}" protocol {({6: "tcp", 17: "udp"})[e.l4proto]}\n'
+        out += f"\t\tl3proto {L3PROTO_NAMES[e.l3num or NFPROTO_OF_FAMILY[family]]}\n"
+    elif o.kind == "ct expectation":
+        from netstack.netfilter.nft.evaluate import fmt_ms
+        from netstack.netfilter.nft.jsonfmt import L3PROTO_NAMES, L4PROTO_NAMES
+        out += f"\t\tprotocol {L4PROTO_NAMES[e.l4proto]}\n\t\tdport {e.dport}\n"
+        out += f"\t\ttimeout {fmt_ms(e.timeout)}\n\t\tsize {e.size}\n"
+        out += f"\t\tl3proto {L3PROTO_NAMES[e.l3num]}\n"
+    elif o.kind == "counter":
         out += f"\t\tpackets {e.packets} bytes {e.bytes}\n"
     elif o.kind == "quota":
         out += f"\t\t{'over ' if e.invert else ''}{bytes_text(e.nbytes)}"
@@ -229,15 +241,15 @@ def table_text(t: Table, handles: bool, chains: list[Chain] | None = None,
     """One table block; the optional lists restrict what is printed (``list chain``…)."""
     full = chains is None and sets is None and objs is None
     if objs is None:
-        objs = sorted(t.objs.values(), key=lambda o: ("counter", "quota", "limit")
-                      .index(o.kind)) if full else []
+        # the kernel dumps a table's objects in creation order
+        objs = sorted(t.objs.values(), key=lambda o: o.handle) if full else []
     if sets is None:
         sets = [s for s in t.sets.values() if not s.anonymous] if full else []
     if flowtables is None:
         flowtables = list(t.flowtables.values()) if full else []
     if chains is None:
         chains = list(t.chains.values()) if full else []
-    blocks = [obj_text(o, handles) for o in objs]
+    blocks = [obj_text(o, handles, t.family) for o in objs]
     blocks += [set_text(s, handles, False, now) for s in sets]
     blocks += [flowtable_text(f, handles) for f in flowtables]
     blocks += [chain_text(t, c, handles, chain_heads_only) for c in chains]

@@ -71,6 +71,10 @@ def element_records(s: NftSet) -> list[tuple[bytes, Any, int]]:
 
 def render_set(s: NftSet, table: str) -> str:
     flags = set_flags(s)
+    if getattr(s, "meter", False):
+        # a meter's set: its own name, no elements, size only when given
+        size = f" size {s.size}" if s.size is not None else ""
+        return f"{s.nl_name} {table} {flags:x}{size}\n{s.nl_name} {table} 0\n"
     recs = element_records(s)
     if s.anonymous:
         head = f"{s.nl_name} {table} {flags:x} size {len(recs)}\n"
@@ -86,7 +90,12 @@ def render_set(s: NftSet, table: str) -> str:
 def render_chain(c: Chain, family: str) -> str:
     line = f"{family} (null) (null) use 0"
     if c.hook is not None:
-        line += f" type {c.type} hook {c.hook} prio {c.priority} packets 0 bytes 0"
+        # libnftnl nftnl_hooknum2str: an inet ``ingress`` hook (NF_INET_INGRESS, 5) is
+        # past the names it knows for inet-style families
+        hook = "unknown" if family == "inet" and c.hook == "ingress" else c.hook
+        line += f" type {c.type} hook {hook} prio {c.priority} packets 0 bytes 0"
+        if c.device:
+            line += f" dev {c.device} "
     return line + "\n"
 
 
@@ -110,6 +119,11 @@ class NetlinkLog:
     def set(self, s: NftSet, table: str) -> None:
         self.items.append(("set", s, table))
 
+    def obj(self, text: str) -> None:
+        """A stateful object (libnftnl obj_snprintf: the object's name and table are
+        not filled in while the batch is built, hence ``(null)``)."""
+        self.items.append(("obj", f"table (null) name (null) use 0 {text}\n"))
+
     def rule(self, family: str, table: str, chain: str, exprs: list[VmExpr],
              anon: list[NftSet]) -> None:
         self.items.append(("rule", family, table, chain, exprs, anon))
@@ -119,6 +133,8 @@ class NetlinkLog:
         for it in self.items:
             if it[0] == "chain":
                 out.append(render_chain(it[1], it[2]))
+            elif it[0] == "obj":
+                out.append(it[1])
             elif it[0] == "set":
                 out.append(render_set(it[1], it[2]))
             else:

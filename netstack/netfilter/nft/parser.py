@@ -31,9 +31,9 @@ CT_DIR_KEYS = ("saddr", "daddr", "protocol", "proto-src", "proto-dst", "l3proto"
 VERDICTS = ("accept", "drop", "continue", "return", "jump", "goto", "queue")
 #: nft words netstack does not model: refused with NotSupported rather than a misleading
 #: syntax error.
-UNSUPPORTED_WORDS = ("meter", "dup", "fwd", "tproxy", "synproxy", "socket", "osf", "rt",
-                     "exthdr", "ipsec", "hbh", "frag", "dst", "mh", "srh", "tunnel", "xfrm",
-                     "secmark", "ct helper", "ct timeout", "ct expectation", "last",
+UNSUPPORTED_WORDS = ("tproxy", "synproxy", "socket", "osf",
+                     "ipsec", "srh", "tunnel", "xfrm",
+                     "secmark", "ct timeout", "last",
                      "inner", "vxlan", "geneve", "gretap")
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 BYTE_UNITS = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 * 1024}
@@ -56,6 +56,7 @@ class Cmd:
     newname: str | None = None
     tloc: Loc | None = None
     full_loc: Loc | None = None       # the whole command (kernel errors on chains)
+    rule_loc: Loc | None = None       # rules of a chain block: the whole rule
 
 
 @dataclass
@@ -132,10 +133,15 @@ def parse_time(text: str, loc: Loc) -> int:
 class Parser:
     """Recursive descent over the token list; one instance per input text."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, name: str | None = None, cwd: str | None = None,
+                 depth: int = 0) -> None:
         self.toks = tokenize(text)
         self.i = 0
         self.defines: dict[str, list[Token]] = {}
+        self.name = name              # file name for "In file included from" (None: cmdline)
+        self.cwd = cwd
+        self.depth = depth
+        self.xt_specs: list | None = None     # iptables-nft compat expressions (``__xt N``)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -226,7 +232,7 @@ class Parser:
     def parse_command(self) -> list[Cmd]:
         t = self.tok
         if t.is_word("include"):
-            raise NotSupported("nft include (inline the file instead)")
+            return self.parse_include()
         if t.is_word("define"):
             self.next()
             name = self.expect_word().text
@@ -240,6 +246,29 @@ class Parser:
         if t.kind == WORD and t.text in VERBS:
             op = self.next().text
         obj_tok = self.tok
+        if obj_tok.is_word("ct") and self.peek().kind == WORD and \
+                self.peek().text in ("helper", "helpers", "expectation"):
+            self.next()
+            obj = "ct " + self.next().text
+            if obj == "ct helpers":
+                # parser_bison.y: ``list ct helpers table [FAMILY] NAME``
+                if not self.tok.is_word("table"):
+                    raise self._expecting(self.unexpected(), "table")
+                self.next()
+                fam = self.family_and()
+                tt = self.expect_word()
+                return [Cmd(op, obj, fam, tt.text, loc=obj_tok.loc, tloc=tt.loc)]
+            fam = self.family_and()
+            tname_tok = self.expect_word()
+            name_tok = self.expect_word()
+            cmd = Cmd(op, obj, fam, tname_tok.text, name_tok.text, loc=name_tok.loc,
+                      tloc=tname_tok.loc)
+            if self.tok.is_op("{"):
+                cmd.spec = self.parse_ct_helper_block() if obj == "ct helper" else \
+                    self.parse_ct_expect_block()
+            elif op in ("add", "create"):
+                raise self.unexpected()
+            return [cmd]
         if obj_tok.kind != WORD or obj_tok.text not in OBJECTS:
             raise self.unexpected()
         obj = self.next().text
@@ -285,7 +314,7 @@ class Parser:
             if op == "rename":
                 cmd.newname = self.expect_word().text
             elif self.tok.is_op("{"):
-                spec, rules = self.parse_chain_block(fam, tname, name)
+                spec, rules = self.parse_chain_block(fam, tname, name, name_tok.loc)
                 cmd.spec = spec
                 return [cmd] + rules
             return [cmd]
@@ -336,7 +365,7 @@ class Parser:
             if t.is_word("chain"):
                 self.next()
                 nt = self.expect_word()
-                spec, crules = (self.parse_chain_block(fam, tname, nt.text)
+                spec, crules = (self.parse_chain_block(fam, tname, nt.text, nt.loc)
                                 if self.tok.is_op("{") else (ChainSpec(), []))
                 chains.append(Cmd("add", "chain", fam, tname, nt.text, spec=spec, loc=nt.loc))
                 rules.extend(crules)
@@ -358,6 +387,17 @@ class Parser:
                     self.skip_seps()
                 self.expect_op("}")
                 objs.append(Cmd("add", t.text, fam, tname, nt.text, spec=spec, loc=nt.loc))
+            elif t.is_word("ct") and self.peek().is_word("timeout"):
+                raise NotSupported("ct timeout objects (per-connection timeout policies)")
+            elif t.is_word("ct") and self.peek().kind == WORD and \
+                    self.peek().text in ("helper", "expectation"):
+                self.next()
+                kind = self.next().text
+                nt = self.expect_word()
+                spec = self.parse_ct_helper_block() if kind == "helper" else \
+                    self.parse_ct_expect_block()
+                objs.append(Cmd("add", f"ct {kind}", fam, tname, nt.text, spec=spec,
+                                loc=nt.loc))
             elif t.is_word("flowtable"):
                 self.next()
                 nt = self.expect_word()
@@ -374,8 +414,8 @@ class Parser:
                 raise self.unexpected()
         return [tcmd] + chains + objs + sets + rules
 
-    def parse_chain_block(self, fam: str, tname: str, cname: str) -> tuple[ChainSpec,
-                                                                           list[Cmd]]:
+    def parse_chain_block(self, fam: str, tname: str, cname: str,
+                          cloc: Loc | None = None) -> tuple[ChainSpec, list[Cmd]]:
         self.expect_op("{")
         spec = ChainSpec()
         rules: list[Cmd] = []
@@ -413,8 +453,12 @@ class Parser:
                 self.next()
                 spec.comment = self.next().text
                 continue
-            rules.append(Cmd("add", "rule", fam, tname, cname, spec=self.parse_rule(),
-                             loc=t.loc))
+            spec_r = self.parse_rule()
+            last = self.toks[self.i - 1]
+            rloc = Loc(t.line, t.col, last.col + max(1, len(last.text)) - 1 +
+                       (2 if last.kind == STRING else 0)) if last.line == t.line else None
+            rules.append(Cmd("add", "rule", fam, tname, cname, spec=spec_r, loc=t.loc,
+                             rule_loc=rloc))
 
     def parse_priority(self) -> tuple[int, str]:
         """``priority N`` or a standard name with an optional offset (``filter + 10``)."""
@@ -551,6 +595,214 @@ class Parser:
         cmd.spec = self.parse_rule()
         return cmd
 
+    # ------------------------------------------------------------------ include
+    def parse_include(self) -> list[Cmd]:
+        """``include "FILE"`` (src/scanner.l scanner_include_file): a name that does not
+        start with ``/``, ``./`` or ``../`` is looked up in the include path (nft's
+        default, ``/etc``); others are globbed relative to the working directory.  No file
+        for a name without wildcards is "File not found"; a wildcard matching nothing is
+        not an error.  The included text shares this file's ``define``s."""
+        import glob
+        import os
+        kw = self.next()
+        ft = self.tok
+        if ft.kind != STRING:
+            raise self.unexpected()
+        self.next()
+        term = self.tok
+        end = term.col if term.line == ft.line else ft.col + len(ft.text) + 1
+        loc = Loc(kw.line, kw.col, end)
+        fname = ft.text
+        if self.depth >= 16:
+            raise NftError("Include nested too deeply, max 16 levels", loc)
+        is_glob = any(c in fname for c in "*?[")
+        if fname.startswith(("/", "./", "../")):
+            bases = [""]
+        else:
+            bases = ["/etc"]
+        found: list[tuple[str, str]] = []
+        for base in bases:
+            pattern = os.path.join(base, fname) if base else fname
+            real = pattern if os.path.isabs(pattern) or self.cwd is None else \
+                os.path.join(self.cwd, pattern)
+            hits = sorted(glob.glob(real)) if is_glob else \
+                ([real] if os.path.isfile(real) else [])
+            for h in hits:
+                # nft names the file as written, or as the glob expanded it
+                shown = pattern
+                if is_glob and real != pattern:
+                    shown = os.path.relpath(h, self.cwd)
+                    if pattern.startswith("./"):
+                        shown = "./" + shown
+                elif is_glob:
+                    shown = h
+                found.append((h, shown))
+            if found:
+                break
+        if not found and not is_glob:
+            raise NftError(f"File not found: {fname}", loc)
+        cmds: list[Cmd] = []
+        for real, shown in found:
+            try:
+                with open(real) as f:
+                    text = f.read()
+            except OSError:
+                raise NftError(f"File not found: {fname}", loc) from None
+            sub = Parser(text, shown, self.cwd, self.depth + 1)
+            sub.defines = self.defines
+            try:
+                cmds.extend(sub.parse_commands())
+            except NftError as e:
+                here = (self.name or "<cmdline>", loc)
+                if e.origin is None:
+                    e.origin = (shown, text.split("\n"), [here])
+                else:
+                    e.origin[2].append(here)
+                raise
+        return cmds
+
+    # ------------------------------------------------------------------ objects
+    def parse_ct_helper_block(self) -> A.CtHelperSpec:
+        """``{ type "ftp" protocol tcp; [l3proto ip;] [comment "…"] }``
+        (parser_bison.y ct_helper_block)."""
+        start = self.expect_op("{")
+        spec = A.CtHelperSpec(loc=start.loc)
+        while True:
+            self.skip_seps()
+            t = self.tok
+            if t.is_op("}"):
+                self.next()
+                return spec
+            if t.is_word("type"):
+                self.next()
+                nt = self.tok
+                if nt.kind != STRING:
+                    raise self.unexpected()
+                self.next()
+                spec.type = nt.text
+                self.expect_word("protocol")
+                p = self.expect_word()
+                if p.text not in ("tcp", "udp"):
+                    raise self.unexpected(p)
+                spec.protocol = p.text
+                spec.loc = Loc(t.line, t.col, p.col + len(p.text) - 1)
+            elif t.is_word("l3proto"):
+                self.next()
+                spec.l3proto = self.expect_word().text
+            elif t.is_word("comment"):
+                self.next()
+                spec.comment = self.expect_word().text
+            else:
+                raise self.unexpected()
+
+    def parse_ct_expect_block(self) -> A.CtExpectSpec:
+        """``{ protocol tcp; dport N; timeout T; size N; [l3proto ip;] }``
+        (parser_bison.y ct_expect_config)."""
+        start = self.expect_op("{")
+        spec = A.CtExpectSpec(loc=start.loc)
+        while True:
+            self.skip_seps()
+            t = self.tok
+            if t.is_op("}"):
+                self.next()
+                return spec
+            self.next()
+            if t.text == "protocol":
+                p = self.expect_word()
+                if p.text not in ("tcp", "udp", "sctp", "dccp", "udplite"):
+                    raise self.unexpected(p)
+                spec.protocol = p.text
+            elif t.text == "dport":
+                spec.dport = self._int_word()
+            elif t.text == "timeout":
+                w = self.expect_word()
+                spec.timeout = parse_time(w.text, w.loc)
+            elif t.text == "size":
+                spec.size = self._int_word()
+            elif t.text == "l3proto":
+                spec.l3proto = self.expect_word().text
+            else:
+                raise self.unexpected(t)
+
+    # ------------------------------------------------------------------ statements
+    def parse_queue(self, loc: Loc) -> A.QueueS:
+        """parser_bison.y queue_stmt: ``queue [num N[-M]] [bypass] [fanout]`` (compat
+        order) or ``queue [flags F[,F]] {num|to} N[-M]``."""
+        self.next()
+        q = A.QueueS(loc)
+        if self.tok.is_word("flags"):
+            self.next()
+            while True:
+                f = self.expect_word()
+                if f.text not in ("bypass", "fanout"):
+                    raise self.unexpected(f)
+                q.flags.append(f.text)
+                if not self.tok.is_op(","):
+                    break
+                self.next()
+            if not (self.tok.is_word("num") or self.tok.is_word("to")):
+                raise self.unexpected()
+        while self.tok.kind == WORD and self.tok.text in ("num", "to", "bypass", "fanout"):
+            k = self.next()
+            if k.text in ("bypass", "fanout"):
+                q.flags.append(k.text)
+                continue
+            if k.text == "to" and self.tok.kind == WORD and \
+                    self.tok.text in ("numgen", "jhash", "symhash"):
+                first = self.tok
+                q.expr = self.parse_special(first)
+                last = self.toks[self.i - 1]
+                q.num_loc = Loc(first.line, first.col, last.col + len(last.text) - 1)
+                continue
+            n = self.expect_word()
+            last = n
+            lo_t, _, hi_t = n.text.partition("-")
+            if not hi_t and self.tok.is_op("-"):
+                self.next()
+                last = self.expect_word()
+                hi_t = last.text
+            if not lo_t.isdigit() or (hi_t and not hi_t.isdigit()):
+                raise NotSupported("queue to a non-constant queue number expression")
+            q.lo, q.hi = int(lo_t), int(hi_t) if hi_t else None
+            q.num_loc = Loc(k.line, k.col, last.col + len(last.text) - 1)
+        return q
+
+    def parse_dup_fwd(self, loc: Loc, kind: str) -> A.Stmt:
+        """``dup [ip|ip6] to ADDR [device DEV]``, ``dup to DEV``, ``fwd to DEV``, ``fwd
+        ip|ip6 to ADDR device DEV`` (parser_bison.y dup_stmt / fwd_stmt)."""
+        self.next()
+        fam = None
+        if self.tok.kind == WORD and self.tok.text in ("ip", "ip6"):
+            fam = self.next().text
+        self.expect_word("to")
+        target = self.parse_value_expr()
+        dev = None
+        if self.tok.is_word("device"):
+            self.next()
+            dev = self.parse_value_expr()
+        last = (dev or target).loc
+        loc = Loc(loc.line, loc.first, last.last if last.line == loc.line else loc.last)
+        if kind == "dup":
+            return A.DupS(loc, target, dev, fam)
+        if fam is not None and dev is None:
+            raise self.unexpected()
+        if fam is None:
+            return A.FwdS(loc, target, None, None)
+        return A.FwdS(loc, dev, target, fam)
+
+    def parse_meter(self, loc: Loc) -> A.MeterS:
+        """``meter NAME [size N] { KEY STMT }`` (parser_bison.y meter_stmt_alloc)."""
+        self.next()
+        m = A.MeterS(loc, self.expect_word().text)
+        if self.tok.is_word("size"):
+            self.next()
+            m.size = self._int_word()
+        self.expect_op("{")
+        m.key = self.parse_concat()
+        m.stmt = self.parse_stmt()
+        self.expect_op("}")
+        return m
+
     # ------------------------------------------------------------------ rules
     def parse_rule(self) -> A.RuleAst:
         start = self.tok.loc
@@ -568,7 +820,31 @@ class Parser:
         t = self.tok
         w = t.text if t.kind == WORD else ""
         loc = t.loc
-        if w in UNSUPPORTED_WORDS or (w in ("vlan", "arp", "dccp", "ah", "esp", "comp",
+        if w == "__xt" and self.xt_specs is not None:
+            # only iptables-nft's sync writes these (netstack.netfilter.xtables)
+            self.next()
+            return A.XtS(loc, self.xt_specs[self._int_word()])
+        if w == "queue":
+            return self.parse_queue(loc)
+        if w == "reset" and self.peek().is_word("tcp"):
+            self.next()
+            target = self.parse_exthdr()
+            if target is None or target.field is not None:
+                raise self.unexpected()
+            return A.OptResetS(Loc(loc.line, loc.first, target.loc.last), target)
+        if w in ("rt", "exthdr", "hbh", "frag", "dst", "mh") and self.peek().kind == WORD:
+            from netstack.netfilter.nft.exthdr import IPV6_HDRS
+            nxt = self.peek().text
+            if not ((w == "exthdr" and nxt in IPV6_HDRS) or
+                    (w in IPV6_HDRS and nxt in IPV6_HDRS[w][1]) or
+                    (w == "rt" and nxt in ("nexthop", "mtu", "ip", "ip6", "classid",
+                                           "ipsec"))):
+                raise NotSupported(f"nft '{w}' expressions/statements")
+        if w in ("dup", "fwd"):
+            return self.parse_dup_fwd(loc, w)
+        if w == "meter":
+            return self.parse_meter(loc)
+        if w in UNSUPPORTED_WORDS or (w in ("dccp", "ah", "esp", "comp",
                                              "ipcomp", "gre", "igmp", "cgroupv2")
                                       and self.peek().kind == WORD):
             raise NotSupported(f"nft '{w}' expressions/statements")
@@ -873,13 +1149,85 @@ class Parser:
             return first
         return A.ConcatE(first.loc, items)
 
+    def parse_exthdr(self) -> A.Expr | None:
+        """``tcp option NAME [FIELD]``, ``exthdr NAME``, ``hbh|rt|frag|dst|mh FIELD``
+        (parser_bison.y tcp_hdr_option / exthdr_exists_expr / exthdr_expr); None when
+        the cursor is not at one."""
+        from netstack.netfilter.nft.exthdr import IPV4_OPTS, IPV6_HDRS, TCPOPT
+        t = self.tok
+        if t.is_word("ip") and self.peek().is_word("option"):
+            self.next()
+            self.next()
+            n = self.expect_word()
+            if n.text not in IPV4_OPTS:
+                raise self.unexpected(n)
+            last, field = n, None
+            if self.tok.kind == WORD and self.tok.text in IPV4_OPTS[n.text][1]:
+                last = self.next()
+                field = last.text
+            return A.ExthdrE(Loc(t.line, t.col, last.col + len(last.text) - 1), "ipv4",
+                             n.text, field)
+        if t.is_word("tcp") and self.peek().is_word("option"):
+            self.next()
+            self.next()
+            n = self.expect_word()
+            last = n
+            if not (n.text in TCPOPT or n.text.isdigit()):
+                raise self.unexpected(n)
+            field = None
+            if n.text in TCPOPT and self.tok.kind == WORD and \
+                    self.tok.text in TCPOPT[n.text][1]:
+                last = self.next()
+                field = last.text
+            return A.ExthdrE(Loc(t.line, t.col, last.col + len(last.text) - 1), "tcpopt",
+                             n.text, field)
+        if t.is_word("exthdr") and self.peek().kind == WORD and self.peek().text in IPV6_HDRS:
+            self.next()
+            n = self.next()
+            return A.ExthdrE(Loc(t.line, t.col, n.col + len(n.text) - 1), "ipv6", n.text)
+        if t.kind == WORD and t.text in IPV6_HDRS and self.peek().kind == WORD and \
+                self.peek().text in IPV6_HDRS[t.text][1]:
+            self.next()
+            f = self.next()
+            return A.ExthdrE(Loc(t.line, t.col, f.col + len(f.text) - 1), "ipv6", t.text,
+                             f.text)
+        return None
+
     def parse_primary(self) -> A.Expr:
         t = self.tok
+        ex = self.parse_exthdr()
+        if ex is not None:
+            return ex
+        if t.is_word("rt") and self.peek().kind == WORD and \
+                self.peek().text in ("nexthop", "mtu", "ip", "ip6", "classid", "ipsec"):
+            # parser_bison.y rt_expr
+            self.next()
+            fam = None
+            if self.tok.text in ("ip", "ip6"):
+                fam = self.next().text
+            k = self.expect_word()
+            if k.text not in ("nexthop", "mtu", "classid", "ipsec") or \
+                    (fam and k.text != "nexthop"):
+                raise self.unexpected(k)
+            if k.text in ("classid", "ipsec"):
+                raise NotSupported(f"rt {k.text} (routing realms / IPsec are not modelled)")
+            return A.RtE(Loc(t.line, t.col, k.col + len(k.text) - 1), k.text, fam)
+        if t.is_word("arp") and self.peek().kind == WORD and \
+                self.peek().text in ("saddr", "daddr") and self.peek(2).kind == WORD and \
+                self.peek(2).text in ("ip", "ether"):
+            # parser_bison.y arp_hdr_expr: ``arp saddr ip`` / ``arp daddr ether``
+            self.next()
+            f = self.next()
+            k = self.next()
+            return A.PayloadE(Loc(t.line, t.col, k.col + len(k.text) - 1), "arp",
+                              f"{f.text} {k.text}")
         if t.kind == WORD and t.text in PROTOS and self.peek().kind == WORD and \
                 self.peek().text in _fields(t.text):
             self.next()
             f = self.next()
-            return A.PayloadE(Loc(t.line, t.col, f.col + len(f.text) - 1), t.text, f.text)
+            # ``vlan cfi`` is the old name of ``vlan dei`` (nft lists it as dei)
+            field = "dei" if (t.text, f.text) == ("vlan", "cfi") else f.text
+            return A.PayloadE(Loc(t.line, t.col, f.col + len(f.text) - 1), t.text, field)
         if t.is_word("meta"):
             self.next()
             k = self.expect_word()
@@ -1048,6 +1396,11 @@ class Parser:
         return A.AnonSetE(Loc(start.line, start.col, end.col), elems)
 
 
-def parse(text: str) -> list[Cmd]:
-    """Parse a whole input (command line or file) into commands."""
-    return Parser(text).parse_commands()
+def parse(text: str, name: str | None = None, cwd: str | None = None,
+          xt_specs: list | None = None) -> list[Cmd]:
+    """Parse a whole input (command line or file ``name``) into commands; ``cwd``
+    resolves relative ``include`` names; ``xt_specs`` are the compat expressions an
+    iptables-nft batch refers to as ``__xt N``."""
+    p = Parser(text, name, cwd)
+    p.xt_specs = xt_specs
+    return p.parse_commands()

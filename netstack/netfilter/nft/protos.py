@@ -46,10 +46,20 @@ PAYLOAD: dict[str, dict[str, tuple[int, int, int, T.DataType]]] = {
                "checksum": (TH, 16, 16, T.U16), "mtu": (TH, 32, 32, T.U32),
                "id": (TH, 32, 16, T.U16), "sequence": (TH, 48, 16, T.U16),
                "max-delay": (TH, 32, 16, T.U16)},
+    # src/proto.c proto_vlan: the 802.1Q header after the MAC addresses (TCI at 14)
+    "vlan": {"pcp": (LL, 112, 3, T.U8), "dei": (LL, 115, 1, T.U8),
+             "cfi": (LL, 115, 1, T.U8), "id": (LL, 116, 12, T.U16),   # cfi: parser → dei
+             "type": (LL, 128, 16, T.ETHERTYPE)},
+    # src/proto.c proto_arp: the Ethernet/IPv4 layout (two-word field names)
+    "arp": {"htype": (NH, 0, 16, T.U16), "ptype": (NH, 16, 16, T.ETHERTYPE),
+            "hlen": (NH, 32, 8, T.U8), "plen": (NH, 40, 8, T.U8),
+            "operation": (NH, 48, 16, T.ARPOP),
+            "saddr ether": (NH, 64, 48, T.ETHER), "saddr ip": (NH, 112, 32, T.IPV4),
+            "daddr ether": (NH, 144, 48, T.ETHER), "daddr ip": (NH, 192, 32, T.IPV4)},
 }
 
 #: Network protocol each header needs (None: any) and the l4 protocol number.
-NH_OF = {"ip": "ip", "ip6": "ip6", "icmp": "ip", "icmpv6": "ip6"}
+NH_OF = {"ip": "ip", "ip6": "ip6", "icmp": "ip", "icmpv6": "ip6", "arp": "arp"}
 L4_OF = {"tcp": 6, "udp": 17, "udplite": 136, "sctp": 132, "icmp": 1, "icmpv6": 58}
 L4_NAME = {v: k for k, v in L4_OF.items()}
 NFPROTO_OF = {"ip": 2, "ip6": 10}
@@ -76,6 +86,7 @@ CT: dict[str, tuple[str, T.DataType]] = {
     "state": ("state", T.CT_STATE), "direction": ("direction", T.CT_DIR),
     "status": ("status", T.CT_STATUS_T), "mark": ("mark", T.MARK),
     "expiration": ("expiration", T.H32), "zone": ("zone", T.H16),
+    "helper": ("helper", T.CT_HELPER_T),
     "l3proto": ("l3protocol", T.NFPROTO), "protocol": ("protocol", T.INET_PROTO),
     "saddr": ("src", T.IPV4), "daddr": ("dst", T.IPV4),
     "proto-src": ("proto_src", T.INET_SERVICE), "proto-dst": ("proto_dst", T.INET_SERVICE),

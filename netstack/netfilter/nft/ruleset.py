@@ -211,6 +211,17 @@ class Rule:
     exprs: list = field(default_factory=list)
     comment: str | None = None
 
+    def __deepcopy__(self, memo: dict) -> "Rule":
+        """A transaction's copy: everything but the compiled closure (``_fast``, which
+        refers to this rule's own expression objects; the copy builds its own)."""
+        import copy
+        new = Rule.__new__(Rule)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            if k != "_fast":
+                new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
 
 @dataclass
 class Chain:

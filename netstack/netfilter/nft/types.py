@@ -81,8 +81,9 @@ TCP_FLAGS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "u
 CT_STATES = {"invalid": 1, "established": 2, "related": 4, "new": 8, "untracked": 64}
 CT_STATUS = {"expected": 1, "seen-reply": 2, "assured": 4, "confirmed": 8, "snat": 0x10,
              "dnat": 0x20, "dying": 0x200}
-ETHER_TYPES = {"ip": 0x0800, "arp": 0x0806, "ip6": 0x86dd, "vlan": 0x8100,
-               "8021ad": 0x88a8}
+#: src/proto.c ethertype_tbl: 0x8100 prints as ``8021q`` (``vlan`` is accepted too)
+ETHER_TYPES = {"ip": 0x0800, "arp": 0x0806, "ip6": 0x86dd, "8021q": 0x8100,
+               "8021ad": 0x88a8, "vlan": 0x8100}
 PKTTYPES = {"host": 0, "unicast": 0, "broadcast": 1, "multicast": 2, "other": 3}
 NFPROTOS = {"ipv4": 2, "ipv6": 10}
 ARPHRD = {"ether": 1, "ppp": 512, "ipip": 768, "ipip6": 769, "loopback": 772, "sit": 776,
@@ -102,6 +103,8 @@ INET_SERVICE = _t("inet_service", 16, BIG, desc="internet network service")
 MARK = _t("mark", 32, HOST, desc="packet mark")
 IFNAME = _t("ifname", 128, HOST, desc="network interface name", base="string")
 IFINDEX = _t("iface_index", 32, HOST, desc="network interface index")
+#: ``ct helper``: src/ct.c uses string_type with NF_CT_HELPER_NAME_LEN (16) bytes
+CT_HELPER_T = _t("string", 128, HOST, desc="string", base="string")
 ETHERTYPE = _t("ether_type", 16, BIG, ETHER_TYPES, desc="Ethernet protocol")
 NFPROTO = _t("nf_proto", 8, HOST, NFPROTOS, desc="netfilter protocol")
 PKTTYPE = _t("pkt_type", 8, HOST, PKTTYPES, desc="packet type")
@@ -115,6 +118,10 @@ ICMP_CODE = _t("icmp_code", 8, BIG, ICMP_CODES, desc="icmp code")
 ICMP6_CODE = _t("icmpv6_code", 8, BIG, ICMP6_CODES, desc="icmpv6 code")
 TCP_FLAG = _t("tcp_flag", 8, BIG, TCP_FLAGS, flags=True, desc="TCP flag")
 VERDICT = _t("verdict", 32, HOST, desc="netfilter verdict", base="verdict")
+#: src/proto.c arpop_tbl (``arp operation``)
+ARPOPS = {"request": 1, "reply": 2, "rrequest": 3, "rreply": 4, "inrequest": 8,
+          "inreply": 9, "nak": 10}
+ARPOP = _t("arp_op", 16, BIG, ARPOPS, desc="ARP operation")
 U8 = _t("integer", 8, BIG)
 U16 = _t("integer", 16, BIG)
 U32 = _t("integer", 32, BIG)

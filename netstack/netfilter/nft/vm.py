@@ -145,6 +145,13 @@ class PayloadLoad(VmExpr):
             if pkt.mac_header < 0:
                 regs.code = NFT_BREAK
                 return
+            if pkt.vlan_proto and self.offset + self.length > 12:
+                data = copy_vlan(pkt, self.offset, self.length)
+                if data is None:
+                    regs.code = NFT_BREAK
+                else:
+                    _put(regs, self.dreg, data)
+                return
             start = pkt.mac_header
         elif self.base == BASE_NH:
             start = pkt.network_header
@@ -158,6 +165,43 @@ class PayloadLoad(VmExpr):
             regs.code = NFT_BREAK       # skb_copy_bits fails: the rule does not match
             return
         _put(regs, self.dreg, bytes(pkt.buf[lo:lo + self.length]))
+
+
+def copy_vlan(pkt: Any, offset: int, length: int) -> bytes | None:
+    """``nft_payload_copy_vlan`` (net/netfilter/nft_payload.c): with the tag out of band
+    (``skb_vlan_tag_present``), link-layer bytes from the Ethernet type on come from the
+    header as if the tag were in the packet — MAC addresses, ``vlan_proto``, the TCI and
+    ``skb->protocol`` (VLAN_ETH_HLEN, 18 bytes) — then the packet after its Ethernet
+    header.  When ``skb->protocol`` is itself 802.1Q/802.1ad an inner tag sits in the
+    packet and a read at offsets 18..21 sees it (``vlan_hlen``)."""
+    mac = pkt.mac_header
+    buf = pkt.buf
+    vlan_hlen = 4 if pkt.protocol in (0x8100, 0x88A8) and 18 <= offset < 22 else 0
+    out = b""
+    if offset < 18 + vlan_hlen:
+        if mac + 14 > pkt.tail:
+            return None
+        if vlan_hlen:
+            if mac + 18 > pkt.tail:
+                return None
+            veth = bytes(buf[mac:mac + 18])
+        else:
+            veth = bytes(buf[mac:mac + 12]) + struct.pack(">HHH", pkt.vlan_proto,
+                                                          pkt.vlan_tci, pkt.protocol)
+        ethlen = length
+        if offset + length > 18 + vlan_hlen:
+            ethlen -= offset + length - 18 - vlan_hlen
+        out = veth[offset - vlan_hlen:offset - vlan_hlen + ethlen]
+        length -= ethlen
+        if length == 0:
+            return out
+        offset = 14 + vlan_hlen
+    else:
+        offset -= 4 + vlan_hlen
+    lo = mac + offset
+    if lo + length > pkt.tail:
+        return None
+    return out + bytes(buf[lo:lo + length])
 
 
 CMP_OPS: dict[str, Callable[[bytes, bytes], bool]] = {
@@ -360,6 +404,17 @@ def ct_get(key: str, direction: str | None, info: PktInfo) -> bytes | None:
         return struct.pack("<I", ctmod.nf_ct_expiration_ms(ct, info.now_ns))
     if key == "zone":
         return struct.pack("<H", ct.zone.id)
+    if key == "helper":
+        # NFT_CT_HELPER (nft_ct_get_eval): the name of the helper of the connection's
+        # *master* — so ``ct helper "ftp"`` matches the expected (data) connections of
+        # an FTP control connection, never the control connection itself — NUL-padded to
+        # 16 bytes; no master or no helper ends the rule
+        master = getattr(ct, "master", None)
+        help_ = getattr(master, "help", None)
+        helper = getattr(help_, "helper", None)
+        if helper is None:
+            return None
+        return helper.name.encode()[:15].ljust(16, b"\0")
     if key in _CT_TUPLE_KEYS:
         d = 1 if direction == "reply" else 0
         if direction is None:
@@ -618,18 +673,29 @@ class Reject(VmExpr):
 
     def eval(self, regs: Regs, info: PktInfo) -> None:
         pf = getattr(info.state, "pf", 2)
+        if pf not in (2, 10):
+            pf = 10 if info.pkt.protocol == 0x86DD else 2
         if self.type in (0, 2):
+            from netstack.netfilter.nft.reject import unreach_csum_ok
             code = self.code
             if pf == 10:
+                # nf_send_unreach6: reject6_csum_ok first
                 from netstack.ipv6.icmp import icmp6_send
                 if self.type == 2:
                     code = {0: 0, 1: 4, 2: 3, 3: 1}[self.code]
-                icmp6_send(info.pkt, 1, code, 0)
+                if unreach_csum_ok(info, True):
+                    icmp6_send(info.pkt, 1, code, 0)
             else:
+                # nf_send_unreach: no answer for a non-first fragment; a packet without
+                # a route yet (prerouting) gets the output route to its source
+                # (nf_reject_fill_skb_dst); a payload checksum that does not verify gets
+                # no answer (nf_reject_verify_csum / nf_ip_checksum)
                 from netstack.ipv4.icmp import icmp_send
+                from netstack.netfilter.nft.reject import fill_skb_dst
                 if self.type == 2:
                     code = {0: 0, 1: 3, 2: 1, 3: 13}[self.code]
-                icmp_send(info.pkt, 3, code, 0)
+                if not info.fragoff and fill_skb_dst(info) and unreach_csum_ok(info, False):
+                    icmp_send(info.pkt, 3, code, 0)
         else:
             from netstack.netfilter.nft.reject import send_tcp_reset
             send_tcp_reset(info, pf)
@@ -725,9 +791,14 @@ class Fib(VmExpr):
 
     def eval(self, regs: Regs, info: PktInfo) -> None:
         pkt, st = info.pkt, info.state
-        if getattr(st, "pf", 2) != 2 and pkt.protocol != 0x0800:
-            from netstack.errors import NotSupported
-            raise NotSupported("fib on IPv6 packets")
+        pf = getattr(st, "pf", 2)
+        if pf == 10 or (pf != 2 and pkt.protocol == 0x86DD):
+            from netstack.netfilter.nft.fib6 import fib6_eval
+            fib6_eval(self, regs, info)
+            return
+        if pf != 2 and pkt.protocol != 0x0800:
+            regs.code = NFT_BREAK           # nft_fib_inet_eval: other families
+            return
         nh = pkt.network_header
         if nh < 0 or nh + 20 > pkt.tail:
             regs.code = NFT_BREAK

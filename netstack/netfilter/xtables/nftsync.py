@@ -48,11 +48,14 @@ def push_table(net: Any, st: XtState, table: str) -> None:
     if not t.exists:
         return
     fam = st.family.value
-    text = t.nft_text(with_counts=True)
-    if nft_state(net).find_table(fam, table) is not None:
+    specs: list = []
+    text = t.nft_text(with_counts=True, specs=specs)
+    nst = nft_state(net)
+    old = nst.find_table(fam, table)
+    if old is not None:
         text = f"delete table {fam} {table}\n" + text
     try:
-        rc, _, err = run_text(net, text, None)
+        rc, _, err = run_text(net, text, None, xt_specs=specs)
     except NotSupported as e:
         raise NotSupported(f"iptables rule in {fam} {table}: nft front end: "
                            f"{str(e)[len('not supported: '):]}") from None
@@ -60,6 +63,46 @@ def push_table(net: Any, st: XtState, table: str) -> None:
         first = err.splitlines()[0] if err else "error"
         raise NotSupported(f"iptables rule in {fam} {table}: the nft front end refused "
                            f"the iptables-nft ruleset ({first})")
+    _keep_handles(nst, nst.find_table(fam, table), old, t)
+
+
+def _keep_handles(nst: Any, new: Any, old: Any, t: Any) -> None:
+    """iptables-nft changes a table incrementally, so the kernel's handles are those
+    given when each object was first created (``table->hgen`` never goes back).  The
+    rebuilt table gets them back: the table's own handle, and for every chain and rule
+    the handle it had (remembered on the xtables object), new ones numbered on from the
+    old generator — chains of a command before its rules, as iptables-nft's batch."""
+    if new is None:
+        return
+    if old is not None:
+        new.handle = old.handle
+        nst.table_handle -= 1
+        hgen = old.hgen
+    else:
+        hgen = 0
+    chains = sorted((c for c in t.chains.values() if c.created),
+                    key=lambda c: (c.seq == 0, c.seq))
+    for xc in chains:
+        nc = new.chains.get(xc.name)
+        if nc is None:
+            continue
+        if getattr(xc, "nft_handle", 0):
+            nc.handle = xc.nft_handle
+        else:
+            hgen += 1
+            nc.handle = xc.nft_handle = hgen
+    for xc in chains:
+        nc = new.chains.get(xc.name)
+        if nc is None or len(nc.rules) != len(xc.rules):
+            continue
+        for xr, nr in zip(xc.rules, nc.rules):
+            if getattr(xr, "nft_handle", 0):
+                nr.handle = xr.nft_handle
+            else:
+                hgen += 1
+                nr.handle = xr.nft_handle = hgen
+    new.hgen = max([hgen] + [c.handle for c in new.chains.values()] +
+                   [r.handle for c in new.chains.values() for r in c.rules])
 
 
 def apply_synced(net: Any, st: XtState, table: str, change: Callable[[XtState], str],

@@ -19,7 +19,6 @@ from netstack.netfilter.xtables.parse import Family, ParsedCommand, Rule
 from netstack.netfilter.xtables.render import list_header, list_row, print_num, save_rule
 from netstack.netfilter.xtables.matches import PortMatch
 from netstack.netfilter.xtables.targets import STANDARD, Standard
-from netstack.netfilter.xtables.translate import rule_to_nft
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -49,6 +48,7 @@ class Chain:
     policy: str = "ACCEPT"
     rules: list[Rule] = field(default_factory=list)
     created: bool = False      # base chain present in nf_tables (user chains always are)
+    seq: int = 0               # creation order in nf_tables (its chain handles / listing)
     pcnt: int = 0
     bcnt: int = 0
 
@@ -110,6 +110,14 @@ class XtTable:
         self.family = family
         self.exists = False
         self.chains: dict[str, Chain] = {n: Chain(n, True) for n, *_ in BUILTINS[name]}
+        self.next_seq = 1
+
+    def mark_created(self, ch: Chain) -> None:
+        """iptables-nft creates a base chain when a command first needs it and a user
+        chain at ``-N``: nf_tables lists chains in that order."""
+        if not ch.seq:
+            ch.seq = self.next_seq
+            self.next_seq += 1
 
     def user_chains(self) -> list[Chain]:
         return sorted((c for c in self.chains.values() if not c.builtin), key=lambda c: c.name)
@@ -157,27 +165,32 @@ class XtTable:
                     todo.append(r.target.name)
         return True
 
-    def nft_text(self, with_counts: bool = False) -> str:
+    def nft_text(self, with_counts: bool = False, specs: list | None = None) -> str:
         """This table as nft commands (what iptables-nft puts into nf_tables), for the nft
-        front end to load: table, created base chains with type/hook/priority/policy, user
-        chains, then every rule as iptables-translate spells it."""
+        front end to load: table, the chains in creation order (base chains with
+        type/hook/priority/policy), then every rule as iptables-nft writes it
+        (:mod:`.compat`: native expressions, and ``__xt N`` for the xtables compat
+        expressions it appends to ``specs``)."""
+        from netstack.netfilter.xtables.compat import rule_to_nft_sync
         if not self.exists:
             return ""
         fam = self.family.value
         out = [f"add table {fam} {self.name}"]
-        for n, hook, typ, prio in BUILTINS[self.name]:
-            c = self.chains[n]
-            if c.created:
-                out.append(f"add chain {fam} {self.name} {n} {{ type {typ} hook {hook} "
-                           f"priority {prio}; policy {c.policy.lower()}; }}")
-        for c in self.user_chains():
-            out.append(f"add chain {fam} {self.name} {c.name}")
-        for c in self.ordered():
+        base = {n: (hook, typ, prio) for n, hook, typ, prio in BUILTINS[self.name]}
+        chains = sorted((c for c in self.chains.values() if c.created),
+                        key=lambda c: (c.seq == 0, c.seq))
+        for c in chains:
+            if c.builtin:
+                hook, typ, prio = base[c.name]
+                out.append(f"add chain {fam} {self.name} {c.name} {{ type {typ} hook "
+                           f"{hook} priority {prio}; policy {c.policy.lower()}; }}")
+            else:
+                out.append(f"add chain {fam} {self.name} {c.name}")
+        if specs is None:
+            specs = []
+        for c in chains:
             for r in c.rules:
-                body = rule_to_nft(r, with_counts)
-                if body is None:
-                    raise NotSupported(f"iptables-nft rule without a native nft form "
-                                       f"(xt compat expressions) in {self.name} {c.name}")
+                body = rule_to_nft_sync(r, with_counts, specs)
                 out.append(f"add rule {fam} {self.name} {c.name} {body}")
         return "\n".join(out) + "\n"
 
@@ -237,6 +250,7 @@ class XtState:
     def _materialise(self, t: XtTable, ch: Chain) -> None:
         t.exists = True
         ch.created = True
+        t.mark_created(ch)
 
     def _append(self, t: XtTable, pc: ParsedCommand) -> str:
         ch = self._chain(t, pc, pc.chain)
@@ -262,7 +276,13 @@ class XtState:
         if len(pc.srcs) > 1 or len(pc.dsts) > 1:
             raise param_problem(pc.prog, "Replacement rule does not specify a unique address")
         self._loop_check(t, pc, ch, "RULE_REPLACE")
-        ch.rules[pc.rulenum - 1] = [kernel_form(r) for r in pc.rules()][0]
+        new = [kernel_form(r) for r in pc.rules()][0]
+        old = ch.rules[pc.rulenum - 1]
+        if getattr(old, "nft_handle", 0):
+            # NFT_MSG_NEWRULE with NLM_F_REPLACE on the rule's handle: the replacement
+            # keeps it (measured: ``nft -a`` after iptables-nft -R)
+            new.nft_handle = old.nft_handle
+        ch.rules[pc.rulenum - 1] = new
         return ""
 
     def _delete(self, t: XtTable, pc: ParsedCommand) -> str:
@@ -298,6 +318,7 @@ class XtState:
             raise ruleset_problem(pc.prog, "Chain already exists.")
         t.exists = True
         t.chains[name] = Chain(name, False, policy="", created=True)
+        t.mark_created(t.chains[name])
         return ""
 
     def _busy(self, pc: ParsedCommand, name: str) -> XtablesError:
