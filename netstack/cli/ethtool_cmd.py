@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from netstack.cli.errors import ToolError
 from netstack.cli.ipcommon import Ctx
+from netstack.core.netdevice import netdev_features_changed, netdev_fix_features
 from netstack.errors import NotSupported
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,12 +51,32 @@ OTHERS: tuple[str, ...] = (
     "rx-udp-gro-forwarding", "hsr-tag-ins-offload", "hsr-tag-rm-offload", "hsr-fwd-offload",
     "hsr-dup-offload",
 )
+#: NETIF_F_*_BIT order (include/linux/netdev_features.h, 6.18): how "Actual changes" is
+#: ordered (ethtool walks the bitmap).
+BIT_ORDER: tuple[str, ...] = (
+    "tx-scatter-gather", "tx-checksum-ipv4", "tx-checksum-ip-generic", "tx-checksum-ipv6",
+    "highdma", "tx-scatter-gather-fraglist", "tx-vlan-hw-insert", "rx-vlan-hw-parse",
+    "rx-vlan-filter", "vlan-challenged", "tx-generic-segmentation", "rx-gro", "rx-lro",
+    "tx-tcp-segmentation", "tx-gso-robust", "tx-tcp-ecn-segmentation",
+    "tx-tcp-mangleid-segmentation", "tx-tcp6-segmentation", "tx-fcoe-segmentation",
+    "tx-gre-segmentation", "tx-gre-csum-segmentation", "tx-ipxip4-segmentation",
+    "tx-ipxip6-segmentation", "tx-udp_tnl-segmentation", "tx-udp_tnl-csum-segmentation",
+    "tx-gso-partial", "tx-tunnel-remcsum-segmentation", "tx-sctp-segmentation",
+    "tx-esp-segmentation", "tx-udp-fragmentation", "tx-udp-segmentation", "tx-gso-list",
+    "tx-tcp-accecn-segmentation", "tx-checksum-fcoe-crc", "tx-checksum-sctp",
+    "fcoe-mtu", "rx-ntuple-filter", "rx-hashing", "rx-checksum", "tx-nocache-copy",
+    "loopback", "rx-fcs", "rx-all", "tx-vlan-stag-hw-insert", "rx-vlan-stag-hw-parse",
+    "rx-vlan-stag-filter", "l2-fwd-offload", "hw-tc-offload", "esp-hw-offload",
+    "esp-tx-csum-hw-offload", "rx-udp_tunnel-port-offload", "tls-hw-tx-offload",
+    "tls-hw-rx-offload", "rx-gro-hw", "tls-hw-record", "rx-gro-list", "macsec-hw-offload",
+    "rx-udp-gro-forwarding", "hsr-tag-ins-offload", "hsr-tag-rm-offload", "hsr-fwd-offload",
+    "hsr-dup-offload")
 #: Kernel order of every bit ethtool shows.
 ORDER: tuple[str, ...] = tuple(f for _, m in GROUPS for f in m) + OTHERS
 _KNOWN = frozenset(ORDER)
 #: ethtool's short names (off_flag_def) plus the group names.
 ALIASES: dict[str, tuple[str, ...]] = {
-    "rx": ("rx-checksum",), "tx": GROUPS[1][1], "sg": ("tx-scatter-gather",),
+    "rx": ("rx-checksum",), "tx": GROUPS[1][1], "sg": GROUPS[2][1],
     "tso": GROUPS[3][1], "ufo": ("tx-udp-fragmentation",),
     "gso": ("tx-generic-segmentation",), "gro": ("rx-gro",), "lro": ("rx-lro",),
     "rxvlan": ("rx-vlan-hw-parse",), "txvlan": ("tx-vlan-hw-insert",),
@@ -103,8 +124,15 @@ def show_features(dev: "NetDevice") -> str:
     on = _norm(dev.features)
     ch = _changeable(dev)
 
+    want = _norm(dev.wanted_features)
+
     def st(f: str) -> str:
-        return ("on" if f in on else "off") + ("" if f in ch else " [fixed]")
+        if f not in ch:
+            return ("on" if f in on else "off") + " [fixed]"
+        if (f in on) != (f in want):
+            return ("on" if f in on else "off") + \
+                f" [requested {'on' if f in want else 'off'}]"
+        return "on" if f in on else "off"
 
     out = [f"Features for {dev.name}:"]
     for gname, members in GROUPS:
@@ -184,31 +212,35 @@ def _set_features(ctx: Ctx, argv: list[str]) -> int:
             wanted[b] = val
     on = _norm(dev.features)
     ch = _changeable(dev)
-    changed: list[str] = []
-    unmet: list[str] = []
+    want = _norm(dev.wanted_features)
     for b, val in wanted.items():
-        if (b in on) == val:
-            continue
         if b in ch:
-            changed.append(b)
-        else:
-            unmet.append(b)
-    ok = any(((b in on) == v) or b in changed for b, v in wanted.items())
-    for b in changed:  # stored under the driver's own spelling when it has one
-        if wanted[b]:
-            dev.features.add(_driver_name(dev, b))
-        else:
-            dev.features.discard(_driver_name(dev, b))
-    out = ""
-    if unmet:
-        lines = []
-        for b in ORDER:
-            if b in unmet:
-                cur = "on" if b in on else "off"
-                lines.append(f"{b}: {cur} [requested {'on' if wanted[b] else 'off'}]")
-            elif b in changed:
-                lines.append(f"{b}: {'on' if wanted[b] else 'off'}")
-        out = "Actual changes:\n" + "".join(f"{s}\n" for s in lines)
+            if val:
+                want.add(b)
+            else:
+                want.discard(b)
+    # __netdev_update_features: the fixed bits as they are, the changeable ones as
+    # wanted, then the driver's and the core's dependency rules (netdev_fix_features)
+    new = netdev_fix_features(dev, dev.fix_features((on - ch) | (want & ch)))
+    ok = any((b in new) == v for b, v in wanted.items())
+    dev.wanted_features = {_driver_name(dev, b) for b in want}
+    dev.features = {_driver_name(dev, b) for b in new}
+    netdev_features_changed(dev)
+    lines = []
+    surprise = False
+    for b in BIT_ORDER:
+        was, now = b in on, b in new
+        if b in wanted:
+            if now != wanted[b]:
+                surprise = True
+                lines.append(f"{b}: {'on' if now else 'off'} [requested "
+                             f"{'on' if wanted[b] else 'off'}]")
+            elif was != now:
+                lines.append(f"{b}: {'on' if now else 'off'}")
+        elif was != now:
+            surprise = True
+            lines.append(f"{b}: {'on' if now else 'off'} [not requested]")
+    out = "Actual changes:\n" + "".join(f"{x}\n" for x in lines) if surprise else ""
     if not ok:
         raise ToolError("Could not change any device features\n", 1, stdout=out)
     ctx.stdout.write(out)

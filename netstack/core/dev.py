@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from netstack.core import hooks as _hooks
 from netstack.core.drop_reason import kfree_skb_reason
+from netstack.core.gso import GsoError, netif_needs_gso, netif_skb_features, skb_gso_segment
 from netstack.core.netdevice import IFF_UP, NetDevice, RxHandlerResult
+from netstack.core.skb_csum import skb_csum_hwoffload_help
 from netstack.core.vlan_core import (ANOTHER_ROUND, DROPPED, skb_vlan_untag, tap_packet,
                                      validate_xmit_vlan, vlan_check_id, vlan_do_receive)
 from netstack.netfilter.core import (nf_hook_egress, nf_hook_egress_active, nf_hook_ingress,
-                                     nf_hook_ingress_active)
+                                     nf_hook_ingress_active, nf_hook_ingress_list)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.packet.skb import Packet
@@ -38,19 +40,38 @@ def netif_rx(pkt: "Packet") -> None:
     pkt.dev.net.world.backlog.append(pkt)  # type: ignore[union-attr]
 
 
-def netif_receive_skb_list(pkts: list["Packet"]) -> None:
+def netif_receive_skb_list(pkts: list["Packet"], gro: bool = True) -> None:
     """Receive a list of packets that arrived on (possibly) different devices.
+
+    Packets of a device with NAPI GRO on (``dev.napi``: a veth after ``ethtool -K DEV gro
+    on``) go through GRO first (``napi_gro_receive`` each, the flush at the end of the
+    poll), which hands them back here (``gro=False``) in batches of ``gro_normal_batch``.
+    That check rides on the per-device-run "slow path" test, so it costs nothing per
+    packet.
 
     Per-device state (the namespace's taps for the device, its ``rx_handler``) is looked
     up once per run of packets from the same device — the kernel reads them under one RCU
     section per packet, and nothing in this loop can change them between two packets of a
     run except a tap or handler itself, which is why a packet with an ``rx_handler`` or a
-    trace takes the general :func:`_receive_core` path."""
+    trace takes the general :func:`_receive_core` path.
+
+    A device with netdev ingress hooks (a flowtable, netdev chains) and no tc ingress or
+    GRO before them has its run of packets collected and passed through the hooks as one
+    list (:func:`_nf_ingress_run`): the flowtable then forwards its hits per output device
+    in one batch.  The sublist built so far is delivered first, as the kernel starts a new
+    sublist whenever ``orig_dev`` changes."""
     if not pkts:
         return
     if _hooks.generic_xdp_needed:
-        # do_xdp_generic (static key generic_xdp_needed_key): before taps and handlers
-        pkts = _hooks.xdp_generic_batch(pkts)
+        # do_xdp_generic (static key generic_xdp_needed_key): before taps and handlers,
+        # and after GRO for a NAPI GRO device (netif_receive_skb_list_internal runs on
+        # what GRO hands up): those packets are spared here and meet XDP on the way back
+        if gro and any(getattr(p.dev, "napi", None) is not None for p in pkts):
+            later = [p for p in pkts if getattr(p.dev, "napi", None) is not None]
+            pkts = _hooks.xdp_generic_batch(
+                [p for p in pkts if getattr(p.dev, "napi", None) is None]) + later
+        else:
+            pkts = _hooks.xdp_generic_batch(pkts)
         if not pkts:
             return
     world = pkts[0].dev.net.world  # type: ignore[union-attr]
@@ -63,21 +84,42 @@ def netif_receive_skb_list(pkts: list["Packet"]) -> None:
     taps: list | None = None
     ifindex = 0
     slow = True
+    napi = None
+    gro_pkts: dict = {}
+    nf_run: list[Packet] | None = None
     for pkt in pkts:
         dev = pkt.dev
         if dev is not cur_dev:
+            if nf_run:
+                if sublist:
+                    cur_handler(sublist)  # type: ignore[misc]
+                    sublist = []
+                    append = sublist.append
+                    cur_handler = None
+                _nf_ingress_run(cur_dev, nf_run, ptype_base)  # type: ignore[arg-type]
             cur_dev = dev
             ifindex = dev.ifindex  # type: ignore[union-attr]
             taps = dev.net.rx_taps.get(ifindex)  # type: ignore[union-attr]
             # an rx_handler, a clsact ingress chain or netdev ingress hooks (netfilter
             # netdev chains, flowtables): the general path
+            napi = getattr(dev, "napi", None) if gro else None
+            tcx = (_hooks.tcx_ingress_needed
+                   and getattr(dev, "tcx_ingress", None) is not None)
+            nf_ingress = nf_hook_ingress_active(dev)  # type: ignore[arg-type]
             slow = (dev.rx_handler is not None  # type: ignore[union-attr]
-                    or (_hooks.tcx_ingress_needed
-                        and getattr(dev, "tcx_ingress", None) is not None)
-                    or nf_hook_ingress_active(dev))  # type: ignore[arg-type]
+                    or napi is not None or tcx or nf_ingress)
+            # netdev ingress hooks with only the taps in front: the run goes through them as
+            # one list (nf_hook_ingress_list)
+            nf_run = [] if nf_ingress and napi is None and not tcx else None
         # An out-of-band VLAN tag takes the general path (vlan_do_receive): the one
         # extra attribute test an untagged packet pays.
         if slow or pkt.trace is not None or pkt.vlan_proto:
+            if napi is not None:
+                gro_pkts.setdefault(napi, []).append(pkt)
+                continue
+            if nf_run is not None:
+                nf_run.append(pkt)
+                continue
             handler = _receive_core(pkt, ptype_base)
             if handler is None:
                 continue
@@ -112,6 +154,10 @@ def netif_receive_skb_list(pkts: list["Packet"]) -> None:
             append(pkt)
     if sublist:
         cur_handler(sublist)  # type: ignore[misc]
+    if nf_run:
+        _nf_ingress_run(cur_dev, nf_run, ptype_base)  # type: ignore[arg-type]
+    for n, lst in gro_pkts.items():
+        n.receive_list(lst)
 
 
 def _no_handler(pkt: "Packet", dev: NetDevice, taps: list | None) -> None:
@@ -124,36 +170,83 @@ def _no_handler(pkt: "Packet", dev: NetDevice, taps: list | None) -> None:
     kfree_skb_reason(pkt, "UNHANDLED_PROTO")
 
 
-def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler]) -> ListHandler | None:
-    """``__netif_receive_skb_core`` for one packet: returns the protocol handler to batch
-    it under, or None if the packet was consumed or dropped here."""
-    for _ in range(MAX_ANOTHER_ROUNDS):
-        dev = pkt.dev
-        net = dev.net  # type: ignore[union-attr]
-        pkt.skb_iif = dev.ifindex  # type: ignore[union-attr]
+def _nf_ingress_run(dev: NetDevice, run: list["Packet"],
+                    ptype_base: dict[int, ListHandler]) -> None:
+    """``__netif_receive_skb_core`` for a run of packets received on ``dev``, whose netdev
+    ingress hooks have nothing but the taps before them: per packet the VLAN untag and the
+    taps, then :func:`nf_hook_ingress_list` over the whole run (the flowtable forwards its
+    hits in one batch per output device), then the rest of the core per surviving packet,
+    delivered to the protocol handlers in sublists, in order."""
+    net = dev.net
+    ifindex = dev.ifindex
+    taps = net.rx_taps.get(ifindex)  # type: ignore[union-attr]
+    ready: list[Packet] = []
+    for pkt in run:
+        pkt.skb_iif = ifindex
         if pkt.trace is not None:
             pkt.trace.event(pkt, "__netif_receive_skb_core")
         if pkt.protocol == 0x8100 or pkt.protocol == 0x88A8:
-            # eth_type_vlan(skb->protocol): skb_vlan_untag moves the outermost tag out of
-            # band (a NIC with rx-vlan-hw-parse did that already; the result is the same)
             if not skb_vlan_untag(pkt):
                 kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
-                return None
-        taps = net.rx_taps.get(dev.ifindex)  # type: ignore[union-attr]
+                continue
         if taps:
-            # AF_PACKET + libpcap show an out-of-band tag back in the frame (auxdata)
             tp = tap_packet(pkt) if pkt.vlan_proto else pkt
             for tap in taps:
                 tap(tp)
-        if _hooks.tcx_ingress_needed and getattr(dev, "tcx_ingress", None) is not None:
-            pkt = _hooks.sch_handle_ingress(pkt)  # type: ignore[assignment]
-            if pkt is None:
+        ready.append(pkt)
+    handler: ListHandler | None = None
+    sub: list[Packet] = []
+    for pkt in nf_hook_ingress_list(dev, ready):
+        h = _receive_core(pkt, ptype_base, True)
+        if h is None:
+            continue
+        if h is not handler:
+            if sub:
+                handler(sub)  # type: ignore[misc]
+            sub = [pkt]
+            handler = h
+        else:
+            sub.append(pkt)
+    if sub:
+        handler(sub)  # type: ignore[misc]
+
+
+def _receive_core(pkt: "Packet", ptype_base: dict[int, ListHandler],
+                  ingress_done: bool = False) -> ListHandler | None:
+    """``__netif_receive_skb_core`` for one packet: returns the protocol handler to batch
+    it under, or None if the packet was consumed or dropped here.  ``ingress_done``: the
+    first round's untag, taps, tc and netfilter ingress already ran (:func:`_nf_ingress_run`)."""
+    for _ in range(MAX_ANOTHER_ROUNDS):
+        dev = pkt.dev
+        net = dev.net  # type: ignore[union-attr]
+        if ingress_done:
+            ingress_done = False
+            taps = net.rx_taps.get(dev.ifindex)  # type: ignore[union-attr]
+        else:
+            pkt.skb_iif = dev.ifindex  # type: ignore[union-attr]
+            if pkt.trace is not None:
+                pkt.trace.event(pkt, "__netif_receive_skb_core")
+            if pkt.protocol == 0x8100 or pkt.protocol == 0x88A8:
+                # eth_type_vlan(skb->protocol): skb_vlan_untag moves the outermost tag out
+                # of band (a NIC with rx-vlan-hw-parse did that already; the same result)
+                if not skb_vlan_untag(pkt):
+                    kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+                    return None
+            taps = net.rx_taps.get(dev.ifindex)  # type: ignore[union-attr]
+            if taps:
+                # AF_PACKET + libpcap show an out-of-band tag back in the frame (auxdata)
+                tp = tap_packet(pkt) if pkt.vlan_proto else pkt
+                for tap in taps:
+                    tap(tp)
+            if _hooks.tcx_ingress_needed and getattr(dev, "tcx_ingress", None) is not None:
+                pkt = _hooks.sch_handle_ingress(pkt)  # type: ignore[assignment]
+                if pkt is None:
+                    return None
+                dev = pkt.dev
+            # nf_ingress: netdev-family ingress chains and flowtables, after tc ingress
+            # and before the rx_handler (__netif_receive_skb_core's CONFIG_NET_INGRESS).
+            if nf_hook_ingress_active(dev) and not nf_hook_ingress(pkt):  # type: ignore[arg-type]
                 return None
-            dev = pkt.dev
-        # nf_ingress: netdev-family ingress chains and flowtables, after tc ingress and
-        # before the rx_handler (__netif_receive_skb_core's CONFIG_NET_INGRESS block).
-        if nf_hook_ingress_active(dev) and not nf_hook_ingress(pkt):  # type: ignore[arg-type]
-            return None
         if pkt.vlan_proto:
             # vlan_do_receive: a vlan device for (proto, VID) takes the packet
             r = vlan_do_receive(pkt)
@@ -213,23 +306,31 @@ def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
     xmit_list = getattr(dev, "start_xmit_list", None)
     if xmit_list is not None and not taps:
         for p in pkts:
-            # a VLAN tag to validate (validate_xmit_vlan) takes the general path: the one
-            # extra attribute test an untagged packet pays
-            if p.trace is not None or p.vlan_proto:
+            # a VLAN tag to validate (validate_xmit_vlan), a GSO packet or a checksum
+            # left to the device (validate_xmit_skb) takes the general path: the
+            # attribute tests an ordinary packet pays
+            if p.trace is not None or p.vlan_proto or p.ip_summed == 3 or p.gso_size:
                 break
             p.dev = dev
         else:
             xmit_list(pkts)
             return
-    # The general path: per packet validate_xmit_vlan, tap, trace, then the driver, in
-    # that order.
-    last = len(pkts) - 1
-    start_xmit = dev.start_xmit
-    i = 0
+    # The general path: per packet validate_xmit_vlan, validate_xmit_skb (GSO, checksum
+    # help), tap, trace, then the driver, in that order.
+    out: list[Packet] = []
     for p in pkts:
         p.dev = dev
         if p.vlan_proto:
             validate_xmit_vlan(p, dev)
+        if p.gso_size or p.ip_summed == 3:
+            out.extend(validate_xmit_skb(p, dev))
+        else:
+            out.append(p)
+    pkts = out
+    last = len(pkts) - 1
+    start_xmit = dev.start_xmit
+    i = 0
+    for p in pkts:
         if taps:
             tp = tap_packet(p) if p.vlan_proto else p
             for tap in taps:
@@ -238,6 +339,36 @@ def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
             p.trace.event(p, "dev_hard_start_xmit", info=f"more={int(i < last)}")
         start_xmit(p, i < last)
         i += 1
+
+
+def validate_xmit_skb(pkt: "Packet", dev: NetDevice) -> list["Packet"]:
+    """``validate_xmit_skb`` (net/core/dev.c): a GSO packet the device cannot take is
+    segmented in software (``skb_gso_segment``); a CHECKSUM_PARTIAL packet whose
+    checksum the device cannot finish gets it now (``skb_csum_hwoffload_help``).
+    Returns what goes to the driver; a refused packet is dropped (tx_dropped)."""
+    features = netif_skb_features(pkt, dev)
+    if netif_needs_gso(pkt, features):
+        try:
+            segs = skb_gso_segment(pkt, features)
+        except GsoError:
+            dev.stats.tx_dropped += 1
+            kfree_skb_reason(pkt, "NOT_SPECIFIED", dev.net)
+            return []
+        if segs is None:
+            return [pkt]
+        if pkt.trace is not None:
+            pkt.trace.event(pkt, "skb_gso_segment", info=f"segs={len(segs)}")
+        return segs
+    if pkt.ip_summed == 3:
+        if pkt.encapsulation:
+            pkt.inner_transport_header = pkt.csum_start
+        else:
+            pkt.transport_header = pkt.csum_start
+        if skb_csum_hwoffload_help(pkt, features):
+            dev.stats.tx_dropped += 1
+            kfree_skb_reason(pkt, "NOT_SPECIFIED", dev.net)
+            return []
+    return [pkt]
 
 
 def dev_queue_xmit(pkt: "Packet", dev: NetDevice | None = None) -> None:

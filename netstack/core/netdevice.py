@@ -87,6 +87,20 @@ class NetDevice:
     #: Feature strings the driver enables by default and those the user may toggle.
     default_features: frozenset[str] = frozenset()
     hw_features: frozenset[str] = frozenset()
+    #: ``dev->hw_enc_features``: what stays offloaded for encapsulated packets (None: the
+    #: driver sets none; ``register_netdevice`` adds SG and GSO_PARTIAL, see
+    #: netstack/core/gso.py ``hw_enc_features``).
+    hw_enc_features: "frozenset[str] | None" = None
+    #: ``dev->gso_partial_features``: GSO types the device does only with GSO_PARTIAL.
+    gso_partial_features: frozenset[str] = frozenset()
+    #: ``dev->vlan_features`` (None: no restriction modelled).
+    vlan_features: "frozenset[str] | None" = None
+    #: ``gso_max_size``/``gso_max_segs`` (``ip -d link``; netif_skb_features honours them).
+    gso_max_size: int = 65536
+    gso_max_segs: int = 65535
+    #: The driver receives through NAPI and so does GRO when ``rx-gro`` is on (veth);
+    #: packets of a device without NAPI (backlog, tun) never see GRO.
+    napi_gro: bool = False
     #: ``dev->netns_local`` (NETIF_F_NETNS_LOCAL before 6.12): may not change namespace.
     netns_local: bool = False
     #: Default qdisc when up: virtual devices use ``noqueue``.
@@ -107,6 +121,11 @@ class NetDevice:
         self.txqlen = 1000
         self.group = 0
         self.features: set[str] = set(self.default_features)
+        #: ``dev->wanted_features``: what the user asked for (``ethtool -K``); the active
+        #: set is this after ``ndo_fix_features`` and :func:`netdev_fix_features`.
+        self.wanted_features: set[str] = set(self.default_features)
+        #: the NAPI GRO instance while GRO is active (see :func:`netdev_features_changed`)
+        self.napi: Any = None
         self.stats = LinkStats()
         self.doorbells = 0
         self.rx_handler: Callable[[Packet], tuple[RxHandlerResult, Packet]] | None = None
@@ -161,6 +180,10 @@ class NetDevice:
         """``ndo_start_xmit``: take ownership of ``pkt``; ring the doorbell unless ``more``."""
         raise NotImplementedError(f"{type(self).__name__} must implement start_xmit")
 
+    def fix_features(self, features: set[str]) -> set[str]:
+        """``ndo_fix_features``: a driver's own restrictions (none by default)."""
+        return features
+
     def ring_doorbell(self) -> None:
         """The MMIO write a NIC driver does after the last packet of a batch."""
         self.doorbells += 1
@@ -193,3 +216,65 @@ class NetDevice:
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"<{type(self).__name__} {self.name} ifindex={self.ifindex}>"
+
+
+#: NETIF_F_ALL_TSO (the AccECN bit is not part of it: measured, SG off leaves it on).
+ALL_TSO = frozenset({"tx-tcp-segmentation", "tx-tcp-ecn-segmentation",
+                     "tx-tcp-mangleid-segmentation", "tx-tcp6-segmentation"})
+
+
+def netdev_fix_features(dev: NetDevice, f: set[str]) -> set[str]:
+    """``netdev_fix_features`` (net/core/dev.c): the dependencies between offloads —
+    TSO needs SG and a checksum offload for its family, MANGLEID needs TSO, ECN alone
+    is nothing, software GSO needs SG, USO needs a checksum offload, GRO_HW needs RX
+    checksumming, LRO and GRO_HW exclude each other and RX-FCS."""
+    f = set(f)
+    hw = "tx-checksum-ip-generic" in f
+    if f & ALL_TSO and "tx-scatter-gather" not in f:
+        f -= ALL_TSO
+    if "tx-tcp-segmentation" in f and not hw and "tx-checksum-ipv4" not in f:
+        f -= {"tx-tcp-segmentation", "tx-tcp-ecn-segmentation"}
+    if "tx-tcp6-segmentation" in f and not hw and "tx-checksum-ipv6" not in f:
+        f.discard("tx-tcp6-segmentation")
+    if "tx-tcp-mangleid-segmentation" in f and "tx-tcp-segmentation" not in f:
+        f.discard("tx-tcp-mangleid-segmentation")
+    if f & ALL_TSO == {"tx-tcp-ecn-segmentation"}:
+        f.discard("tx-tcp-ecn-segmentation")
+    if "tx-generic-segmentation" in f and "tx-scatter-gather" not in f:
+        f.discard("tx-generic-segmentation")
+    partial = set(dev.gso_partial_features)
+    if f & partial and "tx-gso-partial" not in f:
+        f -= partial
+    if "rx-checksum" not in f:
+        f.discard("rx-gro-hw")
+    if "rx-fcs" in f:
+        f -= {"rx-lro", "rx-gro-hw"}
+    if "rx-gro-hw" in f and "rx-lro" in f:
+        f.discard("rx-lro")
+    if "tx-udp-segmentation" in f and not hw and not (
+            "tx-checksum-ipv4" in f and "tx-checksum-ipv6" in f):
+        f.discard("tx-udp-segmentation")
+    return f
+
+
+def netdev_update_features(dev: NetDevice) -> None:
+    """``__netdev_update_features``: active = fix(fixed bits as they are + wanted)."""
+    hw = set(dev.hw_features) | {"tx-generic-segmentation", "rx-gro", "rx-gro-list",
+                                 "rx-udp-gro-forwarding"}
+    f = (set(dev.features) - hw) | (dev.wanted_features & hw)
+    dev.features = netdev_fix_features(dev, dev.fix_features(f))
+    netdev_features_changed(dev)
+
+
+def netdev_features_changed(dev: NetDevice) -> None:
+    """``netdev_features_change`` as far as the datapath cares: a NAPI driver's GRO
+    instance exists exactly while ``rx-gro`` is on (veth_set_features enables its NAPI
+    with GRO); turning GRO off flushes what it held."""
+    want = dev.napi_gro and "rx-gro" in dev.features
+    if want and dev.napi is None:
+        from netstack.core.dev import netif_receive_skb_list
+        from netstack.core.gro import Napi
+        dev.napi = Napi(dev, lambda lst: netif_receive_skb_list(lst, False))
+    elif not want and dev.napi is not None:
+        dev.napi.flush()
+        dev.napi = None

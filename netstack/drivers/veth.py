@@ -35,8 +35,14 @@ class VethDevice(NetDevice):
     """One end of a veth pair; :func:`create_pair` makes both."""
 
     kind = "veth"
-    default_features = VETH_FEATURES
+    #: GRO is off on a new veth (measured on 6.18: ``ethtool -k`` generic-receive-offload
+    #: off; veth GRO needs its NAPI, enabled with ``ethtool -K DEV gro on``)
+    default_features = VETH_FEATURES - {"rx-gro"}
     hw_features = VETH_FEATURES | {"rx-gro-list", "rx-udp-gro-forwarding", "tx-nocache-copy"}
+    #: ``veth_setup``: dev->hw_enc_features = VETH_FEATURES (tunnel GSO stays offloaded)
+    hw_enc_features = VETH_FEATURES
+    #: veth receives through its NAPI when GRO is on (veth_set_features → veth_napi_enable)
+    napi_gro = True
 
     def __init__(self, name: str, address: bytes) -> None:
         super().__init__(name, address)
@@ -99,8 +105,10 @@ class VethDevice(NetDevice):
         if rcv is None or n < ETH_HLEN:
             self.stats.tx_dropped += 1
             kfree_skb_reason(pkt, "NOT_SPECIFIED", self.net)
-        elif not rcv.flags & IFF_UP or n > rcv.mtu + ETH_HLEN + VLAN_HLEN:
-            # is_skb_forwardable failed: counted on the peer's rx_dropped.
+        elif not rcv.flags & IFF_UP or (n > rcv.mtu + ETH_HLEN + VLAN_HLEN
+                                         and not pkt.gso_size):
+            # is_skb_forwardable failed (a GSO packet is forwardable whatever its
+            # length): counted on the peer's rx_dropped.
             self.stats.tx_dropped += 1
             rcv.stats.rx_dropped += 1
             kfree_skb_reason(pkt, "NOT_SPECIFIED", self.net)
@@ -146,7 +154,7 @@ class VethDevice(NetDevice):
         npkts = nbytes = 0
         for pkt in pkts:
             n = pkt.tail - pkt.data
-            if n < ETH_HLEN or n > limit or pkt.trace is not None:
+            if n < ETH_HLEN or (n > limit and not pkt.gso_size) or pkt.trace is not None:
                 self.start_xmit(pkt, True)
                 continue
             npkts += 1

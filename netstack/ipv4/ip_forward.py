@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.ipv4 import af_inet
+from netstack.core.gso import skb_gso_validate_network_len
 from netstack.ipv4.ip_output import ip_dst_mtu_maybe_forward, ip_output_list
 from netstack.netfilter.core import NF_INET_FORWARD, NFPROTO_IPV4, nf_hook, nf_hook_entries
 from netstack.packet.skb import PACKET_HOST
@@ -84,9 +85,11 @@ def ip_forward_list(net: "Net", pkts: list["Packet"]) -> None:
             continue
         if pkt.tail - pkt.data > mtu and buf[nh + 6] & 0x40 and (
                 pkt.__dict__.get("frag_max_size", 0) > mtu
-                or not pkt.__dict__.get("ignore_df")):
-            # ip_exceeds_mtu (no GSO): a datagram conntrack reassembled has ignore_df and
-            # is refused only when one of its fragments was larger than the MTU
+                or not (pkt.__dict__.get("ignore_df")
+                        or (pkt.gso_size and skb_gso_validate_network_len(pkt, mtu)))):
+            # ip_exceeds_mtu: a datagram conntrack reassembled has ignore_df and is
+            # refused only when one of its fragments was larger than the MTU; a GSO
+            # packet passes when each of its segments would fit
             mib["IpFragFails"] += 1
             icmp_send(pkt, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu)
             kfree_skb_reason(pkt, "PKT_TOO_BIG", net)

@@ -215,9 +215,12 @@ def ip_output_list(net: "Net", pkts: list["Packet"], rt: Any, forwarded: bool) -
         # NF_HOOK_COND(NFPROTO_IPV4, NF_INET_POST_ROUTING, …, indev, dev, ip_finish_output)
         if post and not nf_hook(net, NFPROTO_IPV4, NF_INET_POST_ROUTING, pkt, indev, dev):
             continue
-        # __ip_finish_output: "skb->len > mtu || IPCB(skb)->frag_max_size" — a datagram
-        # conntrack reassembled (netfilter/defrag.py) is refragmented as it arrived.
-        if pkt.tail - pkt.data > mtu or pkt.__dict__.get("frag_max_size"):
+        # __ip_finish_output: a GSO packet goes to ip_finish_output_gso; else "skb->len >
+        # mtu || IPCB(skb)->frag_max_size" — a datagram conntrack reassembled
+        # (netfilter/defrag.py) is refragmented as it arrived.
+        if pkt.gso_size:
+            out.extend(ip_finish_output_gso(net, pkt, mtu))
+        elif pkt.tail - pkt.data > mtu or pkt.__dict__.get("frag_max_size"):
             from netstack.ipv4.ip_fragment import ip_fragment
             frags = ip_fragment(net, pkt, mtu)
             if frags:
@@ -226,6 +229,29 @@ def ip_output_list(net: "Net", pkts: list["Packet"], rt: Any, forwarded: bool) -
             out.append(pkt)
     if out:
         ip_finish_output2(net, out, rt)
+
+
+def ip_finish_output_gso(net: "Net", pkt: "Packet", mtu: int) -> list["Packet"]:
+    """``ip_finish_output_gso``: a GSO packet whose segments fit the MTU goes on whole;
+    otherwise (a forwarded GRO packet without DF, a guest's TSO frame) it is segmented
+    in software here and every segment fragmented as needed."""
+    from netstack.core.gso import (GSO_FEATURES, GsoError, netif_skb_features,
+                                   skb_gso_segment, skb_gso_validate_network_len)
+    if skb_gso_validate_network_len(pkt, mtu):
+        return [pkt]
+    from netstack.ipv4.ip_fragment import ip_fragment
+    features = netif_skb_features(pkt, pkt.dev) - GSO_FEATURES
+    try:
+        segs = skb_gso_segment(pkt, features)
+    except GsoError:
+        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        return []
+    out: list[Packet] = []
+    for s in segs or [pkt]:
+        # every segment goes through ip_fragment, as in the kernel: one that fits comes
+        # out as a single "fragment" — with its checksum completed by ip_do_fragment
+        out.extend(ip_fragment(net, s, mtu) or [])
+    return out
 
 
 def ip_finish_output2(net: "Net", pkts: list["Packet"], rt: Any) -> None:

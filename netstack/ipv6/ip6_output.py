@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from netstack.core.gso import skb_gso_validate_network_len
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.neighbour import neigh_output
 from netstack.ipv6.addr import LOOPBACK
@@ -107,8 +108,9 @@ def _forward_one(pkt: "Packet") -> bool:
     if mtu < IPV6_MIN_MTU:
         mtu = IPV6_MIN_MTU
     n = pkt.tail - o
-    if n > mtu and not pkt.gso_size and not (cb is not None and cb.frag_max_size
-                                              and cb.frag_max_size <= mtu):
+    # ip6_pkt_too_big: a GSO packet is too big only if its segments are
+    if n > mtu and not (pkt.gso_size and skb_gso_validate_network_len(pkt, mtu)) \
+            and not (cb is not None and cb.frag_max_size and cb.frag_max_size <= mtu):
         icmp6_send(pkt, 2, 0, mtu)
         mib["InTooBigErrors"] += 1
         kfree_skb_reason(pkt, "PKT_TOO_BIG", net)
@@ -184,12 +186,33 @@ def ip6_output(net: "Net", pkts: list["Packet"]) -> None:
         cb = p.cb
         fms = getattr(cb, "frag_max_size", 0) if cb is not None else 0
         # ip6_finish_output: conntrack defrag's frag_max_size also forces fragmentation
-        if (len(p) > mtu and not p.gso_size) or (fms and len(p) > fms):
+        if p.gso_size:
+            # ip6_finish_output: a GSO packet whose segments exceed the MTU is segmented
+            # here and each segment fragmented (ip6_finish_output_gso_slowpath_drop)
+            if skb_gso_validate_network_len(p, mtu):
+                ready.append(p)
+            else:
+                ready.extend(_gso_slowpath(net, p, mtu))
+        elif (len(p) > mtu) or (fms and len(p) > fms):
             ready.extend(ip6_fragment(net, p, mtu))
         else:
             ready.append(p)
     if ready:
         ip6_finish_output2(net, dst, ready)
+
+
+def _gso_slowpath(net: "Net", p: "Packet", mtu: int) -> list["Packet"]:
+    """``ip6_finish_output_gso_slowpath_drop``: software GSO, then fragment."""
+    from netstack.core.gso import GSO_FEATURES, GsoError, netif_skb_features, skb_gso_segment
+    try:
+        segs = skb_gso_segment(p, netif_skb_features(p, p.dev) - GSO_FEATURES)
+    except GsoError:
+        kfree_skb_reason(p, "NOT_SPECIFIED", net)
+        return []
+    out: list["Packet"] = []
+    for s in segs or [p]:
+        out.extend(ip6_fragment(net, s, mtu) if len(s) > mtu else [s])
+    return out
 
 
 def ip6_finish_output2(net: "Net", dst: "Rt6Info", pkts: list["Packet"]) -> None:

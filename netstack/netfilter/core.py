@@ -129,6 +129,10 @@ MAX_HOOK_COUNT = 1024
 HookFn = Callable[[Any, "Packet", "NfHookState"], int]
 #: ``okfn(net, sk, pkt)`` continuation, as the kernel's ``okfn``.
 OkFn = Callable[["Net", Any, "Packet"], Any]
+#: A hook's list form: ``fn(priv, pkts, state) -> accepted`` — every packet of ``pkts`` gets
+#: the verdict ``hook`` would give it, in order; the accepted ones are returned in order, the
+#: others were consumed (stolen, or dropped with their drop reason) by the function.
+ListHookFn = Callable[[Any, list["Packet"], "NfHookState"], list["Packet"]]
 
 
 @dataclass(eq=False)
@@ -142,6 +146,8 @@ class NfHookOps:
     priv: Any = None
     dev: "NetDevice | None" = None
     name: str = ""
+    #: optional list form of ``hook`` (the flowtable's), used by :func:`nf_hook_ingress_list`.
+    list_hook: ListHookFn | None = None
 
 
 @dataclass(slots=True)
@@ -351,6 +357,39 @@ def nf_hook_ingress(pkt: "Packet") -> int:
         return 1
     return nf_hook_slow(pkt, NfHookState(NF_NETDEV_INGRESS, NFPROTO_NETDEV, dev.net, dev,
                                          None), entries)
+
+
+def nf_hook_ingress_list(dev: "NetDevice", pkts: list["Packet"]) -> list["Packet"]:
+    """``nf_hook_ingress`` for a run of packets received on ``dev``: returns the packets
+    that continue normal RX, in order.
+
+    The kernel runs every entry on one packet before the next packet (``nf_hook_slow``);
+    here each entry runs over the survivors of the previous one — an entry with a list form
+    (``list_hook``: the flowtable, which then transmits its hits per output device in one
+    batch) on the whole list, any other entry packet by packet.  Every entry still sees the
+    packets it would see, in the same order, with the same verdicts: netdev ingress entries
+    share no per-packet state (no conntrack at this hook).  Only the moment at which an
+    entry's transmits happen relative to another entry's moves (see docs/netfilter.md,
+    "Flowtable fast path (batched)")."""
+    entries = nf_hook_entries(dev.net, NFPROTO_NETDEV, NF_NETDEV_INGRESS, dev)
+    if not entries:
+        return pkts
+    state = NfHookState(NF_NETDEV_INGRESS, NFPROTO_NETDEV, dev.net, dev, None)
+    for ops in entries:
+        if ops.list_hook is not None:
+            break
+    else:
+        # no list form anywhere: the kernel's order, every entry on one packet at a time
+        return [p for p in pkts if nf_hook_slow(p, state, entries) == 1]
+    for ops in entries:
+        if not pkts:
+            break
+        if ops.list_hook is not None:
+            pkts = ops.list_hook(ops.priv, pkts, state)
+        else:
+            one = [ops]
+            pkts = [p for p in pkts if nf_hook_slow(p, state, one) == 1]
+    return pkts
 
 
 def nf_hook_egress_active(dev: "NetDevice") -> bool:

@@ -56,7 +56,11 @@ PKT_TYPE_NAMES = {
 SKB_GSO_TCPV4 = 1 << 0
 SKB_GSO_DODGY = 1 << 1
 SKB_GSO_TCP_ECN = 1 << 2
-SKB_GSO_TCP_FIXEDID = 1 << 3
+#: bit 3 is the NETIF_F_TSO_MANGLEID feature bit since 6.18; the FIXEDID flags moved to
+#: bits 30 (outer IPv4 header) and 31 (inner) — netstack/core/gso.py uses these
+SKB_GSO_MANGLEID_BIT = 1 << 3  # the kernel's __SKB_GSO_TCP_FIXEDID
+SKB_GSO_TCP_FIXEDID = 1 << 30
+SKB_GSO_TCP_FIXEDID_INNER = 1 << 31
 SKB_GSO_TCPV6 = 1 << 4
 SKB_GSO_FCOE = 1 << 5
 SKB_GSO_GRE = 1 << 6
@@ -72,6 +76,7 @@ SKB_GSO_ESP = 1 << 15
 SKB_GSO_UDP = 1 << 16
 SKB_GSO_UDP_L4 = 1 << 17
 SKB_GSO_FRAGLIST = 1 << 18
+SKB_GSO_TCP_ACCECN = 1 << 19
 
 #: ``skb->mac_header`` etc. hold this when the header is not set (the kernel's ~0U).
 UNSET = -1
