@@ -224,18 +224,65 @@ class Program:
 
         Returns the verdict as a signed 32-bit value (``TC_ACT_UNSPEC`` is -1), the frame after
         the run and the (possibly rewritten) sk_buff fields: what a tc ingress/egress hook needs.
+        :meth:`run_tc_headers` also reports where the helpers left the MAC/network headers.
         """
+        r = self.run_tc_headers(frame, env, fields)
+        return r.verdict, r.frame, r.fields
+
+    def run_tc_headers(self, frame: bytes, env: RunEnv | None = None,
+                       fields: C.SkbFields | None = None, mac_len: int = C.ETH_HLEN
+                       ) -> "TcRunResult":
+        """:meth:`run_tc` on an skb whose network header sits ``mac_len`` bytes behind the MAC
+        header (``skb->network_header - skb->mac_header``; 14 after ``eth_type_trans``, 18 on
+        a QinQ egress skb whose inner tag ``validate_xmit_vlan`` wrote into the packet).
+
+        Why the offsets come back: ``bpf_skb_vlan_push``/``_pop`` move the MAC and network
+        headers by rules that depend on where they were (net/core/skbuff.c ``skb_vlan_push``
+        moves the network header back with the MAC header; ``__skb_vlan_pop`` leaves it on its
+        bytes but at least ``ETH_HLEN`` past the new MAC header), so a run mixing pushes and
+        pops cannot be reconstructed from the length change alone.  The helpers already keep
+        the skb's header offsets up to date in the LD_ABS view of the context (the view the
+        last helper left, :class:`~netstack.bpf.helpers._SkbAsPacket`), and that view is what
+        is reported here.  Its ``SKF_NET_OFF`` loads see the network header at ``mac_len``
+        from the start, as ``bpf_skb_load_helper_*`` (net/core/filter.c) would."""
         if self.prog_type not in (C.BPF_PROG_TYPE_SCHED_CLS, C.BPF_PROG_TYPE_SCHED_ACT):
             raise NotSupported(f"run_tc on program type {self.prog_type}")
+        if mac_len < 0:
+            raise BpfRuntimeError(f"run_tc: network header {mac_len} bytes before the MAC header")
         env = env or RunEnv()
         if fields is None:
             fields = C.SkbFields()
             _eth_type_trans(frame, fields)
         pkt = C.PacketBuf.build(frame, C.NET_SKB_PAD, max(4096, C.NET_SKB_PAD + len(frame)))
         ctx = C.SkbContext(pkt, fields, self.prog_type)
-        r0 = _exec_skb(self, ctx, env, pkt.data) & 0xFFFFFFFF
+        mac = pkt.data
+        view = Packet(H.LegacyWindow(pkt), mac, mac, mac + mac_len)  # type: ignore[arg-type]
+        r0, view_after = self._exec_chain(ctx, env, view)
+        r0 &= 0xFFFFFFFF
         verdict = r0 - (1 << 32) if r0 & 0x80000000 else r0
-        return verdict, pkt.bytes(), fields
+        end = view_after if view_after is not None else view
+        mac_after = end.mac_off if end.mac_off is not None else pkt.data
+        return TcRunResult(verdict, pkt.bytes(), fields, mac_after - pkt.data,
+                           end.net_off - pkt.data)
+
+
+@dataclass
+class TcRunResult:
+    """What a tc classifier run leaves: the verdict, the frame from ``skb->data`` to the tail,
+    the ``__sk_buff`` fields, and the MAC / network header offsets from ``skb->data`` (the MAC
+    offset is 0 after every helper allowed to a tc program: they all leave ``skb->data`` at the
+    MAC header)."""
+
+    verdict: int
+    frame: bytes
+    fields: C.SkbFields
+    mac_off: int
+    net_off: int
+
+    @property
+    def mac_len(self) -> int:
+        """``skb->mac_len`` as ``skb_reset_mac_len`` leaves it (network − MAC header)."""
+        return self.net_off - self.mac_off
 
 
 class TestRunError(BpfError):

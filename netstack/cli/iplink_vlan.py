@@ -18,8 +18,8 @@ from netstack.cli.ipcommon import Args, get_unsigned, invarg, matches, no_device
 from netstack.drivers.vlan import (ETH_P_8021AD, ETH_P_8021Q, VLAN_FLAG_BRIDGE_BINDING,
                                    VLAN_FLAG_GVRP, VLAN_FLAG_LOOSE_BINDING, VLAN_FLAG_MVRP,
                                    VLAN_FLAG_REORDER_HDR, VlanDevice, register_vlan_dev,
-                                   vlan_check_real_dev)
-from netstack.errors import KernelError, NotSupported
+                                   vlan_check_real_dev, vlan_open_check)
+from netstack.errors import KernelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.cli.ipcommon import Ctx
@@ -49,10 +49,6 @@ LL_PROTO_PRINT = {ETH_P_8021Q: "802.1Q", ETH_P_8021AD: "802.1ad"}
 _FLAG_WORDS = (("reorder_hdr", VLAN_FLAG_REORDER_HDR), ("gvrp", VLAN_FLAG_GVRP),
                ("mvrp", VLAN_FLAG_MVRP), ("loose_binding", VLAN_FLAG_LOOSE_BINDING),
                ("bridge_binding", VLAN_FLAG_BRIDGE_BINDING))
-#: Flags whose protocol behaviour netstack does not model (GARP/MRP PDUs, bridge VLAN
-#: state): refusing them is better than accepting a flag that does nothing.
-_UNMODELLED = {VLAN_FLAG_GVRP: "gvrp", VLAN_FLAG_MVRP: "mvrp",
-               VLAN_FLAG_BRIDGE_BINDING: "bridge_binding"}
 
 
 @dataclass
@@ -140,8 +136,14 @@ def parse_vlan_opts(argv: list[str]) -> VlanOpts:
     return o
 
 
-def vlan_validate(o: VlanOpts) -> None:
-    """``vlan_validate`` (net/8021q/vlan_netlink.c), in its order."""
+def vlan_validate(o: VlanOpts, address: bytes | None = None) -> None:
+    """``vlan_validate`` (net/8021q/vlan_netlink.c), in its order: the link address
+    (IFLA_ADDRESS), then the vlan attributes."""
+    if address is not None:
+        if len(address) != 6:
+            raise KernelError(errno.EINVAL, "8021q: Invalid link address")
+        if address[0] & 1 or address == b"\0" * 6:
+            raise KernelError(errno.EADDRNOTAVAIL, "8021q: Invalid link address")
     if not o.present:
         raise KernelError(errno.EINVAL, "8021q: VLAN properties not specified")
     if o.proto is not None and o.proto not in (ETH_P_8021Q, ETH_P_8021AD):
@@ -159,15 +161,7 @@ def vlan_link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
             raise no_device(req.link)
     else:
         real = None
-    if req.address is not None:
-        if len(req.address) != 6:
-            raise KernelError(errno.EINVAL, "8021q: Invalid link address")
-        if req.address[0] & 1 or req.address == b"\0" * 6:
-            raise KernelError(errno.EADDRNOTAVAIL, "8021q: Invalid link address")
-    vlan_validate(o)
-    for bit, word in _UNMODELLED.items():
-        if o.flags & o.mask & bit:
-            raise NotSupported(f"ip link add type vlan {word} on")
+    vlan_validate(o, req.address)
     name = req.name or req.dev
     if name is not None and len(name) >= 16:
         raise KernelError(errno.EINVAL, "Attribute failed policy validation")
@@ -206,9 +200,31 @@ def vlan_link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
     register_vlan_dev(net, dev, req.index or 0)
     if req.up:
-        from netstack.drivers.vlan import vlan_open_check
         vlan_open_check(dev)
         net.dev_open(dev)
+
+
+def vlan_link_change(ctx: "Ctx", req: "LinkReq", dev: VlanDevice) -> None:
+    """``ip link set DEV type vlan …``: iproute2 sends IFLA_INFO_DATA only when words follow
+    ``type vlan`` (ip/iplink.c ``iplink_modify``), the kernel runs ``vlan_validate`` then
+    ``vlan_changelink`` (net/8021q/vlan_netlink.c).
+
+    ``vlan_changelink`` looks only at IFLA_VLAN_FLAGS (``vlan_dev_change_flags``) and the
+    QoS maps; IFLA_VLAN_ID and IFLA_VLAN_PROTOCOL are validated (ERANGE "Invalid VLAN id",
+    EPROTONOSUPPORT "Invalid VLAN protocol") and otherwise ignored: ``id``/``protocol`` of
+    an existing vlan device never change, and asking for other valid values succeeds
+    without effect.  Ingress mappings replace the PCP's entry (``to`` 0 removes it);
+    egress entries are replaced or added per skb priority (``vlan_dev_set_egress_priority``:
+    a PCP of 0 keeps the entry but no longer counts or dumps it).  Everything is checked
+    before the first change, so a refusal leaves the device as it was."""
+    o = parse_vlan_opts(req.type_args)
+    vlan_validate(o, req.address)
+    if o.mask:
+        dev.change_flags(o.flags, o.mask)
+    for frm, to in o.ingress or []:
+        dev.set_ingress_priority(to, frm)
+    for frm, to in o.egress or []:
+        dev.set_egress_priority(frm, to)
 
 
 # ------------------------------------------------------------------------ output
@@ -253,5 +269,6 @@ def info_data_json(dev: VlanDevice) -> dict[str, Any]:
     return d
 
 
-#: the kind-module entry point (netstack.cli.iplink.kind_module)
+#: the kind-module entry points (netstack.cli.iplink.kind_module)
 link_add = vlan_link_add
+link_change = vlan_link_change

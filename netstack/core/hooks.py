@@ -473,48 +473,41 @@ def _swap16(v: int) -> int:
     return ((v & 0xFF) << 8) | ((v >> 8) & 0xFF)
 
 
-def _tc_writeback_data(pkt: "Packet", before: bytes, after: bytes, ingress: bool) -> None:
+def _tc_mac_len(pkt: "Packet", ingress: bool) -> int:
+    """``skb->network_header - skb->mac_header`` as the program starts: at ingress netstack's
+    receive path has ``data`` where the network header is (``__netif_receive_skb_core``
+    resets it there; ``ip_rcv`` sets ``network_header`` later); at egress the network header
+    the stack set (18 on a QinQ skb whose inner tag ``validate_xmit_vlan`` wrote into the
+    packet), or ``ETH_HLEN`` for a frame that never had one."""
+    nh = pkt.data if ingress else pkt.network_header
+    if nh == UNSET or not ETH_HLEN <= nh - pkt.mac_header <= pkt.tail - pkt.mac_header:
+        return ETH_HLEN  # no usable network header: the LD_ABS view of a fresh skb
+    return nh - pkt.mac_header
+
+
+def _tc_writeback_data(pkt: "Packet", before: bytes, after: bytes, ingress: bool,
+                       mac_len: int) -> None:
     """Make ``pkt`` the skb the helpers left: a cls_bpf program runs on the skb itself
     (net/sched/cls_bpf.c ``cls_bpf_classify``), so what ``bpf_skb_store_bytes`` wrote and
     what ``bpf_skb_vlan_push``/``_pop`` inserted or removed is the skb afterwards.
 
     ``before``/``after`` are the frame from the MAC header to the tail, before and after the
-    run (the program always leaves ``skb->data`` at the MAC header).  The only helpers that
-    change the length here are the VLAN ones (``helpers.ALLOWED``), and they change it at the
-    front; the tail never moves:
-
-    * push over an out-of-band tag (net/core/skbuff.c ``skb_vlan_push``):
-      ``__vlan_insert_tag`` pushes 4 bytes and moves the MAC addresses back
-      (``mac_header -= VLAN_HLEN``) and ``skb->network_header -= VLAN_HLEN`` follows, then
-      net/core/filter.c ``bpf_skb_vlan_push`` does ``skb_reset_mac_len``: ``mac_len`` is
-      unchanged and the network header lands on the TCI of the tag just written into the
-      packet.  (Older kernels did ``skb->mac_len += VLAN_HLEN`` and kept the network header
-      on its bytes; this machine's 6.18 does not -- measured through BPF_PROG_TEST_RUN in
-      tests/core/test_vlan_push_headers.py and, on the stack, by the kernel differentials
-      in tests/bpf/test_hooks_kernel.py: a priority tag pushed at ingress over a received
-      one is untagged again by ``__netif_receive_skb_core`` and the packet forwarded, which
-      only works because ``skb_vlan_untag`` finds the TCI at ``skb->data``.)
-    * ``__skb_vlan_pop`` -> ``vlan_remove_tag`` pulls 4 (``mac_header += VLAN_HLEN``, the
-      network header keeps its bytes but is raised to ``ETH_HLEN`` past the new MAC header
-      if it fell below, ``skb_reset_mac_len``).
-
-    So with ``L = network_header - mac_header`` before the run, pushes keep ``L`` and pops
-    make it ``max(ETH_HLEN, L - 4)``.  Only the net length change is seen here, which fixes
-    the result exactly whenever ``L == ETH_HLEN`` (every tc ingress run: eth_type_trans and
-    ``skb_vlan_untag`` both leave ``mac_len`` at 14, and every untagged egress packet) or the
-    program only pushed / only popped; for ``L > ETH_HLEN`` with in-packet pushes *and* pops
-    in one run this takes the net count (pushes cancelling pops first).
+    run (the program always leaves ``skb->data`` at the MAC header); ``mac_len`` is where
+    the helpers left the network header, counted from the new MAC header
+    (:meth:`~netstack.bpf.progs.Program.run_tc_headers`, which tracks it helper by helper:
+    ``skb_vlan_push`` moves it back with the MAC header, ``__skb_vlan_pop`` keeps it on its
+    bytes but at least ``ETH_HLEN`` past the new MAC header -- the 6.18 rules pinned by
+    tests/core/test_vlan_push_headers.py and tests/bpf/test_vlan_helpers_kernel.py).  The
+    only helpers that change the length here are the VLAN ones (``helpers.ALLOWED``), and
+    they change it at the front; the tail never moves, so the new MAC header is the old one
+    minus the length change.
 
     ``skb->data`` afterwards: at egress the MAC header (nothing is pulled); at ingress
-    ``cls_bpf_classify`` ends with ``__skb_pull(skb, skb->mac_len)``, i.e. on the network
-    header as the two rules above leave it -- netstack's receive path has ``data`` at the
-    network header then (``network_header`` itself is set later, by ``ip_rcv``), so ``data``
-    follows the same rule."""
+    ``cls_bpf_classify`` ends with ``__skb_pull(skb, skb->mac_len)`` after the helpers'
+    ``skb_reset_mac_len``, i.e. on the network header -- netstack's receive path has ``data``
+    at the network header then, so ``data`` is set to it."""
     delta = len(after) - len(before)
     mac = pkt.mac_header
-    if not delta:
-        pkt.buf[mac:pkt.tail] = after
-        return
     new_mac = mac - delta
     if new_mac < pkt.head:
         # skb_cow_head in __vlan_insert_tag: more headroom (pskb_expand_head); every header
@@ -522,24 +515,18 @@ def _tc_writeback_data(pkt: "Packet", before: bytes, after: bytes, ingress: bool
         pkt.expand_head(pkt.head - new_mac + DEFAULT_HEADROOM)
         mac = pkt.mac_header
         new_mac = mac - delta
-    tail = pkt.tail
-    pkt.buf[new_mac:tail] = after
+    if delta or after != before:
+        pkt.buf[new_mac:pkt.tail] = after
     pkt.mac_header = new_mac
-    floor = new_mac + ETH_HLEN
-
-    def follow(off: int) -> int:
-        """Where a header offset ``off`` (L bytes behind the old MAC header) ends up."""
-        if delta > 0:
-            return off - delta                      # skb_vlan_push: moves with the MAC header
-        return max(floor, off)                       # __skb_vlan_pop: same bytes, raised
-
-    nh = pkt.network_header
-    if nh != UNSET:
-        pkt.network_header = follow(nh)
+    nh = new_mac + mac_len
     if ingress:
-        pkt.data = follow(pkt.data)
+        pkt.data = nh
+        if pkt.network_header != UNSET:
+            pkt.network_header = nh
     else:
         pkt.data = new_mac
+        if pkt.network_header != UNSET:
+            pkt.network_header = nh
 
 
 def _tc_writeback_vlan(pkt: "Packet", fields: C.SkbFields) -> None:
@@ -571,19 +558,22 @@ def _tc_classify(chain: TcChain, pkt: "Packet", dev: "NetDevice", env: RunEnv,
     length and header offsets, ``protocol``, the out-of-band tag, and the fields it wrote."""
     frame = bytes(pkt.buf[pkt.mac_header:pkt.tail])
     fields = _skb_fields(pkt, dev, ingress)
+    mac_len = _tc_mac_len(pkt, ingress)
     for f in chain.filters:
         f.runs += 1
         env.redirect = None
         env.tail_calls = 0
         fields.tc_classid = 0
         try:
-            res, out, fields = f.prog.run_tc(frame, env, fields)
+            run = f.prog.run_tc_headers(frame, env, fields, mac_len)
         except BpfError:
             f.faults += 1
             return C.TC_ACT_SHOT
-        if out != frame:
-            _tc_writeback_data(pkt, frame, out, ingress)
+        res, out, fields = run.verdict, run.frame, run.fields
+        if out != frame or run.mac_len != mac_len:
+            _tc_writeback_data(pkt, frame, out, ingress, run.mac_len)
             frame = out
+            mac_len = run.mac_len
         _tc_writeback_vlan(pkt, fields)
         pkt.mark = fields.mark
         pkt.priority = fields.priority

@@ -176,6 +176,8 @@ def nbp_vlan_add(p: NetBridgePort, vid: int, flags: int) -> None:
         fdb_add_local(br, None, br.dev.address, vid)
     _vlan_add(br, p.vlgrp, vid, flags)
     fdb_add_local(br, p, p.dev.address, vid)
+    from netstack.drivers.vlan import nbp_vlan_set_vlan_dev_state
+    nbp_vlan_set_vlan_dev_state(p, vid)  # __vlan_add: a bridge-bound vlan device's carrier
 
 
 def nbp_vlan_delete(p: NetBridgePort, vid: int) -> None:
@@ -191,6 +193,8 @@ def nbp_vlan_delete(p: NetBridgePort, vid: int) -> None:
         fdb_delete(p.br, f)
     br_fdb_delete_by_port(p.br, p, vid, False)
     _master_put(p.br, vid)
+    from netstack.drivers.vlan import nbp_vlan_set_vlan_dev_state
+    nbp_vlan_set_vlan_dev_state(p, vid)  # __vlan_del: a bridge-bound vlan device's carrier
 
 
 def _master_put(br: NetBridge, vid: int) -> None:
