@@ -55,6 +55,22 @@ def _copies_default(prefix: str) -> bool:
     return prefix == "net.ipv4.conf" or prefix.endswith(".neigh")
 
 
+def bounded_pair(table: "SysctlTable", low_key: str, high_key: str) -> OnWrite:
+    """Write hook for a low/high pair that must stay ``low <= high`` — the fragment
+    reassembly thresholds (net/ipv4/ip_fragment.c ``ip4_frags_ns_ctl_register``,
+    net/ipv6/reassembly.c ``ip6_frags_ns_sysctl_register``: ``proc_doulongvec_minmax``
+    with the other knob as ``extra1``/``extra2``).  The kernel checks before storing; the
+    hook runs after, so a refused value is put back and EINVAL raised (measured on 6.18:
+    ``sysctl -w net.ipv4.ipfrag_low_thresh=9000000`` → Invalid argument)."""
+
+    def hook(key: str, old: int | str, new: int | str) -> None:
+        vals = table.values
+        if vals[low_key] > vals[high_key]:  # type: ignore[operator]
+            vals[key] = old
+            raise SysctlError(key, errno.EINVAL)
+    return hook
+
+
 class SysctlTable:
     """All sysctls of one namespace."""
 

@@ -20,6 +20,7 @@ from collections import Counter
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from netstack.core.sysctl import bounded_pair
 from netstack.ipv4.mib import new_mib
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,8 +162,9 @@ def _register_sysctls(net: "Net") -> None:
     reg("net.ipv4.icmp_msgs_per_sec", 1000, 0)
     reg("net.ipv4.icmp_msgs_burst", 50, 0)
     # ip_fragment.c ip4_frags_ns_ctl_init
-    reg("net.ipv4.ipfrag_high_thresh", 4 * 1024 * 1024, 0)
-    reg("net.ipv4.ipfrag_low_thresh", 3 * 1024 * 1024, 0)
+    frag_pair = bounded_pair(s, "net.ipv4.ipfrag_low_thresh", "net.ipv4.ipfrag_high_thresh")
+    reg("net.ipv4.ipfrag_high_thresh", 4 * 1024 * 1024, 0, on_write=frag_pair)
+    reg("net.ipv4.ipfrag_low_thresh", 3 * 1024 * 1024, 0, on_write=frag_pair)
     reg("net.ipv4.ipfrag_time", 30, 0)
     reg("net.ipv4.ipfrag_max_dist", 64, 0)
     # devinet.c per-device knobs the datapath reads (RFC 1122 3.3.6, source routing)

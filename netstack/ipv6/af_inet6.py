@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from netstack.core.sysctl import bounded_pair
 from netstack.ipv6.route import RT_TABLE_LOCAL, RT_TABLE_MAIN, Fib6Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -138,7 +139,13 @@ def inet6_net_init(net: "Net") -> None:
         sc.register_conf("net.ipv6.conf", name, default, lo, hi,
                          on_write=addrconf.conf_written(net, name))
     sc.values["net.ipv6.conf.all.accept_dad"] = 0
+    # reassembly.c ip6_frags_ns_sysctl_register: the thresholds bound each other
+    frag = ("net.ipv6.ip6frag_low_thresh", "net.ipv6.ip6frag_high_thresh")
+    frag_pair = bounded_pair(sc, *frag)
     for key, default in GLOBAL_DEFAULTS.items():
+        if key in frag:
+            sc.register(key, default, 0, on_write=frag_pair)
+            continue
         sc.register(key, default, on_write=_ratemask_written(net)
                     if key == "net.ipv6.icmp.ratemask" else None)
     v6.icmp_ratemask = parse_ratemask(str(GLOBAL_DEFAULTS["net.ipv6.icmp.ratemask"]))

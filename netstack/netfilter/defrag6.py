@@ -41,9 +41,11 @@ Conntrack needs whole datagrams, so ``nf_ct_netns_get`` for IPv6 registers
 """
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING, Any
 
 from netstack.core.drop_reason import kfree_skb_reason
+from netstack.core.sysctl import SysctlError
 from netstack.ipv6 import reassembly as r6
 from netstack.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_OUT,
                                      NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK_DEFRAG, NF_STOLEN,
@@ -52,6 +54,7 @@ from netstack.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_OUT,
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
+    from netstack.core.sysctl import OnWrite
     from netstack.packet.skb import Packet
 
 NF_IP6_PRI_CONNTRACK_DEFRAG = NF_IP_PRI_CONNTRACK_DEFRAG
@@ -71,12 +74,34 @@ _EXT = frozenset((0, 43, 60, 51, 50, 135, 139, 140, 253, 254))
 
 
 def frag6_sysctl_init(net: "Net") -> None:
-    """Register ``net.netfilter.nf_conntrack_frag6_*`` (idempotent).  The kernel keeps
-    low_thresh <= high_thresh through the handlers' bounds; netstack does not enforce it."""
+    """Register ``net.netfilter.nf_conntrack_frag6_*`` (idempotent).
+
+    ``nf_ct_frag6_sysctl_init`` (net/ipv6/netfilter/nf_conntrack_reasm.c) gives both
+    thresholds ``proc_doulongvec_minmax`` with the other one as bound — low_thresh's
+    ``extra2`` is &high_thresh, high_thresh's ``extra1`` is &low_thresh — so a write that
+    would leave low_thresh > high_thresh fails with EINVAL and changes nothing (measured on
+    6.18: low 5000000 over high 4194304 and high 1000 under low 3145728 are refused, equal
+    values and 0/0 accepted); negative values are EINVAL as for any unsigned long."""
     tbl = net.sysctl
+    low, high = _P + "nf_conntrack_frag6_low_thresh", _P + "nf_conntrack_frag6_high_thresh"
     for name, default in FRAG6_SYSCTL_DEFAULTS.items():
         if _P + name not in tbl:
-            tbl.register(_P + name, default, 0, None)
+            tbl.register(_P + name, default, 0, None,
+                         on_write=_thresh_pair(net, low, high)
+                         if _P + name in (low, high) else None)
+
+
+def _thresh_pair(net: "Net", low_key: str, high_key: str) -> "OnWrite":
+    """A write hook keeping ``low_key <= high_key``: the bounds check of
+    ``proc_doulongvec_minmax`` against the other knob, run before anything is stored —
+    here the hook runs after the store, so a refused value is put back before EINVAL."""
+
+    def hook(key: str, old: Any, new: Any) -> None:
+        vals = net.sysctl.values
+        if vals[low_key] > vals[high_key]:
+            vals[key] = old
+            raise SysctlError(key, errno.EINVAL)
+    return hook
 
 
 class _NfFrags:

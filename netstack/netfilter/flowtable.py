@@ -5,13 +5,23 @@
   NAT clash or sequence adjustment — by storing one flow tuple per direction (src, dst,
   sport, dport, l3proto, l4proto, iif) with the output device, next hop and MTU, and sets
   ``IPS_OFFLOAD`` and TCP's be-liberal flags.
-* The flowtable's netdev ingress hook (:func:`nf_flow_offload_ip_hook`, and
-  :func:`nf_flow_offload_ipv6_hook`) looks each IPv4/IPv6 TCP/UDP packet up; on a hit it refreshes the flow (30 s, ``nf_flowtable_*_timeout``),
-  applies the connection's NAT, decrements the TTL and transmits through the neighbour layer
-  (``neigh_xmit``), returning NF_STOLEN: every later hook is bypassed.  Slow path instead
-  for IP options, fragments, TTL <= 1, packets over the MTU, and TCP FIN/RST (which also
-  tear the flow down).  Timed-out flows are torn down by :meth:`Flowtable.gc` and on lookup;
-  teardown clears ``IPS_OFFLOAD`` and gives the ct its normal timeout back.
+* The flowtable's netdev ingress hook (:func:`nf_flow_offload_list_hook`; per packet
+  :func:`nf_flow_offload_ip_hook` / :func:`nf_flow_offload_ipv6_hook`, the list hook on a
+  list of one) looks each IPv4/IPv6 TCP/UDP packet up; on a hit it refreshes the flow (30 s,
+  ``nf_flowtable_*_timeout``; ``flow_offload_refresh`` writes only a move of more than 1 s),
+  applies the connection's NAT, decrements the TTL and transmits through the neighbour
+  layer (``neigh_xmit``): the packet is stolen, every later hook is bypassed.  Slow path
+  instead for IP options, fragments, TTL <= 1 and packets over the MTU.  TCP (6.14+
+  ``nf_flow_state_check``): a FIN or RST marks the flow *closing* and is forwarded on the
+  fast path; a SYN on a closing flow tears it down and takes the slow path.  Timed-out
+  flows are torn down by :meth:`Flowtable.gc` and on lookup; teardown clears
+  ``IPS_OFFLOAD`` and gives the ct its state's timeout back (:func:`flow_offload_fixup_ct`).
+  While offloaded the ct's own timeout is a day (``flow_offload_add``).  Conntrack
+  accounting counts fast-path packets only for a flowtable with ``counter``
+  (``NF_FLOWTABLE_COUNTER``).
+* Batched: given a receive list, the hook handles every packet in order and queues the hits
+  per output device; each device then gets one ``neigh_output`` → ``dev_queue_xmit_list``
+  per run of the same next hop (``xmit_more``, one doorbell), and the misses go on as a list.
 """
 from __future__ import annotations
 
@@ -36,6 +46,12 @@ if TYPE_CHECKING:  # pragma: no cover
 NSEC = 1_000_000_000
 #: nf_flowtable_tcp_timeout / nf_flowtable_udp_timeout defaults (seconds).
 FLOW_TIMEOUT = 30
+#: ``NF_CT_DAY``: the ct timeout of an offloaded connection (``flow_offload_add``).
+NF_CT_DAY = 86400
+#: ``nf_flow_table_tcp_timeout``: the ct timeout the GC gives an offloaded TCP
+#: connection by state (seconds; absent = left alone).
+_TCP_OFFLOAD_CT_TIMEOUT = {"ESTABLISHED": NF_CT_DAY, "FIN_WAIT": 300, "CLOSE_WAIT": 300,
+                           "LAST_ACK": 300, "TIME_WAIT": 300}
 
 
 @dataclass(eq=False)
@@ -72,6 +88,9 @@ class FlowOffload:
     dirs: list[FlowTupleDir]
     timeout: int = 0
     teardown: bool = False
+    #: ``NF_FLOW_CLOSING``: a TCP FIN or RST went through the fast path
+    #: (``nf_flow_state_check``); a SYN then tears the flow down.
+    closing: bool = False
 
     def teardown_by_ct(self) -> None:
         """The ct was deleted (conntrack -D, flush): drop the flow."""
@@ -88,12 +107,17 @@ class Flowtable:
     devices: list["NetDevice"] = field(default_factory=list)
     flows: dict[tuple, tuple[FlowOffload, int]] = field(default_factory=dict)
     ops: list[NfHookOps] = field(default_factory=list)
-    #: slow-path fallbacks by reason (ip_options, fragment, ttl, mtu, fin_rst, dst).
+    #: slow-path fallbacks by reason (ip_options, fragment, ttl, mtu, syn_closing, dst).
     slow_stats: dict[str, int] = field(default_factory=dict)
     #: packets forwarded by the fast path.
     hits: int = 0
+    #: ``flags``/``counter`` of the nft flowtable (``NF_FLOWTABLE_COUNTER``): conntrack
+    #: accounting of fast-path packets.
+    counter: bool = False
     #: the namespace's virtual clock (flow timeouts), looked up once.
     clock: Any = field(init=False, repr=False)
+    #: ``gc_work``: the once-a-second GC (:meth:`gc`), armed while there are flows.
+    gc_timer: Any = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.clock = self.net.world.clock
@@ -109,14 +133,19 @@ class Flowtable:
     def register(self) -> None:
         """Hook the ingress of every device (``nft_register_flowtable_net_hooks``)."""
         for dev in self.devices:
+            # with its list form, for the traversal that hands the hook a whole receive
+            # list (netfilter.core ``nf_hook_ingress_list``)
             o = NfHookOps(nf_flow_offload_ip_hook, NFPROTO_NETDEV, NF_NETDEV_INGRESS,
-                          self.priority, priv=self, dev=dev, name=f"flowtable {self.name}")
+                          self.priority, priv=self, dev=dev, name=f"flowtable {self.name}",
+                          list_hook=nf_flow_offload_list_hook)
             nf_register_net_hook(self.net, o)
             self.ops.append(o)
         from netstack.netfilter.core import nf_net
         nf_net(self.net).flowtables.append(self)
 
     def unregister(self) -> None:
+        if self.gc_timer is not None:
+            self.gc_timer.cancel()
         for o in self.ops:
             nf_unregister_net_hook(self.net, o)
         self.ops.clear()
@@ -138,30 +167,50 @@ class Flowtable:
         ct.flow = None
 
     def teardown_flow(self, flow: FlowOffload) -> None:
-        """``flow_offload_teardown`` + the GC's ``flow_offload_del``: remove the flow and
-        give the ct back to conntrack with its state's normal timeout
-        (``flow_offload_fixup_ct``)."""
+        """``flow_offload_teardown``: clear ``IPS_OFFLOAD``, mark the flow torn down (the
+        kernel's lookup refuses it until the GC frees it; here it leaves the table at
+        once) and give the ct back to conntrack (``flow_offload_fixup_ct``)."""
+        first = not flow.teardown
         flow.teardown = True
         self._remove(flow)
-        ct = flow.ct
-        cn = nfct.ct_net(self.net)
-        if ct.protonum == IPPROTO_TCP and isinstance(ct.proto, tcpct.TcpCt):
-            secs = nfct.tcp_timeouts(cn)[ct.proto.state]
-        else:
-            secs = cn.sysctl("nf_conntrack_udp_timeout_stream"
-                             if ct.status & nfct.IPS_ASSURED else "nf_conntrack_udp_timeout")
-        ct.timeout = cn.now + secs * NSEC
+        if first:
+            flow_offload_fixup_ct(self, flow)
 
     def gc(self) -> int:
-        """``nf_flow_offload_gc_step``: tear down expired flows and flows whose ct died."""
+        """``nf_flow_offload_gc_step`` over every flow: tear down the expired ones and those
+        whose ct died; for the others, ``nf_flow_table_extend_ct_timeout`` — conntrack
+        sees none of the fast-path packets, so a ct whose timeout fell under 5 minutes
+        (a slow-path packet refreshed it) is pushed out again: UDP a day, TCP by state
+        (ESTABLISHED a day, FIN_WAIT..TIME_WAIT 5 minutes, else left alone)."""
         now = self.net.world.clock.now
         seen = {id(f): f for f, _ in self.flows.values()}
         n = 0
         for f in seen.values():
-            if f.timeout <= now or f.ct.status & nfct.IPS_DYING:
+            ct = f.ct
+            if f.timeout <= now or ct.status & nfct.IPS_DYING:
                 self.teardown_flow(f)
                 n += 1
+            elif ct.timeout - now < 300 * NSEC and ct.status & nfct.IPS_OFFLOAD:
+                extra = NF_CT_DAY
+                if ct.protonum == IPPROTO_TCP and isinstance(ct.proto, tcpct.TcpCt):
+                    extra = _TCP_OFFLOAD_CT_TIMEOUT.get(tcpct.STATE_NAMES[ct.proto.state], 0)
+                if extra:
+                    ct.timeout = now + extra * NSEC
         return n
+
+    def _gc_work(self) -> None:
+        """``nf_flow_offload_work_gc``: run the GC, come back in a second (HZ) while the
+        table holds flows."""
+        self.gc()
+        if self.flows:
+            self.gc_timer.mod_in(NSEC)
+
+    def gc_arm(self) -> None:
+        """Start the once-a-second GC if it is not running (first flow added)."""
+        if self.gc_timer is None:
+            self.gc_timer = self.clock.timer(self._gc_work)
+        if not self.gc_timer.active:
+            self.gc_timer.mod_in(NSEC)
 
     def lookup(self, key: tuple) -> tuple[FlowOffload, int] | None:
         hit = self.flows.get(key)
@@ -298,11 +347,54 @@ def nft_flow_offload_eval(ft: Flowtable, pkt: "Packet", state: NfHookState) -> b
     if isinstance(ct.proto, tcpct.TcpCt):
         ct.proto.seen[0].flags |= tcpct.IP_CT_TCP_FLAG_BE_LIBERAL
         ct.proto.seen[1].flags |= tcpct.IP_CT_TCP_FLAG_BE_LIBERAL
-    flow.timeout = state.net.world.clock.now + FLOW_TIMEOUT * NSEC
+    now = state.net.world.clock.now
+    flow.timeout = now + FLOW_TIMEOUT * NSEC
     for dd in (IP_CT_DIR_ORIGINAL, IP_CT_DIR_REPLY):
         ft.flows[flow.dirs[dd].key] = (flow, dd)
     ct.flow = flow
+    # flow_offload_add: nf_ct_refresh(ct, NF_CT_DAY) -- conntrack sees no more packets
+    # of the connection, so its own timeout must not run out under the flow
+    ct.timeout = now + NF_CT_DAY * NSEC
+    ft.gc_arm()
     return True
+
+
+def flow_offload_fixup_ct(ft: Flowtable, flow: FlowOffload) -> None:
+    """``flow_offload_fixup_ct`` (nf_flow_table_core.c, Linux 6.14+): the ct gets the
+    timeout of its state back.  TCP: after a FIN/RST went through the fast path
+    (``closing``) the ct enters CLOSE (``IP_CT_TCP_FLAG_CLOSE_INIT`` so a SYN can reopen
+    it) with the close timeout; otherwise it keeps its state.  Both directions forget
+    their window (``td_maxwin`` 0, ``MAXACK_SET`` cleared: the fast path moved the
+    sequence numbers past what conntrack saw).  UDP: the replied/unreplied timeout.  A
+    flow that ran out of its own timeout has the flow timeout (30 s) taken off, since
+    that much idle time has passed; the result is written when the ct would otherwise
+    live longer, and always when closing (``nf_ct_refresh``)."""
+    ct = flow.ct
+    cn = nfct.ct_net(ft.net)
+    now = cn.now
+    expired = flow.timeout <= now
+    closing = False
+    st = ct.proto
+    if ct.protonum == IPPROTO_TCP and isinstance(st, tcpct.TcpCt):
+        closing = flow.closing
+        if closing:
+            st.state = tcpct.STATE_NAMES.index("CLOSE")
+            st.seen[0].flags |= tcpct.IP_CT_TCP_FLAG_CLOSE_INIT
+            expired = False
+        for seen in st.seen:
+            seen.td_maxwin = 0
+            seen.flags &= ~tcpct.IP_CT_TCP_FLAG_MAXACK_SET
+        timeout = nfct.tcp_timeouts(cn)[st.state]
+    elif ct.protonum == IPPROTO_UDP:
+        timeout = cn.sysctl("nf_conntrack_udp_timeout_stream"
+                            if ct.status & nfct.IPS_SEEN_REPLY else "nf_conntrack_udp_timeout")
+    else:
+        return
+    if expired:
+        timeout -= FLOW_TIMEOUT
+    timeout = max(timeout, 0)
+    if closing or ct.timeout - now > timeout * NSEC:
+        ct.timeout = now + timeout * NSEC
 
 
 def _nat_partial(buf: bytearray, nh: int, end: int, ct: nfct.NfConn, d: int) -> None:
@@ -334,157 +426,247 @@ def _nat6(buf: bytearray, nh: int, l4: int, proto: int, td: FlowTupleDir) -> Non
     buf[l4:l4 + 4] = td.new_ports
 
 
-def _slow(ft: Flowtable, why: str) -> int:
+def _slow(ft: Flowtable, why: str) -> None:
     ft.slow_stats[why] = ft.slow_stats.get(why, 0) + 1
-    return NF_ACCEPT
 
 
 def nf_flow_offload_ip_hook(ft: Flowtable, pkt: "Packet", state: NfHookState) -> int:
-    """``nf_flow_offload_inet_hook`` → ``nf_flow_offload_ip_hook``: the IPv4 fast path;
-    NF_STOLEN when forwarded.
-
-    Only what the kernel does per packet (nf_flow_table_ip.c): ``nf_flow_tuple_ip`` (no
-    options, no fragment, TCP/UDP, TTL > 1, ports present), the rhashtable lookup, the MTU
-    check, ``nf_flow_state_check`` (FIN/RST tear down), ``nf_flow_dst_check``, the
-    refresh, ``nf_flow_nat_ip`` with the per-direction checksum differences computed when
-    the flow was added, ``ip_decrease_ttl``, accounting, ``neigh_xmit``.  Written inline
-    (no helper calls on the hit path) because in Python every call is a large fraction
-    of the per-packet budget."""
-    if pkt.protocol != 0x0800:
-        if pkt.protocol == 0x86DD:
-            return nf_flow_offload_ipv6_hook(ft, pkt, state)
-        return NF_ACCEPT
-    buf = pkt.buf
-    nh = pkt.data
-    end = pkt.tail
-    if end - nh < 20:
-        return NF_ACCEPT
-    if buf[nh] != 0x45:
-        return _slow(ft, "ip_options")
-    if buf[nh + 6] & 0x3F or buf[nh + 7]:
-        return _slow(ft, "fragment")
-    proto = buf[nh + 9]
-    if proto != IPPROTO_UDP and proto != IPPROTO_TCP:
-        return NF_ACCEPT
-    if buf[nh + 8] <= 1:
-        return _slow(ft, "ttl")
-    l4 = nh + 20
-    if end - l4 < (20 if proto == IPPROTO_TCP else 8):
-        return NF_ACCEPT
-    hit = ft.flows.get((bytes(buf[nh + 12:nh + 24]), proto, pkt.dev.ifindex))
-    if hit is None:
-        return NF_ACCEPT
-    flow, d = hit
-    ct = flow.ct
-    now = ft.clock.now
-    if flow.timeout <= now or ct.status & nfct.IPS_DYING:
-        ft.teardown_flow(flow)
-        return NF_ACCEPT
-    td = flow.dirs[d]
-    if (buf[nh + 2] << 8 | buf[nh + 3]) > td.mtu and not pkt.gso_size:
-        return _slow(ft, "mtu")
-    if proto == IPPROTO_TCP and buf[l4 + 13] & (tcpct.TH_FIN | tcpct.TH_RST):
-        ft.teardown_flow(flow)
-        return _slow(ft, "fin_rst")
-    out = td.out_dev
-    if not out.running():
-        ft.teardown_flow(flow)
-        return _slow(ft, "dst")
-    flow.timeout = now + FLOW_TIMEOUT * NSEC
-    if td.new_addrs:
-        if pkt.ip_summed == CHECKSUM_PARTIAL:
-            _nat_partial(buf, nh, end, ct, d)
-        else:
-            # nf_flow_nat_ip: addresses and ports towards the other direction's inverted
-            # tuple, IPv4 and TCP/UDP checksums by the fixed differences (_csum_apply
-            # inline; a zero UDP checksum stays zero, a computed zero becomes 0xffff).
-            ck = l4 + 16 if proto == IPPROTO_TCP else l4 + 6
-            c = buf[ck] << 8 | buf[ck + 1]
-            if c or proto == IPPROTO_TCP:
-                v = (~c & 0xFFFF) + td.l4_delta + 0xFFFF
-                v = (v & 0xFFFF) + (v >> 16)
-                c = ~((v & 0xFFFF) + (v >> 16)) & 0xFFFF
-                if c == 0 and proto == IPPROTO_UDP:
-                    c = 0xFFFF
-                buf[ck] = c >> 8
-                buf[ck + 1] = c & 0xFF
-            v = (~(buf[nh + 10] << 8 | buf[nh + 11]) & 0xFFFF) + td.ip_delta + 0xFFFF
-            v = (v & 0xFFFF) + (v >> 16)
-            c = ~((v & 0xFFFF) + (v >> 16)) & 0xFFFF
-            buf[nh + 10] = c >> 8
-            buf[nh + 11] = c & 0xFF
-            buf[nh + 12:nh + 20] = td.new_addrs
-            buf[l4:l4 + 4] = td.new_ports
-    # ip_decrease_ttl (include/net/ip.h): ``check += htons(0x0100)`` on the little-endian
-    # u16 with the carry folded back -- i.e. +1 on the low-address byte, as
-    # checksum.ip_decrease_ttl_csum spells it out.
-    buf[nh + 8] -= 1
-    c = (buf[nh + 11] << 8 | buf[nh + 10]) + 1
-    if c >= 0xFFFF:
-        c = (c + 1) & 0xFFFF
-    buf[nh + 10] = c & 0xFF
-    buf[nh + 11] = c >> 8
-    if ct.acct is not None:
-        a = ct.acct[d]
-        a[0] += 1
-        a[1] += end - nh
-    ft.hits += 1
-    if pkt.trace is not None:
-        pkt.trace.event(pkt, "nf_flow_offload_ip_hook", verdict="STOLEN")
-    pkt.network_header = nh
-    pkt.dst = None
-    neigh_output(td.neigh_tbl, out, td.nexthop, [pkt])
-    return NF_STOLEN
-
-
-def flowtable_add(net: "Net", name: str, devices: list["NetDevice"],
-                  priority: int = 0) -> Flowtable:
-    """Create and hook a flowtable (what ``add flowtable`` commits)."""
-    ft = Flowtable(net, name, priority, list(devices))
-    ft.register()
-    return ft
+    """``nf_flow_offload_inet_hook`` for one packet (``nf_hook_slow``'s per-packet call):
+    NF_STOLEN when the fast path forwarded it, NF_ACCEPT otherwise.  It is the list hook on
+    a list of one, so the per-packet and the batched traversal share every line."""
+    return NF_ACCEPT if nf_flow_offload_list_hook(ft, [pkt], state) else NF_STOLEN
 
 
 def nf_flow_offload_ipv6_hook(ft: Flowtable, pkt: "Packet", state: NfHookState) -> int:
-    """``nf_flow_offload_ipv6_hook``: TCP/UDP directly after the IPv6 header (any extension
-    header takes the slow path), hop limit > 1, within the MTU; NAT, hop limit decrement,
-    ``neigh_xmit`` on the ND table."""
+    """``nf_flow_offload_ipv6_hook`` for one packet (see :func:`nf_flow_offload_ip_hook`)."""
+    return NF_ACCEPT if nf_flow_offload_list_hook(ft, [pkt], state) else NF_STOLEN
+
+
+def nf_flow_offload_list_hook(ft: Flowtable, pkts: list["Packet"], state: NfHookState
+                              ) -> list["Packet"]:
+    """The flowtable's netdev ingress hook over a list of packets received on
+    ``state.in_dev``: returns the misses (NF_ACCEPT), in their order; forwards the hits.
+
+    Per packet it does exactly what ``nf_flow_offload_ip_hook`` / ``_ipv6_hook`` do
+    (nf_flow_table_ip.c), in list order, so a teardown, a FIN marking a flow closing or a
+    refresh is seen by the next packet of the list as it would be one packet later:
+    ``nf_flow_tuple_ip`` (no options, no fragment, TCP/UDP, TTL > 1, ports present), the
+    lookup (``flow_offload_lookup``: a flow torn down or whose ct is dying is no hit; one
+    past its timeout is torn down here, standing in for the GC work that would have run),
+    the MTU check (``nf_flow_exceeds_mtu``), ``nf_flow_state_check`` (FIN/RST: closing;
+    SYN on a closing flow: teardown, slow path),
+    the output device check, ``flow_offload_refresh``, ``nf_flow_nat_ip`` with the
+    per-direction checksum differences computed when the flow was added,
+    ``ip_decrease_ttl``, conntrack accounting (``counter`` flowtables only).
+
+    Only the transmit is batched: the kernel's ``neigh_xmit`` sends each skb on its own
+    (no ``xmit_more``); here the hits are queued per output device and, within a device,
+    per run of packets to the same next hop, and each run goes to ``neigh_output`` (one
+    ``dev_queue_xmit_list``, one doorbell) after the whole list was looked at.  Packet
+    order on every output device is the list order; what the batching changes is only the
+    interleaving between different output devices (and against misses that a later hook
+    transmits at once, e.g. a netdev chain's ``fwd``).  The IPv4 hit path is written
+    inline: in Python every call is a large fraction of the per-packet budget."""
+    accept: list[Packet] = []
+    txq: dict[NetDevice, list[tuple[Any, bytes, list[Packet]]]] = {}
+    last_td: FlowTupleDir | None = None
+    cur: list[Packet] = accept
+    #: output device last found running: nothing is transmitted (so nothing can change
+    #: a device's state) until the whole list was looked at
+    up_dev: NetDevice | None = None
+    flows_get = ft.flows.get
+    iif = state.in_dev.ifindex if state.in_dev is not None else -1
+    now = ft.clock.now
+    refresh = now + FLOW_TIMEOUT * NSEC
+    fin_rst = tcpct.TH_FIN | tcpct.TH_RST
+    counter = ft.counter
+    for pkt in pkts:
+        if pkt.protocol != 0x0800:
+            td = _ipv6_hit(ft, pkt, iif, now, refresh) if pkt.protocol == 0x86DD else None
+            if td is None:
+                accept.append(pkt)
+                continue
+        else:
+            buf = pkt.buf
+            nh = pkt.data
+            end = pkt.tail
+            if end - nh < 20:
+                accept.append(pkt)
+                continue
+            if buf[nh] != 0x45:
+                _slow(ft, "ip_options")
+                accept.append(pkt)
+                continue
+            if buf[nh + 6] & 0x3F or buf[nh + 7]:
+                _slow(ft, "fragment")
+                accept.append(pkt)
+                continue
+            proto = buf[nh + 9]
+            if proto != IPPROTO_UDP and proto != IPPROTO_TCP:
+                accept.append(pkt)
+                continue
+            if buf[nh + 8] <= 1:
+                _slow(ft, "ttl")
+                accept.append(pkt)
+                continue
+            l4 = nh + 20
+            if end - l4 < (20 if proto == IPPROTO_TCP else 8):
+                accept.append(pkt)
+                continue
+            hit = flows_get((bytes(buf[nh + 12:nh + 24]), proto, iif))
+            if hit is None:
+                accept.append(pkt)
+                continue
+            flow, d = hit
+            ct = flow.ct
+            if flow.timeout <= now or ct.status & nfct.IPS_DYING:
+                ft.teardown_flow(flow)
+                accept.append(pkt)
+                continue
+            td = flow.dirs[d]
+            if (buf[nh + 2] << 8 | buf[nh + 3]) > td.mtu and not pkt.gso_size:
+                _slow(ft, "mtu")
+                accept.append(pkt)
+                continue
+            if proto == IPPROTO_TCP:
+                # nf_flow_state_check (6.14+): a SYN on a closing flow tears it down
+                # and takes the slow path; a FIN/RST marks the flow closing and stays
+                # on the fast path
+                fl = buf[l4 + 13]
+                if fl & 0x02 and flow.closing:
+                    ft.teardown_flow(flow)
+                    _slow(ft, "syn_closing")
+                    accept.append(pkt)
+                    continue
+                if fl & fin_rst:
+                    flow.closing = True
+            if td.out_dev is not up_dev:
+                if not td.out_dev.running():
+                    ft.teardown_flow(flow)
+                    _slow(ft, "dst")
+                    accept.append(pkt)
+                    continue
+                up_dev = td.out_dev
+            # flow_offload_refresh: only a move of more than a second (HZ) is written
+            if refresh - flow.timeout > NSEC:
+                flow.timeout = refresh
+            if td.new_addrs:
+                if pkt.ip_summed == CHECKSUM_PARTIAL:
+                    _nat_partial(buf, nh, end, ct, d)
+                else:
+                    # nf_flow_nat_ip: addresses and ports towards the other direction's
+                    # inverted tuple, IPv4 and TCP/UDP checksums by the fixed differences
+                    # (_csum_apply inline; a zero UDP checksum stays zero, a computed
+                    # zero becomes 0xffff).
+                    ck = l4 + 16 if proto == IPPROTO_TCP else l4 + 6
+                    c = buf[ck] << 8 | buf[ck + 1]
+                    if c or proto == IPPROTO_TCP:
+                        v = (~c & 0xFFFF) + td.l4_delta + 0xFFFF
+                        v = (v & 0xFFFF) + (v >> 16)
+                        c = ~((v & 0xFFFF) + (v >> 16)) & 0xFFFF
+                        if c == 0 and proto == IPPROTO_UDP:
+                            c = 0xFFFF
+                        buf[ck] = c >> 8
+                        buf[ck + 1] = c & 0xFF
+                    v = (~(buf[nh + 10] << 8 | buf[nh + 11]) & 0xFFFF) + td.ip_delta + 0xFFFF
+                    v = (v & 0xFFFF) + (v >> 16)
+                    c = ~((v & 0xFFFF) + (v >> 16)) & 0xFFFF
+                    buf[nh + 10] = c >> 8
+                    buf[nh + 11] = c & 0xFF
+                    buf[nh + 12:nh + 20] = td.new_addrs
+                    buf[l4:l4 + 4] = td.new_ports
+            # ip_decrease_ttl (include/net/ip.h): ``check += htons(0x0100)`` on the
+            # little-endian u16 with the carry folded back -- i.e. +1 on the low-address
+            # byte, as checksum.ip_decrease_ttl_csum spells it out.
+            buf[nh + 8] -= 1
+            c = (buf[nh + 11] << 8 | buf[nh + 10]) + 1
+            if c >= 0xFFFF:
+                c = (c + 1) & 0xFFFF
+            buf[nh + 10] = c & 0xFF
+            buf[nh + 11] = c >> 8
+            if counter and ct.acct is not None:
+                a = ct.acct[d]
+                a[0] += 1
+                a[1] += end - nh
+            ft.hits += 1
+            if pkt.trace is not None:
+                pkt.trace.event(pkt, "nf_flow_offload_ip_hook", verdict="STOLEN")
+            pkt.network_header = nh
+            pkt.dst = None
+        # queue the hit: per output device, per run of the same next hop
+        if td is not last_td:
+            last_td = td
+            out = td.out_dev
+            runs = txq.get(out)
+            if runs is None:
+                cur = []
+                txq[out] = [(td.neigh_tbl, td.nexthop, cur)]
+            else:
+                tbl, nhop, cur = runs[-1]
+                if tbl is not td.neigh_tbl or nhop != td.nexthop:
+                    cur = []
+                    runs.append((td.neigh_tbl, td.nexthop, cur))
+        cur.append(pkt)
+    for out, runs in txq.items():
+        for tbl, nhop, lst in runs:
+            neigh_output(tbl, out, nhop, lst)
+    return accept
+
+
+def _ipv6_hit(ft: Flowtable, pkt: "Packet", iif: int, now: int, refresh: int
+              ) -> FlowTupleDir | None:
+    """``nf_flow_offload_ipv6_hook`` up to the transmit: TCP/UDP directly after the IPv6
+    header (any extension header takes the slow path), hop limit > 1, within the MTU;
+    FIN/RST/SYN state check, refresh, NAT, hop limit decrement, accounting.  Returns the
+    direction to transmit on, or None for NF_ACCEPT."""
     buf = pkt.buf
     nh = pkt.data
     end = pkt.tail
     if end - nh < 40:
-        return NF_ACCEPT
+        return None
     proto = buf[nh + 6]
     if proto not in (IPPROTO_TCP, IPPROTO_UDP):
-        return NF_ACCEPT
+        return None
     if buf[nh + 7] <= 1:
-        return _slow(ft, "ttl")
+        _slow(ft, "ttl")
+        return None
     l4 = nh + 40
     if end - l4 < (20 if proto == IPPROTO_TCP else 8):
-        return NF_ACCEPT
-    key = (bytes(buf[nh + 8:nh + 40]) + bytes(buf[l4:l4 + 4]), proto, pkt.dev.ifindex)
-    hit = ft.lookup(key)
+        return None
+    key = (bytes(buf[nh + 8:nh + 40]) + bytes(buf[l4:l4 + 4]), proto, iif)
+    hit = ft.flows.get(key)
     if hit is None:
-        return NF_ACCEPT
+        return None
     flow, d = hit
+    ct = flow.ct
+    if flow.timeout <= now or ct.status & nfct.IPS_DYING:
+        ft.teardown_flow(flow)
+        return None
     td = flow.dirs[d]
     if 40 + (buf[nh + 4] << 8 | buf[nh + 5]) > td.mtu and not pkt.gso_size:
-        return _slow(ft, "mtu")
-    if proto == IPPROTO_TCP and buf[l4 + 13] & (tcpct.TH_FIN | tcpct.TH_RST):
-        ft.teardown_flow(flow)
-        return _slow(ft, "fin_rst")
+        _slow(ft, "mtu")
+        return None
+    if proto == IPPROTO_TCP:
+        fl = buf[l4 + 13]
+        if fl & 0x02 and flow.closing:
+            ft.teardown_flow(flow)
+            _slow(ft, "syn_closing")
+            return None
+        if fl & (tcpct.TH_FIN | tcpct.TH_RST):
+            flow.closing = True
     if not td.out_dev.running():
         ft.teardown_flow(flow)
-        return _slow(ft, "dst")
-    flow.timeout = ft.clock.now + FLOW_TIMEOUT * NSEC
-    ct = flow.ct
+        _slow(ft, "dst")
+        return None
+    if refresh - flow.timeout > NSEC:
+        flow.timeout = refresh
     if td.new_addrs:
         if pkt.ip_summed == CHECKSUM_PARTIAL:
             _nat_partial(buf, nh, end, ct, d)
         else:
             _nat6(buf, nh, l4, proto, td)
     buf[nh + 7] -= 1
-    if ct.acct is not None:
+    if ft.counter and ct.acct is not None:
         ct.acct[d][0] += 1
         ct.acct[d][1] += end - nh
     ft.hits += 1
@@ -492,5 +674,13 @@ def nf_flow_offload_ipv6_hook(ft: Flowtable, pkt: "Packet", state: NfHookState) 
         pkt.trace.event(pkt, "nf_flow_offload_ipv6_hook", verdict="STOLEN")
     pkt.network_header = nh
     pkt.dst = None
-    neigh_output(td.neigh_tbl, td.out_dev, td.nexthop, [pkt])
-    return NF_STOLEN
+    return td
+
+
+def flowtable_add(net: "Net", name: str, devices: list["NetDevice"],
+                  priority: int = 0, counter: bool = False) -> Flowtable:
+    """Create and hook a flowtable (what ``add flowtable`` commits); ``counter`` is the
+    flowtable's ``counter`` keyword (conntrack accounting on the fast path)."""
+    ft = Flowtable(net, name, priority, list(devices), counter=counter)
+    ft.register()
+    return ft

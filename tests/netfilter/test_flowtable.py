@@ -125,12 +125,16 @@ def test_established_tcp_is_offloaded_and_bypasses_forward(rt):
     f = rt.out["v2r"][-1]
     assert f[:12] == MAC_H2 + MAC_R2 and f[14 + 8] == 63 and ip_fast_csum(f[14:34]) == 0
     assert len(rt.out["v2r"]) == 2 + 5 and len(rt.out["v1r"]) == 1 + 5
-    # FIN takes the slow path and tears the flow down; later packets hit the forward hook
+    # FIN (6.14+ nf_flow_state_check): forwarded on the fast path, marks the flow closing
+    flow = ct.flow
     rt.send(True, tcp4(H1, H2, 40000, 80, 106, 901, 0x11))
+    assert rt.forward_seen == 3 and rt.ft.count() == 1 and flow.closing
+    assert ct.status & nfct.IPS_OFFLOAD and rt.ft.stats["hit"] == 11
+    # a SYN on the closing flow tears it down and takes the slow path; the ct is back in
+    # CLOSE (flow_offload_fixup_ct) and later packets hit the forward hook
+    rt.send(True, tcp4(H1, H2, 40000, 80, 5000, 0, 0x02))
     assert rt.forward_seen == 4 and rt.ft.count() == 0
-    assert not ct.status & nfct.IPS_OFFLOAD
-    rt.send(False, tcp4(H2, H1, 80, 40000, 901, 107, 0x10))
-    assert rt.forward_seen == 5
+    assert not ct.status & nfct.IPS_OFFLOAD and rt.ft.stats["syn_closing"] == 1
 
 
 def test_udp_offload_timeout_and_ttl_slow_path(rt):

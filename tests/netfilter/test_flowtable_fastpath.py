@@ -148,10 +148,15 @@ def test_stats_merge_hits_and_slow_reasons():
     rt.send(True, pkt(build_ipv4(H1, H2, 6, build_tcp(40000, 80, 101, 901, 0x18, 65535, b"d",
                                                       src=H1, dst=H2))))
     assert rt.ft.stats == {"hit": 1}
+    # a FIN stays on the fast path (6.14+: the flow is only marked closing) ...
     rt.send(True, pkt(build_ipv4(H1, H2, 6, build_tcp(40000, 80, 102, 901, 0x11, 65535, b"",
                                                       src=H1, dst=H2))))
-    assert rt.ft.stats == {"hit": 1, "fin_rst": 1} and rt.ft.slow_stats == {"fin_rst": 1}
-    assert rt.ft.count() == 0
+    assert rt.ft.stats == {"hit": 2} and rt.ft.count() == 1
+    # ... a SYN on the closing flow is a slow-path fallback that tears it down
+    rt.send(True, pkt(build_ipv4(H1, H2, 6, build_tcp(40000, 80, 7000, 0, 0x02, 65535, b"",
+                                                      src=H1, dst=H2))))
+    assert rt.ft.stats == {"hit": 2, "syn_closing": 1}
+    assert rt.ft.slow_stats == {"syn_closing": 1} and rt.ft.count() == 0
 
 
 def test_udp_checksum_computing_to_zero_is_sent_as_ffff():

@@ -236,7 +236,9 @@ def _sync_flowtables(net: Any, st: NftState) -> None:
             continue
         from netstack.netfilter.flowtable import flowtable_add
         devs = [net.devices[d] for d in f.devices if d in net.devices]
-        st.live_flowtables[key] = flowtable_add(net, f.name, devs, f.priority)
+        # ``counter``: NF_FLOWTABLE_COUNTER, conntrack accounting on the fast path
+        st.live_flowtables[key] = flowtable_add(net, f.name, devs, f.priority,
+                                                counter=bool(f.counter))
 
 
 def _needs_ct(e: Any) -> bool:
