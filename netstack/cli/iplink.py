@@ -663,6 +663,9 @@ def do_iplink(ctx: Ctx, argv: list[str]) -> int:
             _link_del(ctx, req)
         elif matches(cmd, "show") or matches(cmd, "lst") or matches(cmd, "list"):
             _link_show(ctx, Args(rest))
+        elif matches(cmd, "xstats"):
+            from netstack.drivers.bridge.br_mdb import do_xstats
+            return do_xstats(ctx, rest)
         else:
             raise ToolError(f'Command "{cmd}" is unknown, try "ip link help".\n', 255)
     except KernelError as e:

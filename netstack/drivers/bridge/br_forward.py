@@ -50,6 +50,9 @@ def br_dev_queue_push_xmit(pkt: "Packet") -> None:
     if not dev.flags & 1 or len(pkt) > dev.mtu + ETH_HLEN + VLAN_HLEN:  # type: ignore[union-attr]
         kfree_skb_reason(pkt, "NOT_SPECIFIED", dev.net)  # type: ignore[union-attr]
         return
+    if "nf_bridge" in pkt.__dict__:
+        from netstack.drivers.bridge.br_netfilter import br_nf_reset
+        br_nf_reset(pkt)
     dev_queue_xmit_list(dev, [pkt])  # type: ignore[arg-type]
 
 
@@ -108,6 +111,8 @@ def br_flood(br: NetBridge, pkt: "Packet", pkt_type: int, local_rcv: bool,
     brdev = br.dev
     from_br = pkt.dev is brdev
     replied = pkt.cb.proxyarp_replied
+    # maybe_deliver's br_multicast_count(..., BR_MCAST_DIR_TX) for IGMP/MLD frames
+    mcount = br2_hook("br_multicast", "br_multicast_count_frame") if br.multicast is not None else None
     for p in br.port_list:
         flags = p.flags
         if pkt_type == BR_PKT_UNICAST:
@@ -132,6 +137,8 @@ def br_flood(br: NetBridge, pkt: "Packet", pkt_type: int, local_rcv: bool,
         if prev is not None:
             deliver_clone(prev, pkt, local_orig)
         prev = p
+        if mcount is not None:
+            mcount(br, p, pkt, True)
     if prev is None:
         if not local_rcv:
             kfree_skb_reason(pkt, "NOT_SPECIFIED", brdev.net)

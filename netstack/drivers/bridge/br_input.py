@@ -59,6 +59,10 @@ def br_pass_frame_up(pkt: "Packet") -> None:
     pkt.dev = brdev
     if not br_handle_vlan(br, None, vg, pkt):
         return
+    # update the multicast stats if the packet is IGMP/MLD (br_multicast_count … TX)
+    mcount = br2_hook("br_multicast", "br_multicast_count_frame") if br.multicast is not None else None
+    if mcount is not None:
+        mcount(br, None, pkt, True)
     if nf_hook(brdev.net, NFPROTO_BRIDGE, NF_BR_LOCAL_IN, pkt, indev, None) != 1:
         return
     if pkt.trace is not None:

@@ -43,11 +43,27 @@ def _parse_group(text: str) -> tuple[int, bytes]:
     return (bm.ETH_P_IP, a.packed) if a.version == 4 else (bm.ETH_P_IPV6, a.packed)
 
 
+def _check_source(proto: int, s: bytes) -> None:
+    """``is_valid_mdb_source``."""
+    if proto == bm.ETH_P_IP and s[0] & 0xF0 == 0xE0:
+        raise KernelError(errno.EINVAL, "bridge: IPv4 multicast source address is not allowed")
+    if proto == bm.ETH_P_IPV6 and s[0] == 0xFF:
+        raise KernelError(errno.EINVAL, "bridge: IPv6 multicast source address is not allowed")
+
+
 def br_mdb_add(br: NetBridge, port: NetBridgePort | None, grp: str, vid: int = 0,
-               permanent: bool = False) -> None:
-    """``br_mdb_add`` (``bridge mdb add dev BR port P grp G [permanent|temp] [vid V]``):
-    a port entry (or, with ``port`` None, the bridge's host entry); EINVAL for a
-    non-multicast or link-local-only group (br_mdb_valid_dump … ``is_valid_mdb_entry``)."""
+               permanent: bool = False, src: str | None = None,
+               filter_mode: str | None = None, source_list: list[str] | None = None,
+               rt_protocol: int = bm.RTPROT_STATIC, replace: bool = False) -> None:
+    """``br_mdb_add`` (RTM_NEWMDB; ``bridge mdb add dev BR port P grp G [src S]
+    [permanent|temp] [vid V]``): a (*,G) or (S,G) port entry, or the bridge's host entry
+    (``port`` None).  The MDBE_ATTR_GROUP_MODE / MDBE_ATTR_SRC_LIST / MDBE_ATTR_RTPROT
+    attributes and NLM_F_REPLACE (iproute2 ≥ 6.3's ``filter_mode``, ``source_list``,
+    ``proto`` and ``bridge mdb replace``) are the keyword arguments, with the kernel's
+    checks (``br_mdb_config_attrs_init``) and effects (``br_mdb_add_group_star_g`` /
+    ``_sg``, ``br_mdb_replace_group_*``): a (*,G) with sources installs an (S,G) per
+    source (blocked in EXCLUDE mode), a new EXCLUDE (*,G) joins the group's (S,G)
+    entries, a new (S,G) gets the EXCLUDE ports of its (*,G)."""
     m: "bm.BrMcast | None" = br.multicast
     if m is None:
         raise KernelError(errno.EOPNOTSUPP)
@@ -64,33 +80,148 @@ def br_mdb_add(br: NetBridge, port: NetBridgePort | None, grp: str, vid: int = 0
             raise KernelError(errno.EINVAL, "IPv6 entry group address is not multicast")
         if g == bm.ALL_NODES6:
             raise KernelError(errno.EINVAL, "IPv6 entry group address is link-local all nodes")
-    mp = m.mdb.get(bm.mdb_key(proto, g, vid))
-    if port is None and mp is not None and mp.host_joined:
-        raise KernelError(errno.EEXIST, "bridge: Group is already joined by host")
-    if port is not None and mp is not None and any(pg.port is port for pg in mp.ports):
-        raise KernelError(errno.EEXIST, "bridge: (*, G) group is already joined by port")
-    mp = bm.br_multicast_new_group(m, proto, g, vid)
+    s = b""
+    if src is not None:
+        sp, s = _parse_group(src)
+        if sp != proto:
+            fam = "IPv4" if proto == bm.ETH_P_IP else "IPv6"
+            raise KernelError(errno.EINVAL, f"bridge: {fam} invalid source address length")
+        _check_source(proto, s)
+    star = not any(s)
+    mode = bm.MCAST_EXCLUDE
+    srcs: list[bytes] = []
+    if filter_mode is not None:
+        if port is None:
+            raise KernelError(errno.EINVAL, "bridge: Filter mode cannot be set for host groups")
+        if not star:
+            raise KernelError(errno.EINVAL, "bridge: Filter mode can only be set for (*, G) entries")
+        mode = bm.MCAST_INCLUDE if filter_mode == "include" else bm.MCAST_EXCLUDE
+    if source_list is not None:
+        if port is None:
+            raise KernelError(errno.EINVAL, "bridge: Source list cannot be set for host groups")
+        if not star:
+            raise KernelError(errno.EINVAL, "bridge: Source list can only be set for (*, G) entries")
+        if filter_mode is None:
+            raise KernelError(errno.EINVAL, "bridge: Source list cannot be set without filter mode")
+        for x in source_list:
+            sp, sb = _parse_group(x)
+            if sp != proto:
+                raise KernelError(errno.EINVAL, "bridge: Invalid protocol used with source address")
+            _check_source(proto, sb)
+            srcs.append(sb)
+    if not srcs and mode == bm.MCAST_INCLUDE:
+        raise KernelError(errno.EINVAL, "bridge: Cannot add (*, G) INCLUDE with an empty source list")
     if port is None:
-        # br_multicast_host_join: the bridge's own membership always runs its timer
-        mp.host_joined = True
-        mp.timer.mod(m.clock.now + m.membership_interval)
+        if permanent:
+            raise KernelError(errno.EINVAL, "bridge: Flags are not allowed for host groups")
+        if not star:
+            raise KernelError(errno.EINVAL, "bridge: Groups with sources cannot be manually host joined")
+    mp = bm.br_multicast_new_group(m, proto, g, vid, s)
+    if port is None:
+        if mp.host_joined:
+            raise KernelError(errno.EEXIST, "bridge: Group is already joined by host")
+        bm.br_multicast_host_join(m, mp)
         return
-    pg = bm.PortGroup(port, bytes(6), flags=bm.MDB_PG_FLAGS_PERMANENT if permanent else 0,
-                   rt_protocol=bm.RTPROT_STATIC)
-    pg.timer = m.clock.timer(bm.br_multicast_port_group_expired, m, mp, pg)
-    idx = next((i for i, q in enumerate(mp.ports) if q.port.port_no > port.port_no), len(mp.ports))
-    mp.ports.insert(idx, pg)
-    if not permanent:
+    flags = bm.MDB_PG_FLAGS_PERMANENT if permanent else 0
+    handle_mode = (proto == bm.ETH_P_IP and m.igmp_version == 3) or \
+        (proto == bm.ETH_P_IPV6 and m.mld_version == 2)
+    old = next((pg for pg in mp.ports if pg.port is port), None)
+    now = m.clock.now
+    if not star:
+        if old is not None:
+            if not replace:
+                raise KernelError(errno.EEXIST, "bridge: (S, G) group is already joined by port")
+            old.timer.cancel()
+            if not permanent:
+                old.timer.mod(now + m.membership_interval)
+            old.flags, old.rt_protocol = flags, rt_protocol
+            return
+        pg = _add_sg(m, mp, port, flags, rt_protocol, src_entry=False)
+        if handle_mode:
+            star_mp = m.mdb.get(bm.mdb_key(proto, g, vid))
+            if star_mp is not None:
+                bm.br_multicast_sg_add_exclude_ports(m, star_mp, pg)
+        return
+    if old is not None:
+        if not replace:
+            raise KernelError(errno.EEXIST, "bridge: (*, G) group is already joined by port")
+        # br_mdb_replace_group_star_g
+        old.flags, old.filter_mode, old.rt_protocol = flags, mode, rt_protocol
+        for e in old.src_list:
+            e.flags |= bm.BR_SGRP_F_DELETE
+        _add_srcs(m, old, srcs, mode, rt_protocol, replace=True)
+        for e in list(old.src_list):
+            if e.flags & bm.BR_SGRP_F_DELETE:
+                bm._del_group_src(m, e, False)
+        if handle_mode:
+            bm._star_g_handle_mode(m, old, mode)
+        old.timer.cancel()
+        if not permanent and mode == bm.MCAST_EXCLUDE:
+            old.timer.mod(now + m.membership_interval)
+        return
+    pg = bm.br_multicast_new_port_group(m, mp, port, None, mode, rt_protocol, flags)
+    if pg is None:
+        raise KernelError(errno.EEXIST, "bridge: (*, G) group is already joined by port")
+    _add_srcs(m, pg, srcs, mode, rt_protocol, replace=False)
+    if not permanent and mode == bm.MCAST_EXCLUDE:
+        pg.timer.mod(now + m.membership_interval)
+    if handle_mode and mode == bm.MCAST_EXCLUDE:
+        bm._star_g_handle_mode(m, pg, bm.MCAST_EXCLUDE)
+
+
+def _add_sg(m: "bm.BrMcast", mp: "bm.MdbEntry", port: "NetBridgePort", flags: int,
+            rt_protocol: int, src_entry: bool) -> "bm.PortGroup":
+    """``br_mdb_add_group_sg`` for a new port: INCLUDE, the membership timer unless
+    permanent or installed for a (*,G) source (``src_entry``)."""
+    pg = bm.br_multicast_new_port_group(m, mp, port, None, bm.MCAST_INCLUDE, rt_protocol, flags)
+    if pg is None:
+        raise KernelError(errno.EEXIST, "bridge: (S, G) group is already joined by port")
+    if not flags & bm.MDB_PG_FLAGS_PERMANENT and not src_entry:
         pg.timer.mod(m.clock.now + m.membership_interval)
+    return pg
 
 
-def br_mdb_del(br: NetBridge, port: NetBridgePort | None, grp: str, vid: int = 0) -> None:
-    """``br_mdb_del``: ENOENT when there is no such entry."""
+def _add_srcs(m: "bm.BrMcast", pg: "bm.PortGroup", srcs: list[bytes], mode: int,
+              rt_protocol: int, replace: bool) -> None:
+    """``br_mdb_add_group_srcs`` → ``br_mdb_add_group_src``: each source gets a running
+    timer (GMI) in INCLUDE mode of a non-permanent group, none otherwise, and its (S,G)
+    forwarding entry (``br_mdb_add_group_src_fwd``; BLOCKED in EXCLUDE mode)."""
+    assert pg.mp is not None
+    for sb in srcs:
+        ent = bm._find_group_src(pg, sb)
+        if ent is None:
+            ent = bm._new_group_src(m, pg, sb)
+            if ent is None:
+                raise KernelError(errno.ENOSPC, "bridge: Failed to add new source entry")
+        elif not replace:
+            raise KernelError(errno.EEXIST, "bridge: Source entry already exists")
+        ent.flags &= ~bm.BR_SGRP_F_DELETE
+        if not pg.permanent and mode == bm.MCAST_INCLUDE:
+            ent.expires = m.clock.now + m.membership_interval
+            ent.timer.mod(ent.expires)
+        else:
+            ent.timer.cancel()
+        if not ent.flags & bm.BR_SGRP_F_INSTALLED:
+            sgmp = bm.br_multicast_new_group(m, pg.mp.proto, pg.mp.group, pg.mp.vid, sb)
+            sg = next((p for p in sgmp.ports if p.port is pg.port), None)
+            if sg is None:
+                sg = _add_sg(m, sgmp, pg.port, pg.flags & bm.MDB_PG_FLAGS_PERMANENT, rt_protocol,
+                             src_entry=True)
+            if mode == bm.MCAST_EXCLUDE:
+                sg.flags |= bm.MDB_PG_FLAGS_BLOCKED
+            ent.flags |= bm.BR_SGRP_F_INSTALLED
+
+
+def br_mdb_del(br: NetBridge, port: NetBridgePort | None, grp: str, vid: int = 0,
+               src: str | None = None) -> None:
+    """``br_mdb_del``: ENOENT when there is no such entry; a port entry goes whatever its
+    flags (``__br_mdb_del``)."""
     m: "bm.BrMcast | None" = br.multicast
     if m is None:
         raise KernelError(errno.EOPNOTSUPP)
     proto, g = _parse_group(grp)
-    mp = m.mdb.get(bm.mdb_key(proto, g, vid))
+    s = _parse_group(src)[1] if src is not None else b""
+    mp = m.mdb.get(bm.mdb_key(proto, g, vid, s))
     if mp is None:
         raise KernelError(errno.ENOENT)
     if port is None:
@@ -108,7 +239,11 @@ def br_mdb_del(br: NetBridge, port: NetBridgePort | None, grp: str, vid: int = 0
 class MdbDumpEntry:
     """One row of ``bridge mdb show``: ``port`` is the port name (the bridge's name for a
     host entry), ``state`` "permanent" or "temp", ``timer_cs`` the remaining membership
-    time in centiseconds (0 for permanent entries), ``flags`` as iproute2 prints them."""
+    time in centiseconds (0 for permanent entries), ``flags`` as iproute2 prints them.
+    ``src`` is the source of an (S,G) entry ("" for (*,G)); with IGMPv3/MLDv2 on the
+    group's family a port entry also carries ``filter_mode`` ("include"/"exclude") and
+    ``source_list`` ((address, remaining centiseconds), newest first) — what
+    ``__mdb_fill_info`` puts in MDBA_MDB_EATTR_GROUP_MODE / MDBA_MDB_EATTR_SRC_LIST."""
 
     bridge: str
     bridge_ifindex: int
@@ -118,31 +253,66 @@ class MdbDumpEntry:
     state: str
     flags: tuple[str, ...]
     timer_cs: int
+    src: str = ""
+    filter_mode: str | None = None
+    source_list: tuple[tuple[str, int], ...] = ()
+    protocol: str | None = None
+
+
+def _addr_text(proto: int, a: bytes) -> str:
+    if proto:
+        return str(ipaddress.ip_address(a))
+    return ":".join(f"{x:02x}" for x in a)
+
+
+def _pg_flags(pg: "bm.PortGroup") -> tuple[str, ...]:
+    """iproute2 mdb.c print order: offload, fast_leave, added_by_star_ex, blocked."""
+    fl = []
+    if pg.flags & bm.MDB_PG_FLAGS_OFFLOAD:
+        fl.append("offload")
+    if pg.flags & bm.MDB_PG_FLAGS_FAST_LEAVE:
+        fl.append("fast_leave")
+    if pg.flags & bm.MDB_PG_FLAGS_STAR_EXCL:
+        fl.append("added_by_star_ex")
+    if pg.flags & bm.MDB_PG_FLAGS_BLOCKED:
+        fl.append("blocked")
+    return tuple(fl)
 
 
 def br_mdb_dump(br: NetBridge) -> list[MdbDumpEntry]:
-    """The MDB as ``br_mdb_dump`` fills RTM_GETMDB: group by group (newest first, as the
-    kernel's hlist), the host entry, then the port entries."""
+    """The MDB as ``br_mdb_dump`` fills RTM_GETMDB: entry by entry (newest first, as the
+    kernel's mdb_list hlist; (S,G) entries are entries of their own), the host entry,
+    then the port entries."""
     m: "bm.BrMcast | None" = br.multicast
     if m is None:
         return []
     now = m.clock.now
+
+    def cs(t: Any) -> int:
+        return max(t.expires - now, 0) * bm.USER_HZ // bm.SEC if t is not None and t.active else 0
+
     out: list[MdbDumpEntry] = []
     for mp in reversed(list(m.mdb.values())):
-        grp = str(ipaddress.ip_address(mp.group)) if mp.proto else ":".join(f"{x:02x}" for x in mp.group)
+        grp = _addr_text(mp.proto, mp.group)
+        src = _addr_text(mp.proto, mp.src) if not mp.is_star_g else ""
+        srcs_mode = (mp.proto == bm.ETH_P_IP and m.igmp_version == 3) or \
+            (mp.proto == bm.ETH_P_IPV6 and m.mld_version == 2)
         if mp.host_joined:
-            left = max(mp.timer.expires - now, 0) if mp.timer.active else 0
             out.append(MdbDumpEntry(br.dev.name, br.dev.ifindex, br.dev.name, grp, mp.vid,
                                     "temp" if mp.timer.active else "permanent", (),
-                                    left * bm.USER_HZ // bm.SEC))
+                                    cs(mp.timer), src))
         for pg in mp.ports:
-            left = max(pg.timer.expires - now, 0) if pg.timer.active else 0
-            fl = []
-            if pg.flags & bm.MDB_PG_FLAGS_FAST_LEAVE:
-                fl.append("fast_leave")
+            mode = None
+            sl: tuple[tuple[str, int], ...] = ()
+            if srcs_mode:
+                mode = "include" if pg.filter_mode == bm.MCAST_INCLUDE else "exclude"
+                sl = tuple((_addr_text(mp.proto, e.addr),
+                            max(e.expires - now, 0) * bm.USER_HZ // bm.SEC if e.timer.active else 0)
+                           for e in pg.src_list)
             out.append(MdbDumpEntry(br.dev.name, br.dev.ifindex, pg.port.dev.name, grp, mp.vid,
-                                    "permanent" if pg.permanent else "temp", tuple(fl),
-                                    left * bm.USER_HZ // bm.SEC))
+                                    "permanent" if pg.permanent else "temp", _pg_flags(pg),
+                                    cs(pg.timer), src, mode, sl,
+                                    RTPROT_NAMES.get(pg.rt_protocol) if pg.rt_protocol else None))
     return out
 
 
@@ -166,6 +336,11 @@ def _bridges(ctx: "Ctx", dev: str | None) -> list["NetBridge"]:
     return out
 
 
+def _timer0(cs: int) -> str:
+    """iproute2 ``format_timer(timer, 0)``: ``%i.%.2i``."""
+    return f"{cs // 100}.{cs % 100:02d}"
+
+
 def _timer(cs: int) -> str:
     """iproute2 ``format_timer(timer, 1)``: ``%4i.%.2i`` of seconds and centiseconds."""
     return f"{cs // 100:4d}.{cs % 100:02d}"
@@ -182,12 +357,21 @@ def mdb_show_lines(ctx: "Ctx", bridges: list["NetBridge"], vid: int | None) -> t
             if vid is not None and e.vid != vid:
                 continue
             state = e.state
-            host = e.port == e.bridge
-            pg = None if host else _pg(m, e)
-            proto = RTPROT_NAMES.get(pg.rt_protocol) if pg is not None and pg.rt_protocol else None
-            t = f"dev {e.bridge} port {e.port} grp {e.grp} {state}"
+            proto = e.protocol
+            t = f"dev {e.bridge} port {e.port} grp {e.grp}"
             j: dict[str, Any] = {"index": e.bridge_ifindex, "dev": e.bridge, "port": e.port,
-                                 "grp": e.grp, "state": state}
+                                 "grp": e.grp}
+            if e.src:
+                t += f" src {e.src}"
+                j["src"] = e.src
+            t += f" {state}"
+            j["state"] = state
+            if ctx.details and e.filter_mode is not None:
+                t += f" filter_mode {e.filter_mode}"
+                j["filter_mode"] = e.filter_mode
+            if ctx.details and e.source_list:
+                t += " source_list " + ",".join(f"{a}/{_timer0(c)}" for a, c in e.source_list)
+                j["source_list"] = [{"address": a, "timer": _timer0(c)} for a, c in e.source_list]
             if ctx.details and proto is not None:
                 t += f" proto {proto} "
                 j["protocol"] = proto
@@ -228,19 +412,6 @@ def mdb_show_lines(ctx: "Ctx", bridges: list["NetBridge"], vid: int | None) -> t
     return lines, [{"mdb": entries, "router": routers}]
 
 
-def _pg(m: "bm.BrMcast", e: "MdbDumpEntry") -> "bm.PortGroup | None":
-    for mp in m.mdb.values():
-        if mp.vid != e.vid:
-            continue
-        grp = str(ipaddress.ip_address(mp.group)) if mp.proto else None
-        if grp != e.grp:
-            continue
-        for pg in mp.ports:
-            if pg.port.dev.name == e.port:
-                return pg
-    return None
-
-
 def _kerr(e: KernelError) -> Any:
     from netstack.cli.errors import ToolError
     if e.extack:
@@ -248,6 +419,10 @@ def _kerr(e: KernelError) -> Any:
         return ToolError(f"Error: {msg}\n", 255)
     import os
     return ToolError(f"RTNETLINK answers: {os.strerror(e.errno)}\n", 255)
+
+
+_MDB_USAGE = ("Usage: bridge mdb { add | del } dev DEV port PORT grp GROUP [src SOURCE] [permanent | temp] [vid VID]\n"
+              "       bridge mdb {show} [ dev DEV ] [ vid VID ]\n")
 
 
 def do_mdb(ctx: "Ctx", argv: list[str]) -> int:
@@ -278,31 +453,30 @@ def do_mdb(ctx: "Ctx", argv: list[str]) -> int:
                 ctx.stdout.write(ln + "\n")
         return 0
     cmd = argv[0]
-    if cmd not in ("add", "del", "delete", "replace"):
+    if cmd not in ("add", "del", "delete"):
+        # iproute2 6.1 (the oracle's): no "replace" — see br_mdb_add(replace=True)
         raise _err(ctx, f'Command "{cmd}" is unknown, try "bridge mdb help".\n')
-    if cmd == "replace":
-        raise NotSupported("bridge mdb replace")
     opts: dict[str, str] = {}
     permanent = False
     rest = argv[1:]
     i = 0
     while i < len(rest):
         w = rest[i]
-        if w in ("dev", "port", "grp", "vid", "src", "proto", "filter_mode", "source_list") \
-                and i + 1 < len(rest):
+        if w in ("dev", "port", "grp", "vid", "src"):
+            if i + 1 >= len(rest):
+                raise _err(ctx, 'Command line is not complete. Try option "help"\n')
             opts[w] = rest[i + 1]
             i += 2
-        elif w == "permanent":
-            permanent = True
-            i += 1
+            continue
+        if w == "permanent":
+            permanent = cmd == "add"
         elif w == "temp":
-            permanent = False
-            i += 1
-        else:
-            raise NotSupported(f"bridge mdb {cmd} {w}")
-    for k in ("src", "proto", "filter_mode", "source_list"):
-        if k in opts:
-            raise NotSupported(f"bridge mdb {cmd} {k}")
+            pass
+        elif w and "help".startswith(w):
+            raise _err(ctx, _MDB_USAGE)
+        # iproute2 6.1's mdb_modify skips any other word (filter_mode, source_list and
+        # proto arrived in 6.3): faithfully ignored, as on the oracle
+        i += 1
     if "dev" not in opts or "port" not in opts or "grp" not in opts:
         raise _err(ctx, "Device, group address and port name are required\n")
     brdev = ctx.net.get(opts["dev"])
@@ -327,19 +501,100 @@ def do_mdb(ctx: "Ctx", argv: list[str]) -> int:
             grp = ipaddress.ip_address(opts["grp"])
         except ValueError:
             raise _err(ctx, f'Invalid address "{opts["grp"]}"\n') from None
+        src = opts.get("src")
+        if src is not None:
+            try:
+                src = str(ipaddress.ip_address(src))
+            except ValueError:
+                raise _err(ctx, f'Invalid source address "{src}"\n') from None
         if cmd == "add":
             if port is None and permanent:
                 raise KernelError(errno.EINVAL, "bridge: Flags are not allowed for host groups")
             if br.multicast is None or not br.multicast.enabled:
                 raise KernelError(errno.EINVAL, "bridge: Bridge's multicast processing is disabled")
-            br_mdb_add(br, port, str(grp), vid, permanent)
+            br_mdb_add(br, port, str(grp), vid, permanent, src=src)
         else:
             try:
-                br_mdb_del(br, port, str(grp), vid)
+                br_mdb_del(br, port, str(grp), vid, src=src)
             except KernelError as e:
                 if e.errno == errno.ENOENT:
                     raise KernelError(errno.EINVAL) from None
                 raise
     except KernelError as e:
         raise _kerr(e) from None
+    return 0
+
+
+# ------------------------------------------------------- ip link xstats (bridge)
+_XSTATS_PAD = " " * 20
+
+
+def mcast_stats_text(st: "bm.McastStats") -> list[str]:
+    """The BRIDGE_XSTATS_MCAST lines of iproute2 6.1 ``ip link xstats type bridge``
+    (ip/iplink_bridge.c ``bridge_print_stats_attr``)."""
+    p = st.pairs
+    i = _XSTATS_PAD
+
+    def v3(name: str, d: int) -> str:
+        return f"v1 {p[name.replace('*', 'v1')][d]} v2 {p[name.replace('*', 'v2')][d]} v3 {p[name.replace('*', 'v3')][d]}"
+
+    def v2(name: str, d: int) -> str:
+        return f"v1 {p[name.replace('*', 'v1')][d]} v2 {p[name.replace('*', 'v2')][d]}"
+
+    return [f"{i}IGMP queries:", f"{i}  RX: {v3('igmp_*queries', 0)}", f"{i}  TX: {v3('igmp_*queries', 1)}",
+            f"{i}IGMP reports:", f"{i}  RX: {v3('igmp_*reports', 0)}", f"{i}  TX: {v3('igmp_*reports', 1)}",
+            f"{i}IGMP leaves: RX: {p['igmp_leaves'][0]} TX: {p['igmp_leaves'][1]}",
+            f"{i}IGMP parse errors: {st.igmp_parse_errors}",
+            f"{i}MLD queries:", f"{i}  RX: {v2('mld_*queries', 0)}", f"{i}  TX: {v2('mld_*queries', 1)}",
+            f"{i}MLD reports:", f"{i}  RX: {v2('mld_*reports', 0)}", f"{i}  TX: {v2('mld_*reports', 1)}",
+            f"{i}MLD leaves: RX: {p['mld_leaves'][0]} TX: {p['mld_leaves'][1]}",
+            f"{i}MLD parse errors: {st.mld_parse_errors}"]
+
+
+def mcast_stats_json(st: "bm.McastStats") -> dict[str, Any]:
+    """The ``"multicast"`` object of ``ip -j link xstats type bridge``."""
+    p = st.pairs
+
+    def vs(name: str, n: int) -> dict[str, int]:
+        out = {f"rx_v{k}": p[name.replace("*", f"v{k}")][0] for k in range(1, n + 1)}
+        out.update({f"tx_v{k}": p[name.replace("*", f"v{k}")][1] for k in range(1, n + 1)})
+        return out
+
+    return {"igmp_queries": vs("igmp_*queries", 3), "igmp_reports": vs("igmp_*reports", 3),
+            "igmp_leaves": {"rx": p["igmp_leaves"][0], "tx": p["igmp_leaves"][1]},
+            "igmp_parse_errors": st.igmp_parse_errors,
+            "mld_queries": vs("mld_*queries", 2), "mld_reports": vs("mld_*reports", 2),
+            "mld_leaves": {"rx": p["mld_leaves"][0], "tx": p["mld_leaves"][1]},
+            "mld_parse_errors": st.mld_parse_errors}
+
+
+def do_xstats(ctx: "Ctx", argv: list[str]) -> int:
+    """``ip link xstats type bridge [dev DEV]`` (RTM_GETSTATS with IFLA_STATS_LINK_XSTATS):
+    each bridge's multicast counters (``br_multicast_get_stats``: the sums so far; they
+    only grow while ``mcast_stats_enabled`` is on).  ``type bridge_slave`` also prints
+    the ports' STP counters, which netstack's STP does not keep: NotSupported."""
+    from netstack.cli.jsonout import dumps
+    kind = None
+    dev = None
+    i = 0
+    while i < len(argv):
+        if argv[i] == "type" and i + 1 < len(argv):
+            kind = argv[i + 1]
+        elif argv[i] == "dev" and i + 1 < len(argv):
+            dev = argv[i + 1]
+        else:
+            raise NotSupported(f"ip link xstats {argv[i]}")
+        i += 2
+    if kind != "bridge":
+        raise NotSupported(f"ip link xstats type {kind} (STP port counters are not kept)"
+                           if kind == "bridge_slave" else f"ip link xstats type {kind}")
+    out_js: list[dict[str, Any]] = []
+    for br in _bridges(ctx, dev):
+        st = br.multicast.stats
+        if ctx.json:
+            out_js.append({"ifname": br.dev.name, "multicast": mcast_stats_json(st)})
+        else:
+            ctx.stdout.write(f"{br.dev.name:<16s}\n" + "\n".join(mcast_stats_text(st)) + "\n")
+    if ctx.json:
+        ctx.stdout.write(dumps(out_js, ctx.pretty) + "\n")
     return 0

@@ -10,7 +10,7 @@ import pytest
 from netstack.drivers.bridge import br_multicast as bm
 from netstack.drivers.bridge.br_mdb import br_mdb_add, br_mdb_del, br_mdb_dump
 from netstack.drivers.bridge.br_private import BR_MULTICAST_FAST_LEAVE, BR_MULTICAST_TO_UNICAST
-from netstack.errors import KernelError, NotSupported
+from netstack.errors import KernelError
 from netstack.packet.igmp import (ICMPV6_MGM_QUERY, ICMPV6_MGM_REPORT, ICMPV6_MLD2_REPORT,
                                   CHANGE_TO_EXCLUDE, CHANGE_TO_INCLUDE, GroupRecord,
                                   IgmpMessage, MldMessage, build_igmp, build_mld)
@@ -226,8 +226,10 @@ def test_options() -> None:
     assert dict(bm.br_multicast_info(br))["mcast_membership_interval"] == 1000
     with pytest.raises(KernelError):
         bm.br_multicast_set_option(br, "mcast_router", 7)
-    with pytest.raises(NotSupported):
-        bm.br_multicast_set_option(br, "mcast_igmp_version", 3)
+    with pytest.raises(KernelError):
+        bm.br_multicast_set_option(br, "mcast_igmp_version", 4)
+    with pytest.raises(KernelError):  # needs vlan_filtering (BR4)
+        bm.br_multicast_set_option(br, "mcast_vlan_snooping", 1)
     bm.br_multicast_port_set_option(port(s, "p2"), "mcast_router", 2)
     assert [p.dev.name for p in bm.br_multicast_router_ports(br, 0x0800)] == ["p2"]
     bm.br_multicast_port_set_option(port(s, "p2"), "mcast_router", 0)
