@@ -17,7 +17,7 @@ Runner = Callable[[Ctx, list[str]], int]
 
 #: ip.c cmds[] in order; None = an object netstack does not model.
 _OBJECTS: tuple[tuple[str, str | None], ...] = (
-    ("address", "addr"), ("addrlabel", None), ("maddress", None), ("route", "route"),
+    ("address", "addr"), ("addrlabel", None), ("maddress", "maddr"), ("route", "route"),
     ("rule", "rule"), ("neighbor", "neigh"), ("neighbour", "neigh"), ("ntable", None),
     ("ntbl", None), ("link", "link"), ("l2tp", None), ("fou", "fou"), ("ila", None),
     ("macsec", None), ("tunnel", None), ("tunl", None), ("tuntap", "tuntap"), ("tap", "tuntap"),
@@ -124,7 +124,7 @@ def do_ip(ctx: Ctx, argv: list[str], run: Runner) -> int:
             if mod == "rule":
                 from netstack.cli.iprule import do_iprule
                 return do_iprule(ctx, args)
-            if mod in ("fou", "tuntap"):
+            if mod in ("fou", "tuntap", "maddr"):
                 from netstack.cli.ipcommon import import_cli_module
                 m = import_cli_module(f"ip{mod}", f"ip {name}")
                 return m.main(ctx, args)  # type: ignore[no-any-return]

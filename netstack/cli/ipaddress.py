@@ -152,6 +152,11 @@ def _modify(ctx: Ctx, argv: list[str], delete: bool, cmd: str = "add") -> None:
         if delete:
             raise NotSupported("ip addr del without an address")
         raise ToolError("Not enough information: \"local\" argument is required.\n", 1)
+    if not delete and req.flags & 0x400 and not (
+            (lcl.family == AF_INET and lcl.addr[0] & 0xF0 == 0xE0)
+            or (lcl.family == AF_INET6 and lcl.addr[0] == 0xFF)):
+        # ipaddr_modify: IFA_F_MCAUTOJOIN needs a multicast address (checked by ip)
+        raise ToolError("autojoin needs multicast address\n", 1)
     plen = lcl.bitlen
     if req.peer is not None and req.peer.explicit_len:
         plen = req.peer.bitlen

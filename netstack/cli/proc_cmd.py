@@ -3,6 +3,9 @@
 - ``/proc/net/bonding/BOND``: :func:`netstack.drivers.bonding.bond_procfs.bond_info_text`
   (drivers/net/bonding/bond_procfs.c); the file exists only for bond devices of the
   current namespace.
+- ``/proc/net/igmp``: :func:`netstack.ipv4.igmp.proc_igmp_text` (net/ipv4/igmp.c
+  ``igmp_mc_seq_show``); ``/proc/net/dev_mcast``:
+  :func:`netstack.core.dev_addr_lists.dev_mcast_text` (net/core/net-procfs.c).
 - ``/proc/sys/…``: the namespace's sysctl table, one value and a newline (multi-value
   knobs tab-separated, as ``proc_dointvec`` prints them).
 
@@ -28,6 +31,12 @@ def _read(ctx: Ctx, path: str) -> str | None:
         if not isinstance(dev, BondDevice):
             return None
         return bond_info_text(dev)
+    if norm == "/proc/net/igmp":
+        from netstack.ipv4.igmp import proc_igmp_text
+        return proc_igmp_text(ctx.net)
+    if norm == "/proc/net/dev_mcast":
+        from netstack.core.dev_addr_lists import dev_mcast_text
+        return dev_mcast_text(list(ctx.net.devices.values()))
     if norm.startswith("/proc/sys/"):
         key = norm[len("/proc/sys/"):].replace(".", "\0").replace("/", ".").replace("\0", "/")
         if not key.startswith("net."):

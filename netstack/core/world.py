@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Protocol modules registered in every world (each has ``register(world)``).
 SUBSYSTEMS: list[str] = ["netstack.ipv4.af_inet", "netstack.ipv6.af_inet6",
-                         "netstack.netfilter.conntrack", "netstack.netfilter.nat"]
+                         "netstack.netfilter.conntrack", "netstack.netfilter.nat",
+                         "netstack.ipv4.igmp"]
 
 #: ``net.core.dev_weight``: packets per backlog poll.
 DEV_WEIGHT = 64

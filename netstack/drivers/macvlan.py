@@ -30,7 +30,9 @@ lower device's unicast list (``dev_uc_add``); a lower device without ``IFF_UNICA
 (veth, dummy) then goes promiscuous (``__dev_set_rx_mode``), which ``ip -d link`` shows
 as ``promiscuity 1``.  Those counts live on the lower device as ``promiscuity_refs`` /
 ``allmulti_refs`` (what ``dev_set_promiscuity``/``dev_set_allmulti`` add on top of the
-user's own flag).
+user's own flag).  The lists and counters are netstack/core/dev_addr_lists.py; the
+macvlan's own unicast/multicast lists are synced into the lower device's by
+``set_rx_mode`` (``macvlan_set_mac_lists`` → ``dev_uc_sync``/``dev_mc_sync``).
 """
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ import errno
 from typing import TYPE_CHECKING, Any
 
 from netstack.core.dev import dev_queue_xmit_list, netif_rx
+from netstack.core.dev_addr_lists import (allmulti, dev_mc_addrs, dev_mc_sync, dev_mc_unsync,
+                                          dev_set_allmulti, dev_set_promiscuity,
+                                          dev_set_rx_mode, dev_uc_add, dev_uc_del, dev_uc_sync,
+                                          dev_uc_unsync, promiscuous)
 from netstack.core.drop_reason import consume_skb, kfree_skb_reason
 from netstack.core.eth import ETH_HLEN, eth_type_trans
 from netstack.core.netdevice import (ARPHRD_ETHER, IFF_ALLMULTI, IFF_LOOPBACK, IFF_PROMISC,
@@ -118,99 +124,7 @@ def mc_hash_port(addr: bytes) -> int:
 
 
 # ------------------------------------------------- lower device address lists
-def _ensure_lists(dev: NetDevice) -> None:
-    if not hasattr(dev, "uc_addrs"):
-        dev.uc_addrs = {}           # type: ignore[attr-defined]  # dev->uc, refcounted
-        dev.uc_promisc = False      # type: ignore[attr-defined]
-    if not hasattr(dev, "promiscuity_refs"):
-        dev.promiscuity_refs = 0    # type: ignore[attr-defined]
-    if not hasattr(dev, "allmulti_refs"):
-        dev.allmulti_refs = 0       # type: ignore[attr-defined]
-
-
-def dev_set_promiscuity(dev: NetDevice, inc: int) -> None:
-    """``dev_set_promiscuity``: a reference on the device's promiscuity counter (the user's
-    ``promisc on`` is the flag itself; ``ip -d link`` prints the sum)."""
-    _ensure_lists(dev)
-    dev.promiscuity_refs = max(0, dev.promiscuity_refs + inc)  # type: ignore[attr-defined]
-
-
-def dev_set_allmulti(dev: NetDevice, inc: int) -> None:
-    """``dev_set_allmulti``."""
-    _ensure_lists(dev)
-    dev.allmulti_refs = max(0, dev.allmulti_refs + inc)  # type: ignore[attr-defined]
-
-
-def promiscuous(dev: NetDevice) -> bool:
-    """``dev->promiscuity != 0``."""
-    return bool(dev.flags & IFF_PROMISC) or getattr(dev, "promiscuity_refs", 0) > 0
-
-
-def allmulti(dev: NetDevice) -> bool:
-    return bool(dev.flags & IFF_ALLMULTI) or getattr(dev, "allmulti_refs", 0) > 0
-
-
-def unicast_filtering(dev: NetDevice) -> bool:
-    """``IFF_UNICAST_FLT``: macvlan/ipvlan have it; veth and dummy do not."""
-    return bool(getattr(dev, "unicast_flt", False))
-
-
-def dev_set_rx_mode(dev: NetDevice) -> None:
-    """``__dev_set_rx_mode``: only on an up device; one without a unicast filter goes
-    promiscuous while its unicast list is not empty (and leaves it when it empties)."""
-    _ensure_lists(dev)
-    if not dev.flags & IFF_UP or unicast_filtering(dev):
-        return
-    if dev.uc_addrs and not dev.uc_promisc:  # type: ignore[attr-defined]
-        dev_set_promiscuity(dev, 1)
-        dev.uc_promisc = True  # type: ignore[attr-defined]
-    elif not dev.uc_addrs and dev.uc_promisc:  # type: ignore[attr-defined]
-        dev_set_promiscuity(dev, -1)
-        dev.uc_promisc = False  # type: ignore[attr-defined]
-
-
-def dev_uc_add(dev: NetDevice, addr: bytes) -> None:
-    """``dev_uc_add`` (net/core/dev_addr_lists.c): refcounted, then the rx mode."""
-    _ensure_lists(dev)
-    uc = dev.uc_addrs  # type: ignore[attr-defined]
-    uc[addr] = uc.get(addr, 0) + 1
-    dev_set_rx_mode(dev)
-
-
-def dev_uc_del(dev: NetDevice, addr: bytes) -> None:
-    """``dev_uc_del``."""
-    _ensure_lists(dev)
-    uc = dev.uc_addrs  # type: ignore[attr-defined]
-    n = uc.get(addr, 0)
-    if n <= 1:
-        uc.pop(addr, None)
-    else:
-        uc[addr] = n - 1
-    dev_set_rx_mode(dev)
-
-
-def ipv6_eth_mc_map(group: bytes) -> bytes:
-    """``ipv6_eth_mc_map`` (include/net/if_inet6.h): 33:33 + the group's last 4 bytes."""
-    return b"\x33\x33" + group[12:16]
-
-
-def dev_mc_addrs(dev: NetDevice) -> set[bytes]:
-    """The device's multicast list (``dev->mc``) as the protocols fill it: the IPv6 groups
-    the device joined (``ipv6_dev_mc_inc`` → ``ndisc_mc_map``) and, with IPv4 on it,
-    all-hosts 224.0.0.1 (``ip_mc_up``), plus what upper macvlans synced into it."""
-    out: set[bytes] = set()
-    idev = getattr(dev, "ip6_ptr", None)
-    if idev is not None:
-        for group in getattr(idev, "mc", {}):
-            out.add(ipv6_eth_mc_map(group))
-    if getattr(dev, "ip_ptr", None) is not None:
-        out.add(b"\x01\x00\x5e\x00\x00\x01")
-    port = getattr(dev, "macvlan_port", None)
-    if port is not None:
-        for v in port.vlans:
-            if v.flags & IFF_UP:
-                out |= dev_mc_addrs(v)
-    return out
+# dev_uc_add & co. live in netstack/core/dev_addr_lists.py (net/core/dev_addr_lists.c).
 
 
 def dev_forward_skb(dev: NetDevice, pkt: Packet) -> bool:
@@ -630,6 +544,13 @@ class MacvlanDevice(NetDevice):
             if self.flags & IFF_PROMISC:
                 dev_set_promiscuity(lower, 1)
         port.hash_add(self)
+        dev_set_rx_mode(self)  # __dev_open → dev_set_rx_mode → macvlan_set_mac_lists
+
+    def set_rx_mode(self) -> None:
+        """``macvlan_set_mac_lists``: this device's unicast and multicast lists are synced
+        into the lower device's (``dev_uc_sync``/``dev_mc_sync``, refcounted there)."""
+        dev_uc_sync(self.lowerdev, self)
+        dev_mc_sync(self.lowerdev, self)
 
     def stop(self) -> None:
         """``macvlan_stop``."""
@@ -639,6 +560,8 @@ class MacvlanDevice(NetDevice):
             if not self.macvlan_flags & MACVLAN_FLAG_NOPROMISC:
                 dev_set_promiscuity(lower, -1)
         else:
+            dev_uc_unsync(lower, self)
+            dev_mc_unsync(lower, self)
             if self.flags & IFF_ALLMULTI:
                 dev_set_allmulti(lower, -1)
             if self.flags & IFF_PROMISC:
@@ -884,7 +807,7 @@ def macvlan_device_event(event: str, dev: NetDevice) -> None:
     address changes (``ndo_set_mac_address`` path, see :meth:`MacvlanDevice.sync_address`)."""
     port: MacvlanPort | None = getattr(dev, "macvlan_port", None)
     if port is None:
-        if event == "UP" and hasattr(dev, "uc_addrs"):
+        if event == "UP" and "uc" in dev.__dict__:
             dev_set_rx_mode(dev)  # dev_open → dev_set_rx_mode
         return
     if event == "UP":
@@ -907,8 +830,7 @@ def macvlan_device_event(event: str, dev: NetDevice) -> None:
 
 
 __all__ = ["MacvlanDevice", "MacvlanPort", "macvlan_common_newlink", "macvlan_changelink",
-           "macvlan_handle_frame", "macvlan_eth_hash", "dev_uc_add", "dev_uc_del",
-           "dev_set_promiscuity", "dev_set_allmulti", "dev_forward_skb", "MODE_NAMES",
+           "macvlan_handle_frame", "macvlan_eth_hash", "dev_forward_skb", "MODE_NAMES",
            "MACVLAN_MODE_PRIVATE", "MACVLAN_MODE_VEPA", "MACVLAN_MODE_BRIDGE",
            "MACVLAN_MODE_PASSTHRU", "MACVLAN_MODE_SOURCE", "MACVLAN_FLAG_NOPROMISC",
            "MACVLAN_FLAG_NODST"]

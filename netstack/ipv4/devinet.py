@@ -434,6 +434,12 @@ def inet_add_addr(net: "Net", dev: "NetDevice", ifa: IfAddr, *, replace: bool = 
             return ifa1
     if not create:
         raise KernelError(errno.ENOENT)
+    if ifa.flags & IFA_F_MCAUTOJOIN:
+        # inet_rtm_newaddr: ip_mc_autojoin_config(net, true, ifa) before the insert; a
+        # failure refuses the address (netstack/ipv4/igmp.py)
+        autojoin = getattr(net.ipv4, "mc_autojoin", None)
+        if autojoin is not None:
+            autojoin(net, True, dev, ifa.address)
     if not ifa.local_int:
         return ifa
     last_primary = 0
@@ -615,6 +621,9 @@ def inet_del_addr(net: "Net", dev: "NetDevice", local: bytes | int | None,
             want = ip_to_int(peer) if peer is not None else loc
             if ifa.prefixlen != prefixlen or want is None or not ifa.match(want):
                 continue
+        autojoin = getattr(net.ipv4, "mc_autojoin", None)
+        if autojoin is not None and ifa.address[0] & 0xF0 == 0xE0:
+            autojoin(net, False, dev, ifa.address)  # inet_rtm_deladdr: any multicast address
         _del_ifa(net, idev, ifa)
         return ifa
     raise KernelError(errno.EADDRNOTAVAIL, "ipv4: Address not found")

@@ -437,7 +437,7 @@ def udp_rcv(pkt: "Packet") -> None:
         # udp_encap_needed_key: a tunnel socket (vxlan, geneve, fou) bound to the port
         # takes the datagram in udp_queue_rcv_one_skb (encap_rcv), checksum rules included
         from netstack.ipv4.udp_tunnel import AF_INET, udp_tunnel_lookup, udp_tunnel_rcv
-        tsk = udp_tunnel_lookup(net, AF_INET, dport, daddr, pkt.skb_iif)
+        tsk = udp_tunnel_lookup(net, AF_INET, dport, daddr, pkt.skb_iif, saddr, sport)
         if tsk is not None:
             udp_tunnel_rcv(tsk, pkt)
             return

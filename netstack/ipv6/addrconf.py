@@ -288,7 +288,8 @@ def inet6_add_addr(net: "Net", dev: "NetDevice", ifa: Inet6IfAddr) -> Inet6IfAdd
     ifa.state = STATE_PREDAD
     _link_addr(idev, ifa)
     net.ipv6.addr_hash.setdefault(ifa.local, []).append(ifa)
-    mc_inc(idev, solicited_node(ifa.local))
+    if not dev.flags & (IFF_LOOPBACK | IFF_NOARP):
+        mc_inc(idev, solicited_node(ifa.local))  # addrconf_join_solict skips lo/NOARP
     if idev.ready:
         _prefix_route(net, ifa, True)
     for fn in net.world.inet6addr_chain:
@@ -653,8 +654,10 @@ def ipv6_add_dev(net: "Net", dev: "NetDevice") -> Inet6Dev | None:
     if idev is None or idev.dead:
         idev = Inet6Dev(dev, mtu6=dev.mtu)
         dev.ip6_ptr = idev
-        mc_inc(idev, ALL_NODES)
+        # ipv6_add_dev joins interface-local all-nodes first, then link-local all-nodes
+        # (the order /proc/net/igmp6 and `ip maddr` show, newest first)
         mc_inc(idev, bytes.fromhex("ff010000000000000000000000000001"))
+        mc_inc(idev, ALL_NODES)
         if idev.cnf("forwarding"):
             mc_inc(idev, ALL_ROUTERS)
     return idev

@@ -701,6 +701,27 @@ class BondDevice(NetDevice):
                     if self._should_notify_peers():
                         self.send_peer_notif -= 1
                         self.notify_peers()
+        # resend IGMP joins since the active slave changed (or all went out on the old
+        # one): mcast_work one jiffy later, then every HZ/5, resend_igmp times in all
+        if self.is_up and p.resend_igmp > 0 and \
+                ((self.uses_primary() and new is not None) or p.mode == BOND_MODE_ROUNDROBIN):
+            self.igmp_retrans = p.resend_igmp
+            self._igmp_timer().mod_in(1_000_000)
+
+    def _igmp_timer(self) -> Any:
+        t = self.__dict__.get("_mcast_work")
+        if t is None:
+            t = self.__dict__["_mcast_work"] = self.world.clock.timer(self._resend_igmp)
+        return t
+
+    def _resend_igmp(self) -> None:
+        """``bond_resend_igmp_join_requests_delayed``: NETDEV_RESEND_IGMP on the bond
+        (netstack/ipv4/igmp.py ``ip_mc_rejoin_groups`` answers it)."""
+        if self.net is not None:
+            self.net.notify("RESEND_IGMP", self)
+        if self.igmp_retrans > 1:
+            self.igmp_retrans -= 1
+            self._igmp_timer().mod_in(200_000_000)
 
     def _do_fail_over_mac(self, new: Slave, old: Slave | None) -> None:
         """``bond_do_fail_over_mac``."""

@@ -86,8 +86,9 @@ def br_add_if(br: NetBridge, dev: "NetDevice") -> None:
     p.path_cost = port_cost(dev)
     from netstack.drivers.bridge.br_stp import br_become_designated_port
     br_become_designated_port(p)
-    dev.promiscuity_refs = getattr(dev, "promiscuity_refs", 0) + 1  # type: ignore[attr-defined]
-    dev.allmulti_refs = getattr(dev, "allmulti_refs", 0) + 1  # type: ignore[attr-defined]
+    from netstack.core.dev_addr_lists import dev_set_allmulti, dev_set_promiscuity
+    dev_set_promiscuity(dev, 1)  # nbp_update_port_count → br_manage_promisc
+    dev_set_allmulti(dev, 1)     # br_add_if
     dev.rx_handler_data = p
     dev.rx_handler = br_handle_frame
     dev.master = br.dev
@@ -118,8 +119,9 @@ def del_nbp(p: NetBridgePort) -> None:
         from netstack.drivers.bridge.br_vlan import nbp_vlan_delete
         nbp_vlan_delete(p, vid)
     br_fdb_delete_by_port(br, p, 0, True)
-    dev.promiscuity_refs = max(0, getattr(dev, "promiscuity_refs", 1) - 1)  # type: ignore[attr-defined]
-    dev.allmulti_refs = max(0, getattr(dev, "allmulti_refs", 1) - 1)  # type: ignore[attr-defined]
+    from netstack.core.dev_addr_lists import dev_set_allmulti, dev_set_promiscuity
+    dev_set_promiscuity(dev, -1)
+    dev_set_allmulti(dev, -1)
     dev.rx_handler = None
     dev.rx_handler_data = None
     dev.master = None
@@ -162,6 +164,9 @@ def br_device_event(event: str, dev: "NetDevice") -> None:
     events, and to its own address change (``br_set_mac_address``)."""
     from netstack.drivers.bridge.br_device import BridgeDevice
     from netstack.drivers.bridge.br_private import br_port_get
+    if event == "DOWN":
+        from netstack.drivers.bridge.br_dflt_fdb import note_updown
+        note_updown(event, dev)
     if isinstance(dev, BridgeDevice):
         if event == "CHANGEADDR":
             dev.address_changed()

@@ -32,7 +32,7 @@ from netstack.drivers.ipvlan.ipvlan_core import (IPVLAN_F_PRIVATE, IPVLAN_F_VEPA
                                                  IPVLAN_MODE_L2, IPVLAN_MODE_L3,
                                                  IPVLAN_MODE_L3S, IPVLAN_MODE_MAX,
                                                  IPVLAN_QBACKLOG_LIMIT)
-from netstack.drivers.macvlan import dev_mc_addrs, dev_set_allmulti
+from netstack.core.dev_addr_lists import dev_mc_addrs, dev_set_allmulti
 from netstack.errors import KernelError
 
 if TYPE_CHECKING:  # pragma: no cover
