@@ -8,8 +8,9 @@ the device itself (``self``: a bridge device's own entries, or a device with its
 order, for a port first its master's entries then its own — for devices without an
 FDB of their own their unicast and multicast address lists (``ndo_dflt_fdb_dump``'s
 ``self permanent`` lines, br_dflt_fdb.py).  ``fdb get`` / ``fdb flush`` are
-``rtnl_fdb_get`` / the bulk ``rtnl_fdb_del``.  Errors are libnetlink's ``RTNETLINK answers: …`` with
-exit status 255 (bridge returns -1), the usage errors are fdb.c's / vlan.c's texts.
+``rtnl_fdb_get`` / the bulk ``rtnl_fdb_del``.  Errors are libnetlink's ``RTNETLINK
+answers: …`` with exit status 255 (bridge returns -1; ``fdb get`` 254), the usage errors
+are fdb.c's / vlan.c's texts.
 """
 from __future__ import annotations
 
@@ -684,7 +685,8 @@ def _fdb_flush(ctx: Ctx, argv: list[str]) -> None:
             br_fdb_delete_bulk(dev.br, None, ndm_state, match_flags, sm, fm, port_dev, v)
             err = 0
         elif getattr(dev, "ndo_fdb_del_bulk", None) is not None:
-            dev.ndo_fdb_del_bulk(ndm_state, match_flags, sm, fm, port_dev, v)  # type: ignore[attr-defined]
+            bulk = dev.ndo_fdb_del_bulk  # type: ignore[attr-defined]
+            bulk(ndm_state, match_flags, sm, fm, port_dev, v)
             err = 0
         else:
             err = errno.EOPNOTSUPP

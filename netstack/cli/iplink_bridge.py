@@ -419,9 +419,14 @@ def info_data_text(dev: "BridgeDevice") -> str:
 
 
 class _Timer(float):
-    """A timer value that JSON prints with two decimals (iproute2 ``%.2f``)."""
+    """A timer value that JSON prints with two decimals (iproute2 ``%.2f``: measured
+    ``"hello_timer":0.00``); ``json_text`` is what netstack/cli/jsonout.py prints for it
+    (patch BR3-1)."""
 
     def __repr__(self) -> str:
+        return f"{float(self):.2f}"
+
+    def json_text(self) -> str:
         return f"{float(self):.2f}"
 
 

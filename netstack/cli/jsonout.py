@@ -14,10 +14,29 @@ def dumps(value: Any, pretty: bool = False) -> str:
     """Serialise ``value`` exactly as ``ip -j`` (``pretty=False``) or ``ip -j -p`` would,
     without the final newline."""
     if not pretty:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        raws: list[str] = []
+        text = json.dumps(_raw_marks(value, raws), separators=(",", ":"), ensure_ascii=False)
+        for i, raw in enumerate(raws):
+            text = text.replace(f'"\\u0000{i}\\u0000"', raw, 1)
+        return text
     w = _PrettyWriter()
     w.value(value)
     return "".join(w.out)
+
+
+def _raw_marks(v: Any, raws: list[str]) -> Any:
+    """Replace values that print themselves (a ``json_text()`` method: iproute2's
+    ``print_float``/``%.2f`` timers such as ``"hello_timer":0.00``, which ``json.dumps``
+    would render as ``0.0``) by numbered placeholders ``dumps`` substitutes afterwards."""
+    if isinstance(v, dict):
+        return {k: _raw_marks(x, raws) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_raw_marks(x, raws) for x in v]
+    text = getattr(v, "json_text", None)
+    if text is not None:
+        raws.append(text())
+        return f"\0{len(raws) - 1}\0"
+    return v
 
 
 class _PrettyWriter:
@@ -71,4 +90,5 @@ class _PrettyWriter:
             self._end("]")
         else:
             self._eor()
-            self.out.append(json.dumps(v, ensure_ascii=False))
+            text = getattr(v, "json_text", None)
+            self.out.append(text() if text is not None else json.dumps(v, ensure_ascii=False))

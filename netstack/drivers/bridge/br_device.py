@@ -7,8 +7,12 @@ offered to BR2's ARP/ND suppression, and is forwarded, flooded or multicast exac
 a received frame, but with ``local_orig`` (NF_BR_LOCAL_OUT, and mcast/bcast flooding
 ignores the ports' mcast_flood/bcast_flood flags).
 
-The bridge's carrier is "some port forwards" (br_port_state_selection), so an empty or
-all-down bridge is NO-CARRIER / DOWN even when administratively up, as on 6.18.
+The bridge's carrier is "some port forwards", set by br_port_state_selection whenever a
+port changes state, so a bridge whose ports are all down (or whose last port left) is
+NO-CARRIER / DOWN even when administratively up; a bridge that never had a port keeps
+the carrier every new device starts with (UP,LOWER_UP, state UNKNOWN) unless it was
+created with an address (br_stp_change_bridge_id runs the selection) — all measured on
+6.18.
 """
 from __future__ import annotations
 
@@ -57,7 +61,10 @@ class BridgeDevice(NetDevice):
         super().__init__(name, address)
         self.addr_assign_type = NET_ADDR_SET if addr_set else NET_ADDR_RANDOM
         self.br = NetBridge(self)
-        self.carrier = False
+        # a new net_device has its carrier on; only br_port_state_selection (ports
+        # coming and going) turns it off — measured on 6.18: a bridge that never had a
+        # port is UP,LOWER_UP (state UNKNOWN), one whose last port left is NO-CARRIER
+        self.carrier = True
         self.mtu_set_by_user = False
         self.auto_mtu = self.mtu
         #: the address the bridge's own local FDB entries were made for
@@ -126,6 +133,12 @@ class BridgeDevice(NetDevice):
     def start_xmit(self, pkt: "Packet", more: bool) -> None:
         """``br_dev_xmit``."""
         br = self.br
+        if "nf_bridge_bridged_dnat" in pkt.__dict__:
+            # nf_br_ops->br_dev_xmit_hook, before the tx counters
+            from netstack.drivers.bridge.br_netfilter import (
+                br_nf_pre_routing_finish_bridge_slow)
+            if br_nf_pre_routing_finish_bridge_slow(pkt):
+                return
         self.stats.tx_packets += 1
         self.stats.tx_bytes += len(pkt)
         cb = BrInputCb()
@@ -223,6 +236,11 @@ def br_dev_newlink(net: "Net", name: str, address: bytes | None,
     # address) sets it: ``ip -d link`` shows 8000.0:0:0:0:0:0 on a new bridge (6.18)
     br.bridge_id = br.priority.to_bytes(2, "big") + (bytes(address) if address else b"\0" * 6)
     br.designated_root = br.bridge_id
+    if address is not None:
+        # the user's address goes through br_stp_change_bridge_id, whose
+        # br_port_state_selection finds no live port: netif_carrier_off (measured:
+        # "ip link add br0 address X type bridge" comes up NO-CARRIER, without it UNKNOWN)
+        dev.carrier = False
     if br_device_event not in world.netdev_notifiers:
         world.netdev_notifiers.append(br_device_event)
     register_llc(world)

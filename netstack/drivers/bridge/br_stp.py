@@ -493,7 +493,6 @@ def br_stp_disable_bridge(br: NetBridge) -> None:
     br.topology_change_detected = False
     for t in (br.hello_timer, br.topology_change_timer, br.tcn_timer, br.gc_timer):
         _cancel(t)
-    _carrier(br)
 
 
 def br_stp_set_enabled(br: NetBridge, val: int) -> None:
