@@ -9,8 +9,11 @@ extension headers); the per-destination token bucket ``icmpv6_xrlim_allow`` (tok
 jiffies, ``net.ipv6.icmp.ratelimit`` ms per message — halved for every 32 bits the route's
 prefix is shorter than /128 — bursts of 6, types selected by ``net.ipv6.icmp.ratemask``,
 Packet Too Big and informational messages never limited, loopback never limited).
-The source is the offending destination if it is ours, else source selection toward the
-offending source on the input device.  The error quotes as much of the offending packet
+The source is the offending destination if it is ours — a unicast address of the
+input device's namespace or one of our anycast addresses (``ipv6_chk_acast_addr_src``) —
+else source selection toward the offending source on the input device.  No error goes
+to an offending source the route calls anycast (``icmpv6_route_lookup`` with
+``ipv6_anycast_destination``) unless ``net.ipv6.icmp.error_anycast_as_unicast`` is 1.  The error quotes as much of the offending packet
 as fits in the minimum MTU of 1280 bytes (RFC 4443 §2.4(c)).
 
 Before the per-destination bucket, a rate-limited type must also pass the namespace-wide
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from netstack.core.drop_reason import consume_skb, kfree_skb_reason
 from netstack.core.netdevice import IFF_LOOPBACK
+from netstack.core.rtnetlink import RTN_ANYCAST
 from netstack.ipv6.addr import is_multicast
 from netstack.packet.checksum import csum_ipv6_magic, csum_partial
 from netstack.packet.skb import PACKET_HOST
@@ -149,6 +153,28 @@ def icmpv6_xrlim_allow(net: "Net", type_: int, daddr: bytes, dst,  # type: ignor
     return ok
 
 
+def _chk_acast_addr_src(net: "Net", dev, addr: bytes) -> bool:  # type: ignore[no-untyped-def]
+    """``ipv6_chk_acast_addr_src`` (net/ipv6/anycast.c): ``addr`` is one of our anycast
+    addresses — on ``dev`` when link-local, on any device otherwise.  ``icmp6_send`` then
+    answers *from* the anycast destination (measured on 6.18: a UDP packet to the
+    subnet-router anycast 2001:db8:2:: arriving on another interface gets its port
+    unreachable from 2001:db8:2::, whatever ``error_anycast_as_unicast`` says)."""
+    from netstack.ipv6.addrconf import ipv6_chk_acast_addr
+    linklocal = addr[0] == 0xFE and (addr[1] & 0xC0) == 0x80
+    return ipv6_chk_acast_addr(net, dev if linklocal else None, addr)
+
+
+def ipv6_anycast_destination(dst, daddr: bytes) -> bool:  # type: ignore[no-untyped-def]
+    """``ipv6_anycast_destination`` (include/net/ip6_route.h): the route is an anycast
+    route, or an on-link (no gateway) prefix shorter than /127 whose prefix address is
+    ``daddr`` itself — the subnet-router anycast address of that prefix."""
+    if dst.type == RTN_ANYCAST:
+        return True
+    r = dst.route
+    return (r is not None and r.dst_len < 127 and dst.gateway is None
+            and r.dst == daddr)
+
+
 def icmp6_send(pkt: "Packet", type_: int, code: int, info: int,
                allow_mc_param: bool = False) -> None:
     """``icmp6_send``: build and send an ICMPv6 error about ``pkt`` (left untouched)."""
@@ -165,7 +191,7 @@ def icmp6_send(pkt: "Packet", type_: int, code: int, info: int,
     odaddr = bytes(buf[o + 24:o + 40])
     osaddr = bytes(buf[o + 8:o + 24])
     saddr: bytes | None = None
-    if ipv6_chk_addr(net, odaddr, dev):
+    if ipv6_chk_addr(net, odaddr, dev) or _chk_acast_addr_src(net, dev, odaddr):
         saddr = odaddr
     if is_multicast(odaddr) or pkt.pkt_type != PACKET_HOST:
         if type_ != ICMPV6_PKT_TOOBIG and not (type_ == ICMPV6_PARAMPROB
@@ -196,6 +222,9 @@ def icmp6_send(pkt: "Packet", type_: int, code: int, info: int,
     except KernelError:
         net.ipv6.mib["OutNoRoutes"] += 1
         return
+    if (not int(net.sysctl.values.get("net.ipv6.icmp.error_anycast_as_unicast", 0))
+            and ipv6_anycast_destination(dst, osaddr)):
+        return      # icmpv6_route_lookup: "icmp6_send: acast source"
     if not icmpv6_xrlim_allow(net, type_, osaddr, dst, apply_ratelimit):
         net.ipv6.mib["Icmp6OutRateLimitHost"] += 1
         return

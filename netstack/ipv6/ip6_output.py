@@ -411,8 +411,10 @@ def ip6_send(net: "Net", dst: "Rt6Info", saddr: bytes, daddr: bytes, proto: int,
 
 
 def ip6_local_out(net: "Net", pkt: "Packet") -> None:
-    """``ip6_local_out`` → ``dst_output``: local destinations go through loopback."""
-    from netstack.ipv6.route import RTN_LOCAL
+    """``ip6_local_out`` → ``dst_output``: local destinations go through loopback —
+    also our anycast addresses (``ip6_rt_get_dev_rcu``: RTF_LOCAL|RTF_ANYCAST copies get
+    the loopback device), so an ICMPv6 error to one never reaches the wire."""
+    from netstack.ipv6.route import RTN_ANYCAST, RTN_LOCAL
     net.ipv6.mib["OutRequests"] += 1
     dst = pkt.dst
     if pkt.trace is not None:
@@ -421,7 +423,7 @@ def ip6_local_out(net: "Net", pkt: "Packet") -> None:
     if not nf_hook(net, NFPROTO_IPV6, NF_INET_LOCAL_OUT, pkt, None, dst.dev):
         return
     dst = pkt.dst
-    if dst.type == RTN_LOCAL:
+    if dst.type == RTN_LOCAL or (dst.type == RTN_ANYCAST and dst.input == "output"):
         lo = net.get("lo")
         if lo is None or not lo.is_up:
             kfree_skb_reason(pkt, "NOT_SPECIFIED", net)

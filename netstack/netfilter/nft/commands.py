@@ -297,7 +297,8 @@ class Transaction:
                 # a meter's set keeps the meter's name and took its handle when created
                 continue
             s.handle = t.alloc_handle()
-            s.name = f"__{'map' if s.is_map else 'set'}{t.anon_count}"
+            kind = "objmap" if "object" in s.flags else ("map" if s.is_map else "set")
+            s.name = f"__{kind}{t.anon_count}"
             t.anon_count += 1
         rule = Rule(0, cmd.spec, exprs, cmd.spec.comment)
         rule.text = text
@@ -685,11 +686,19 @@ class Transaction:
             fam = f"family {l3} " if l3 else ""
             self.nl.obj(f"[ ct_expect {fam}protocol {l4} dport {spec.dport} timeout "
                         f"{spec.timeout} size {spec.size} ]")
-        if (cmd.family == "ip" and l3 == 10) or (cmd.family == "ip6" and l3 == 2):
+        # nft_ct_expect_obj_init: l3num is NFTA_CT_EXPECT_L3PROTO or the table's family;
+        # IPv4/IPv6 must be the table's (or any in inet, else EINVAL), anything else —
+        # inet itself, netdev, bridge — is EAFNOSUPPORT (measured on 6.18)
+        fam_num = {"ip": 2, "ip6": 10, "inet": 1, "netdev": 5, "bridge": 7,
+                   "arp": 3}[cmd.family]
+        l3num = l3 or fam_num
+        if l3num not in (2, 10):
+            raise NftKernelError(errno.EAFNOSUPPORT, "Could not process rule: Address "
+                                 "family not supported by protocol", cmd.loc)
+        if l3num != fam_num and cmd.family != "inet":
             raise NftKernelError(errno.EINVAL, "Could not process rule: Invalid argument",
                                  cmd.loc)
-        obj = VS.CtExpectObj(l3 or {"ip": 2, "ip6": 10}.get(cmd.family, 1), l4, spec.dport,
-                             spec.timeout, spec.size)
+        obj = VS.CtExpectObj(l3num, l4, spec.dport, spec.timeout, spec.size)
         t.objs[key] = StatefulObj("ct expectation", cmd.name or "", t.alloc_handle(), obj,
                                   spec, None)
 

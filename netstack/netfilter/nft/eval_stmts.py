@@ -15,7 +15,7 @@ from netstack.netfilter.nft import types as T
 from netstack.netfilter.nft import vm as V
 from netstack.netfilter.nft import vm_stmts as VS
 from netstack.netfilter.nft.errors import Loc, NftError, NftKernelError
-from netstack.netfilter.nft.ruleset import NftSet
+from netstack.netfilter.nft.ruleset import Element, NftSet
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.netfilter.nft.evaluate import RuleCompiler
@@ -197,9 +197,11 @@ def ct_helper_set(comp: "RuleCompiler", st: A.SetS) -> None:
     object of the table."""
     val = st.value
     key = st.target.key
+    if isinstance(val, A.MapE) and isinstance(val.mapping, A.AnonSetE):
+        return _ct_obj_map(comp, st, val)
     if not isinstance(val, A.Sym):
         from netstack.errors import NotSupported
-        raise NotSupported(f"ct {key} set from a map or expression")
+        raise NotSupported(f"ct {key} set from a named map or an expression")
     obj = comp.table.objs.get((f"ct {key}", val.text))
     if obj is None:
         # the kernel refuses the rule (nft_objref_init: no such object) after nft put
@@ -208,6 +210,53 @@ def ct_helper_set(comp: "RuleCompiler", st: A.SetS) -> None:
                                            "file or directory", val.loc)
     ref = VS.CtHelperRef(val.text, obj) if key == "helper" else VS.CtExpectRef(val.text, obj)
     comp.emit([ref], [f'ct {key} set "{val.text}"'], json=[{f"ct {key}": val.text}])
+
+
+def _ct_obj_map(comp: "RuleCompiler", st: A.SetS, val: A.MapE) -> None:
+    """``ct helper set udp dport map { 69 : "tftp-std" }`` (and ``ct expectation set …
+    map``): an anonymous object map (``__objmap%d``, NFT_SET_OBJECT with the object type,
+    flags anonymous|constant|object, +interval for ranges) and ``[ objref sreg 1 set
+    __objmap%d ]`` — nft_objref_map_eval looks the key up and runs that object's eval; no
+    element ends the rule.  An element naming no object of the table is ENOENT from the
+    kernel, reported at that element's key (measured with nft 1.0.6)."""
+    from netstack.netfilter.nft.listing import _delim, key_text
+    from netstack.netfilter.nft.jsonfmt import jelement_key
+    key = st.target.key
+    ld = comp.load(val.key)
+    assert isinstance(val.mapping, A.AnonSetE)
+    s = NftSet("__objmap%d", ld.field_types or [ld.dtype], None, {"constant", "object"},
+               anonymous=True)
+    s.nl_name = s.name
+    s.objtype = 3 if key == "helper" else 9
+    for el in val.mapping.elems:
+        k, k_end, _ = comp.element_key(s, el.key)
+        if el.data is None:
+            raise NftError("syntax error, unexpected '}', expecting colon", el.key.loc)
+        if not isinstance(el.data, A.Sym):
+            raise NftError("syntax error, unexpected string", el.data.loc)
+        name = el.data.text
+        obj = comp.table.objs.get((f"ct {key}", name))
+        if obj is None and comp.kernel_error is None:
+            comp.kernel_error = NftKernelError(errno.ENOENT, "Could not process rule: No "
+                                               "such file or directory", el.key.loc)
+        ref = VS.CtHelperRef(name, obj) if key == "helper" else VS.CtExpectRef(name, obj)
+        if "interval" in s.flags and k_end is None:
+            k_end = k
+        s.insert(Element(k, k_end, ref))
+    comp.anon.append(s)
+    elems = s.elements()
+    if len(s.key_types) == 1:
+        dt = s.key_types[0]
+        elems = sorted(elems, key=lambda e: int.from_bytes(e.key, dt.byteorder))
+    txt = "{ "
+    for i, e in enumerate(elems):
+        if i:
+            txt += _delim(s, 0)[0]
+        txt += f'{key_text(s, e)} : "{e.data.name}"'
+    txt += " }"
+    jdata = {"set": [[jelement_key(s, e), e.data.name] for e in elems]}
+    comp.emit(ld.exprs + [VS.ObjrefMap(0, s)], [f"ct {key} set {ld.text} map {txt}"],
+              json=[{f"ct {key}": {"map": {"key": comp.jlhs(val.key), "data": jdata}}}])
 
 
 # ---------------------------------------------------------------------------- xt compat

@@ -815,21 +815,41 @@ class RuleCompiler:
         data = v.to_bytes(n, dt.byteorder)
         return jconst(dt, "value", data, T.format_value(dt, data))
 
+    @staticmethod
+    def check_field_range(ld: Loaded, kind: str, val: Any, e: A.Expr) -> None:
+        """A constant for a payload field narrower than its type (``vlan id``: 12 bits,
+        ``ip dscp``: 6) must fit the field: nft 1.0.6's integer_type_parse/expr_evaluate
+        range check, "Value 5000 exceeds valid range 0-4095" at the value (measured)."""
+        if ld.payload is None or kind not in ("value", "range"):
+            return
+        bits = ld.payload[2]
+        parts = (val if kind == "range" else (val,))
+        texts = e.text.split("-", 1) if kind == "range" and isinstance(e, A.Sym) else None
+        for i, data in enumerate(parts):
+            if bits >= 8 * len(data):
+                return
+            v = int.from_bytes(data, "big")
+            if v >= 1 << bits:
+                loc = e.loc
+                if texts is not None and len(texts) == 2 and loc is not None:
+                    # the range's bound in error, as nft locates it
+                    first = loc.first if i == 0 else loc.first + len(texts[0]) + 1
+                    loc = Loc(loc.line, first, first + len(texts[i].strip()) - 1)
+                raise NftError(f"Value {v} exceeds valid range 0-{(1 << bits) - 1}", loc)
+
     def payload_set(self, st: A.SetS) -> None:
         """stmt_evaluate_payload: header rewrite with checksum fix-up information; a field
         that is not byte aligned, or not 16-bit aligned when a checksum covers it, is
         widened and merged into the packet's bytes with ``bitwise``."""
         tgt = st.target
         assert isinstance(tgt, A.PayloadE)
-        if tgt.proto in ("vlan", "arp"):
-            # nft_payload_set_vlan (the out-of-band tag) and ARP rewriting not modelled
-            raise NotSupported(f"rewriting {tgt.proto} headers")
         ld = self.load(tgt)
         base, off, ln = ld.payload
         dt = ld.dtype
         kind, val, vtext = self.const(dt, st.value)
         if kind != "value":
             raise NftError("syntax error, unexpected string", st.value.loc)
+        self.check_field_range(ld, kind, val, st.value)
         csum_type, csum_off, csum_flags = 0, 0, 0
         if base == NH and tgt.proto == "ip":
             csum_type, csum_off = 1, 10
@@ -1182,6 +1202,7 @@ class RuleCompiler:
             self.emit(exprs, [f"{text} {OP_TEXT[op]}{rhs.text}"])
             return
         kind, val, vtext = self.const(dt, rhs)
+        self.check_field_range(ld, kind, val, rhs)
         optext = "== " if (st.op == "==" and dt.flags) else OP_TEXT[op]
         ptext = f"{text} {optext}{vtext}"
         if kind == "wild":
@@ -1378,11 +1399,45 @@ class RuleCompiler:
         s = NftSet("__map%d" if is_map else "__set%d", types, dtype, {"constant"},
                    anonymous=True)
         s.nl_name = s.name
+        if ld.payload is not None and len(types) == 1:
+            for el in target.elems:          # "Value 5000 exceeds valid range 0-4095"
+                kind, val, _ = self.const(types[0], el.key)
+                self.check_field_range(ld, kind, val, el.key)
         self.fill_set(s, target.elems)
+        s = self._subbyte_set(ld, s)
         from netstack.netfilter.nft.listing import elements_text
         self.anon.append(s)
         dreg = -1 if vmap else (0 if data_type is not None else None)
         return V.Lookup(0, s, dreg, invert), elements_text(s)
+
+    def _subbyte_set(self, ld: Loaded, s: NftSet) -> NftSet:
+        """A sub-byte payload field looked up in an anonymous set (``vlan pcp { 1, 5 }``,
+        ``ip dscp { cs1, af41 }``): nft masks the loaded bytes (``bitwise``) and stores
+        the elements at the field's bit position (measured: pcp 1 → element 0x20).  The
+        set keeps ``key_shift`` so listings show the values as written."""
+        if ld.payload is None or len(s.key_types) != 1 or not ld.exprs or \
+                not isinstance(ld.exprs[-1], V.PayloadLoad) or \
+                (ld.payload[1] % 8 == 0 and ld.payload[2] % 8 == 0):
+            return s
+        nbytes = ld.exprs[-1].length
+        if s.key_types[0].nbytes != nbytes:
+            return s
+        shift = nbytes * 8 - ld.payload[1] % 8 - ld.payload[2]
+        mask = (((1 << ld.payload[2]) - 1) << shift).to_bytes(nbytes, "big")
+        ld.exprs.append(V.Bitwise(0, 0, mask, bytes(nbytes)))
+        if not shift:
+            return s
+        out = NftSet(s.name, s.key_types, s.data_type, set(s.flags), anonymous=True)
+        out.nl_name = s.nl_name
+        out.key_shift = shift
+
+        def sh(k: bytes | None) -> bytes | None:
+            return None if k is None else \
+                (int.from_bytes(k, "big") << shift).to_bytes(nbytes, "big")
+        for e in s.elements():
+            out.insert(Element(sh(e.key), sh(e.key_end), e.data, e.timeout, e.expiration,
+                               e.comment, e.text))
+        return out
 
     def element_key(self, s: NftSet, key: A.Expr) -> tuple[bytes, bytes | None, str]:
         items = key.items if isinstance(key, A.ConcatE) else [key]

@@ -62,6 +62,12 @@ def jconst(dt: T.DataType, kind: str, val: Any, text: str) -> Any:
 
 def jelement_key(s: NftSet, e: Element) -> Any:
     from netstack.netfilter.nft.listing import key_text
+    shift = getattr(s, "key_shift", 0)
+    if shift:                              # see listing.key_text
+        n = len(e.key)
+        e = Element((int.from_bytes(e.key, "big") >> shift).to_bytes(n, "big"),
+                    None if e.key_end is None else
+                    (int.from_bytes(e.key_end, "big") >> shift).to_bytes(n, "big"))
     parts = []
     off = 0
     multi = len(s.key_types) > 1
@@ -348,6 +354,8 @@ def stmt_text(s: dict) -> str:
     if k == "flow":
         return f"flow add {v['flowtable']}"
     if k in ("ct helper", "ct expectation"):
+        if isinstance(v, dict):                 # {"map": {"key": …, "data": {"set": …}}}
+            return f"{k} set {expr_text(v)}"
         return f"{k} set {_q(v)}"
     if k == "reset":
         return f"reset {expr_text(v)}"

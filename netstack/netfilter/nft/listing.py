@@ -82,6 +82,13 @@ def _delim(s: NftSet, count: int) -> tuple[str, int]:
 
 
 def key_text(s: NftSet, e: Element) -> str:
+    shift = getattr(s, "key_shift", 0)
+    if shift:
+        # a sub-byte field's set stores values at their bit position: show them as written
+        n = len(e.key)
+        e = Element((int.from_bytes(e.key, "big") >> shift).to_bytes(n, "big"),
+                    None if e.key_end is None else
+                    (int.from_bytes(e.key_end, "big") >> shift).to_bytes(n, "big"))
     parts = []
     off = 0
     multi = len(s.key_types) > 1

@@ -38,8 +38,8 @@ def _word_key(key: bytes) -> str:
 
 
 def _data_text(s: NftSet, data: Any) -> str:
-    if data is None:
-        return ""
+    if data is None or "object" in s.flags:
+        return ""     # libnftnl prints no data for an object map's elements
     if isinstance(data, tuple):
         kind, _chain, name = data
         return f"{kind} -> {name} " if name else f"{kind} "

@@ -59,6 +59,10 @@ class NftSet:
         self.use = 0
         self.spec: Any = None
         self.spec_flags: set[str] | None = None   # flags the declaration named
+        #: anonymous sets of a sub-byte field hold values at the field's bit position
+        self.key_shift = 0
+        #: object maps: NFT_OBJECT_* of the elements' objects (3 ct helper, 9 expectation)
+        self.objtype = 0
 
     @property
     def is_map(self) -> bool:

@@ -839,6 +839,28 @@ def _csum_update(buf: bytearray, at: int, old: bytes, new: bytes) -> None:
     buf[at:at + 2] = csum_replace_bytes(chk, old, new).to_bytes(2, "big")
 
 
+def set_vlan(pkt: Any, offset: int, length: int, data: bytes) -> int | None:
+    """``nft_payload_set_vlan`` (net/netfilter/nft_payload.c, 6.10+): a link-layer write
+    past the MAC addresses while the tag is out of band (``skb_vlan_tag_present``).
+    From the encapsulated type on (offset 16) the write goes to the packet, 4 bytes
+    earlier (returns ``VLAN_HLEN``); a 2-byte write at 12 replaces ``vlan_proto``, a 4-byte
+    one the whole tag (``__vlan_hwaccel_put_tag``), a 2-byte write at 14 the TCI (returns
+    0: nothing is written to the packet).  Any other shape — ``vlan pcp set`` and ``vlan
+    dei set`` write one byte at 14 — fails: the rule ends (NFT_BREAK, returns None)."""
+    if offset >= 16:
+        return 4
+    if offset == 12 and length == 2:
+        pkt.vlan_proto = int.from_bytes(data, "big")
+    elif offset == 12 and length == 4:
+        pkt.vlan_proto = int.from_bytes(data[:2], "big")
+        pkt.vlan_tci = int.from_bytes(data[2:4], "big")
+    elif offset == 14 and length == 2:
+        pkt.vlan_tci = int.from_bytes(data, "big")
+    else:
+        return None
+    return 0
+
+
 @dataclass
 class PayloadWrite(VmExpr):
     """nft_payload_set_eval: write register bytes into the packet and fix the header
@@ -860,7 +882,19 @@ class PayloadWrite(VmExpr):
     def eval(self, regs: Regs, info: PktInfo) -> None:
         pkt = info.pkt
         if self.base == BASE_LL:
+            if pkt.mac_header < 0:
+                regs.code = NFT_BREAK
+                return
             start = pkt.mac_header
+            if pkt.vlan_proto and self.offset + self.length > 12:
+                vlan_hlen = set_vlan(pkt, self.offset, self.length,
+                                     _get(regs, self.sreg, self.length))
+                if vlan_hlen is None:
+                    regs.code = NFT_BREAK
+                    return
+                if not vlan_hlen:
+                    return
+                start -= vlan_hlen
         elif self.base == BASE_NH:
             start = pkt.network_header
         else:

@@ -319,6 +319,27 @@ class CtHelperRef(VmExpr):
 
 
 @dataclass
+class ObjrefMap(VmExpr):
+    """``objref sreg N set __objmap%d`` (nft_objref_map_eval, net/netfilter/nft_objref.c):
+    look the key up in an object map and run the element's object (a ``CtHelperRef`` or
+    ``CtExpectRef`` bound at compile time); no element ends the rule (NFT_BREAK)."""
+
+    sreg: int
+    set: Any
+
+    def netlink(self) -> str:
+        return f"[ objref sreg {reg_name(self.sreg)} set {self.set.nl_name} ]"
+
+    def eval(self, regs: Regs, info: PktInfo) -> None:
+        from netstack.netfilter.nft.vm import NFT_BREAK
+        found = self.set.lookup(_get(regs, self.sreg, self.set.klen), info.now_ns)
+        if found is None:
+            regs.code = NFT_BREAK
+            return
+        found.data.eval(regs, info)
+
+
+@dataclass
 class XtSpec:
     """What iptables-nft hands nf_tables for an extension it does not express natively:
     ``kind`` match|target, the extension ``name`` and ``rev``ision (NFTA_MATCH_REV), the
