@@ -679,7 +679,18 @@ class RuleCompiler:
             return
         if st.kind in ("icmp", "icmpv6"):
             proto = "ip" if st.kind == "icmp" else "ip6"
+            had = len(self.codes)
             self.need_nh(proto, st.loc)
+            if fam == "inet" and len(self.codes) > had:
+                # stmt_reject_gen_dependency (nft src/evaluate.c) puts ``meta nfproto``
+                # at the head of the rule, and the listing keeps it (measured, nft 1.0.6)
+                dep = self.codes.pop()
+                name = "ipv4" if proto == "ip" else "ipv6"
+                dep.dep = False
+                dep.text = [f"meta nfproto {name}"]
+                dep.json = [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}},
+                                       "right": name}}]
+                self.codes.insert(0, dep)
             table = T.ICMP_CODES if st.kind == "icmp" else T.ICMP6_CODES
             code = table.get(st.code or "")
             if code is None:
