@@ -53,32 +53,6 @@ QUERIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _nft_reject_dependency_listed() -> bool:
-    """Does netstack list the ``meta nfproto ipv4`` that nft prepends to an inet
-    ``reject with icmp`` rule (patch /tmp/s2/patches/EX-1.patch)?"""
-    from netstack import Stack
-    st = Stack()
-    st.run_script("ip netns add t\nip netns exec t nft add table inet f\n"
-                  "ip netns exec t nft add chain inet f c '{ type filter hook forward "
-                  "priority 0; }'\nip netns exec t nft add rule inet f c udp dport 1 "
-                  "reject with icmp type admin-prohibited\n", name="probe.sh")
-    return "meta nfproto ipv4 udp dport 1" in st.command(
-        "ip netns exec t nft list table inet f").stdout
-
-
-# Known differences, each with the exact bytes/state and the layer at fault, and
-# whether the difference is still there.
-XFAIL: dict[str, tuple[bool, str]] = {
-    "macvlan-firewall": (
-        not _nft_reject_dependency_listed(),
-        "nft listing: the kernel (nft 1.0.6) lists the rule as `meta nfproto ipv4 iifname "
-        "\"lan\" udp dport 6000 counter ... reject with icmp admin-prohibited`; netstack "
-        "omits `meta nfproto ipv4`: Evaluator.reject (netstack/netfilter/nft/evaluate.py) "
-        "adds the dependency hidden, at the end, where nft's stmt_reject_gen_dependency "
-        "puts it visible at the head (patch EX-1)."),
-}
-
-
 def script_of(name: str) -> str:
     """The example's setup.sh, exactly as a user runs it."""
     return (EXAMPLES / name / "setup.sh").read_text()
@@ -268,13 +242,6 @@ def test_example_kernel(name: str) -> None:
     CHECKS[name](kernel_result(name))
 
 
-def _xfail(name: str) -> list:  # type: ignore[type-arg]
-    if name not in XFAIL:
-        return []
-    present, why = XFAIL[name]
-    return [pytest.mark.xfail(present, strict=True, reason=why)]
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_example_netstack_behaviour(name: str) -> None:
     """Without the kernel too: netstack shows the behaviour the README describes."""
@@ -294,7 +261,7 @@ def test_example_frames_match_kernel(name: str) -> None:
     CHECKS[name](n)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_xfail(n)) for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_example_state_matches_kernel(name: str) -> None:
     """After the traffic, neighbour tables and nft listings (with counters) are equal."""
     d = diff_state(name, kernel_result(name), netstack_result(name))
