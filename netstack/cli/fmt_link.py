@@ -26,7 +26,7 @@ _FLAG_ORDER = (
 )
 
 _LINK_TYPES = {ARPHRD_ETHER: "ether", ARPHRD_LOOPBACK: "loopback", ARPHRD_NONE: "none",
-               768: "ipip", 776: "sit", 778: "gre", 823: "gre6"}
+               768: "ipip", 769: "tunnel6", 776: "sit", 778: "gre", 823: "gre6"}
 
 
 def lladdr_str(raw: bytes) -> str:

@@ -3,7 +3,10 @@
 ``add port P ipproto N|gue [local A] [peer A peer_port P] [dev D]`` opens the FOU/GUE
 receive socket (:func:`netstack.ipv4.fou.fou_create`); ``del`` removes the mapping with
 the same key (ENOENT otherwise); ``show`` lists the mappings in creation order, text and
-``-j`` JSON as ``print_fou_mapping`` prints them.  ``-6`` (fou6) is not supported.
+``-j`` JSON as ``print_fou_mapping`` prints them.  ``-6`` (or ``ip -6 fou``) opens an IPv6
+socket (net/ipv6/fou6.c receive through the same ``fou_udp_recv``/``gue_udp_recv``);
+``peer A peer_port P`` makes it a connected socket that only takes datagrams from there
+(``udp_sock_create`` with ``peer_ip``: ``compute_score`` in the UDP lookup).
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from typing import TYPE_CHECKING
 from netstack.cli.errors import ToolError
 from netstack.cli.ipcommon import Args, get_addr, get_unsigned, invarg, kernel_error, matches
 from netstack.cli.jsonout import dumps
-from netstack.errors import KernelError, NotSupported
+from netstack.errors import KernelError
 from netstack.ipv4.fou import FOU_ENCAP_DIRECT, FOU_ENCAP_GUE, Fou, fou_create, fou_destroy, fous
-from netstack.ipv4.udp_tunnel import AF_INET
+from netstack.ipv4.udp_tunnel import AF_INET, AF_INET6
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.cli.ipcommon import Ctx
@@ -53,6 +56,8 @@ def _parse(ctx: "Ctx", argv: list[str], adding: bool) -> Fou:
     local = peer = b""
     peer_port = 0
     ifindex = 0
+    family = AF_INET6 if ctx.family == AF_INET6 else AF_INET
+    local_text = peer_text = None
     args = Args(argv)
     while args:
         a = args.cur
@@ -69,11 +74,11 @@ def _parse(ctx: "Ctx", argv: list[str], adding: bool) -> Fou:
         elif a == "gue":
             gue = True
         elif a == "-6":
-            raise NotSupported("ip fou -6 (FOU/GUE over IPv6)")
+            family = AF_INET6
         elif a == "local":
-            local = get_addr(args.next_arg(), AF_INET).addr
+            local_text = args.next_arg()
         elif a == "peer":
-            peer = get_addr(args.next_arg(), AF_INET).addr
+            peer_text = args.next_arg()
         elif a == "peer_port":
             v = args.next_arg()
             n = get_unsigned(v, 16)
@@ -95,11 +100,14 @@ def _parse(ctx: "Ctx", argv: list[str], adding: bool) -> Fou:
         raise ToolError("fou: must set ipproto or gue\n", 1)
     if proto is not None and gue:
         raise ToolError("fou: cannot set ipproto and gue\n", 1)
-    if bool(peer_port) != bool(peer):
+    if bool(peer_port) != bool(peer_text):
         raise ToolError("fou: both peer and peer port must be set\n", 1)
-    if peer:
-        raise NotSupported("ip fou ... peer (connected FOU sockets)")
-    return Fou(port, AF_INET, FOU_ENCAP_GUE if gue else FOU_ENCAP_DIRECT, proto or 0,
+    # the addresses are parsed after the loop, in the mapping's family
+    if local_text is not None:
+        local = get_addr(local_text, family).addr
+    if peer_text is not None:
+        peer = get_addr(peer_text, family).addr
+    return Fou(port, family, FOU_ENCAP_GUE if gue else FOU_ENCAP_DIRECT, proto or 0,
                local=local, peer=peer, peer_port=peer_port, ifindex=ifindex)
 
 
@@ -115,10 +123,18 @@ def _show(ctx: "Ctx") -> None:
         else:
             d["ipproto"] = f.protocol
             s += f" ipproto {f.protocol}"
-        d["family"] = "inet"
-        if f.local:
+        d["family"] = "inet6" if f.family == AF_INET6 else "inet"
+        if f.family == AF_INET6:
+            s += " -6"
+        if f.local and any(f.local):
             d["local"] = str(ipaddress.ip_address(f.local))
             s += f" local {d['local']}"
+        if f.peer and any(f.peer):
+            d["peer"] = str(ipaddress.ip_address(f.peer))
+            s += f" peer {d['peer']}"
+        if f.peer_port:
+            d["peer_port"] = f.peer_port
+            s += f" peer_port {f.peer_port}"
         if f.ifindex:
             dev = ctx.net.get_by_index(f.ifindex)
             name = dev.name if dev is not None else str(f.ifindex)

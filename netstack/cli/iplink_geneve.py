@@ -42,10 +42,14 @@ USAGE = ("Usage: ... geneve id VNI\n"
          "\tLABEL := 0-1048575\n")
 
 
-def parse_geneve_opts(argv: list[str]) -> GeneveConfig:
-    """``geneve_parse_opt``."""
+def parse_geneve_opts(argv: list[str], set_op: bool = False,
+                      seen: set[str] | None = None) -> GeneveConfig:
+    """``geneve_parse_opt``.  ``set_op`` (``ip link set``): the VNI is still required (it
+    identifies the device and is always sent), the remote is not; ``seen`` receives the
+    attributes given (only those are sent on a set, as iproute2 does)."""
     cfg = GeneveConfig()
-    seen: set[str] = set()
+    if seen is None:
+        seen = set()
     args = Args(argv)
 
     def dup(key: str, arg: str) -> None:
@@ -149,7 +153,7 @@ def parse_geneve_opts(argv: list[str]) -> GeneveConfig:
         args.advance()
     if "id" not in seen:
         raise ToolError("geneve: missing virtual network identifier\n", 1)
-    if "remote" not in seen:
+    if "remote" not in seen and not set_op:
         raise ToolError("geneve: remote link partner not specified\n", 1)
     return cfg
 
@@ -228,3 +232,49 @@ def info_data_json(dev: GeneveDevice) -> dict[str, Any]:
         d["udp_csum"] = c.udp_csum
     d["udp_zero_csum6_rx"] = _zero_csum6_rx(c)
     return d
+
+
+#: geneve_nl2info's change_notsup message (drivers/net/geneve.c)
+CHANGE_NOTSUP = ("Changing VNI, Port, endpoint IP address family, external, "
+                 "inner_proto_inherit, and UDP checksum attributes are not supported")
+
+
+def link_change(ctx: "Ctx", req: "LinkReq", dev: GeneveDevice) -> None:
+    """``ip link set DEV type geneve …`` → ``geneve_changelink``: ``geneve_nl2info`` with
+    changelink, in its attribute order — a remote of the other family, another VNI, any
+    ``dstport`` (iproute2 sends it when non-zero) and any of the UDP checksum flags are
+    EOPNOTSUPP with the kernel's message; a non-zero flow label on an IPv4 device is
+    EINVAL; TTL, TOS, DF and label change; a new remote reruns ``geneve_link_config``
+    (the MTU follows the new route unless ``mtu`` is given too)."""
+    import dataclasses
+    seen: set[str] = set()
+    cfg = parse_geneve_opts(req.type_args, set_op=True, seen=seen)
+    old = dev.cfg
+    new = dataclasses.replace(old)
+    eop = errno.EOPNOTSUPP
+    if "remote" in seen:
+        if cfg.ipv6 != old.ipv6:
+            raise KernelError(eop, CHANGE_NOTSUP)
+        new.remote = cfg.remote
+    if cfg.vni != old.vni:
+        raise KernelError(eop, CHANGE_NOTSUP)
+    if "ttl" in seen:
+        new.ttl, new.ttl_inherit = cfg.ttl, cfg.ttl_inherit
+    if "tos" in seen:
+        new.tos = cfg.tos
+    if "df" in seen:
+        new.df = cfg.df
+    if "flowlabel" in seen:
+        if cfg.label and not new.ipv6:
+            raise KernelError(errno.EINVAL, "Label attribute only applies for IPv6 Geneve devices")
+        new.label = cfg.label
+    if "dstport" in seen and cfg.dst_port:
+        raise KernelError(eop, CHANGE_NOTSUP)
+    if seen & {"udpcsum", "udp6zerocsumtx", "udp6zerocsumrx"}:
+        raise KernelError(eop, CHANGE_NOTSUP)
+    if new.remote != old.remote and req.mtu is None:
+        from netstack.drivers.geneve import geneve_link_mtu
+        mtu = geneve_link_mtu(dev.net, new)
+        if mtu is not None:
+            dev.mtu = min(max(mtu, dev.min_mtu), dev.max_mtu)
+    dev.cfg = new

@@ -204,14 +204,28 @@ def parse_common(ctx: "Ctx", args: Args, p: TunnelParms) -> bool:
     return True
 
 
-def parse_gre_opts(ctx: "Ctx", kind: str, argv: list[str]) -> tuple[TunnelParms, TunnelEncap,
-                                                                      bool, int]:
-    """``gre_parse_opt`` → (parms, encap, ignore_df, fwmark)."""
+def parse_gre_opts(ctx: "Ctx", kind: str, argv: list[str],
+                   base: Any = None) -> tuple[TunnelParms, TunnelEncap, bool, int]:
+    """``gre_parse_opt`` → (parms, encap, ignore_df, fwmark).  ``base`` (``ip link
+    set``): iproute2 starts from the device's IFLA_GRE_* attributes (link_gre.c reads
+    them with RTM_GETLINK first); the encapsulation ports come back byte-swapped
+    (``rta_getattr_u16`` then ``htons``), as with link_iptnl.c."""
     p = TunnelParms()
     p.protocol = 47
     enc = TunnelEncap()
     ignore_df = False
     fwmark = 0
+    if base is not None:
+        q = base.parms
+        for f in ("link", "i_flags", "o_flags", "i_key", "o_key", "saddr", "daddr", "ttl",
+                  "tos", "pmtudisc"):
+            setattr(p, f, getattr(q, f))
+        e = base.encap
+
+        def swab(v: int) -> int:
+            return ((v & 0xFF) << 8) | (v >> 8)
+        enc = TunnelEncap(e.type, e.flags, swab(e.sport), swab(e.dport))
+        ignore_df, fwmark = base.ignore_df, base.fwmark
     args = Args(argv)
     while args:
         a = args.cur
@@ -421,8 +435,10 @@ def info_data_json(dev: GreDevice) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ ip6gre (link_gre6.c)
-def parse_gre6_opts(ctx: "Ctx", kind: str, argv: list[str]) -> tuple[Any, int]:
-    """``gre6_parse_opt`` → (parms, fwmark)."""
+def parse_gre6_opts(ctx: "Ctx", kind: str, argv: list[str],
+                    enc: TunnelEncap | None = None) -> tuple[Any, int]:
+    """``gre6_parse_opt`` → (parms, fwmark); the FOU/GUE words fill ``enc`` (link_gre6.c
+    starts from ``encap-csum6``, as link_ip6tnl.c)."""
     from netstack.drivers.ip6_gre import (IP6_TNL_F_IGN_ENCAP_LIMIT, IP6_TNL_F_USE_ORIG_FLOWLABEL,
                                           IP6_TNL_F_USE_ORIG_TCLASS, Ip6TunnelParms)
     p = Ip6TunnelParms()
@@ -497,8 +513,10 @@ def parse_gre6_opts(ctx: "Ctx", kind: str, argv: list[str]) -> tuple[Any, int]:
             if n is None:
                 raise invarg("invalid fwmark\n", v)
             fwmark = n
-        elif a in ("encap", "noencap") or a.startswith("encap-") or a in (
-                "external", "allow-localremote", "noallow-localremote") or a.startswith("erspan"):
+        elif enc is not None and parse_encap(args, enc):
+            pass
+        elif a in ("external", "allow-localremote", "noallow-localremote") or \
+                a.startswith("erspan"):
             raise NotSupported(f"ip link add type {kind} {a}")
         else:
             gre_words.append(a)
@@ -514,8 +532,10 @@ def parse_gre6_opts(ctx: "Ctx", kind: str, argv: list[str]) -> tuple[Any, int]:
 
 def _link_add6(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     from netstack.drivers.ip6_gre import Ip6GreDevice, Ip6GretapDevice, ip6gre_newlink
+    from netstack.ipv4.ip_tunnel_core import TUNNEL_ENCAP_FLAG_CSUM6
     kind = req.kind
-    p, fwmark = parse_gre6_opts(ctx, kind, req.type_args)
+    enc = TunnelEncap(flags=TUNNEL_ENCAP_FLAG_CSUM6)
+    p, fwmark = parse_gre6_opts(ctx, kind, req.type_args, enc)
     name = req.name or req.dev
     if name is not None and len(name) >= 16:
         raise KernelError(errno.EINVAL, "Attribute failed policy validation")
@@ -528,9 +548,9 @@ def _link_add6(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
             i += 1
         name = tmpl % i
     if kind == "ip6gretap":
-        dev: Any = Ip6GretapDevice(name, p, TunnelEncap(), req.address or ctx.world.random_mac())
+        dev: Any = Ip6GretapDevice(name, p, enc, req.address or ctx.world.random_mac())
     else:
-        dev = Ip6GreDevice(name, p, TunnelEncap())
+        dev = Ip6GreDevice(name, p, enc)
     dev.fwmark = fwmark
     ip6gre_newlink(net, dev, req.mtu, req.index or 0)
     if req.txqlen is not None:
@@ -579,7 +599,7 @@ def _info6_text(dev: Any) -> str:
     s += _keys_text(p)
     if dev.fwmark:
         s += f"fwmark {dev.fwmark:#x} "
-    return s
+    return s + encap_text(dev.encap)
 
 
 def _info6_json(dev: Any) -> dict[str, Any]:
@@ -615,4 +635,17 @@ def _info6_json(dev: Any) -> dict[str, Any]:
             d["o" + key] = True
     if dev.fwmark:
         d["fwmark"] = f"{dev.fwmark:#x}"
+    e = encap_json(dev.encap)
+    if e is not None:
+        d["encap"] = e
     return d
+
+
+def link_change(ctx: "Ctx", req: "LinkReq", dev: Any) -> None:
+    """``ip link set DEV type gre|gretap …`` → ``ipgre_changelink`` (net/ipv4/ip_gre.c);
+    ip6gre/ip6gretap changelink is not modelled."""
+    if dev.kind not in ("gre", "gretap"):
+        raise NotSupported(f"ip link set ... type {dev.kind}")
+    from netstack.drivers.ip_gre import gre_changelink
+    p, enc, ignore_df, fwmark = parse_gre_opts(ctx, dev.kind, req.type_args, base=dev)
+    gre_changelink(dev, p, enc, ignore_df, fwmark, req.mtu is None)

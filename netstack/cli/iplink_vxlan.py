@@ -4,9 +4,9 @@ ip/iplink_vxlan.c; the kernel side is drivers/net/vxlan/vxlan_core.c ``vxlan_nl2
 The parser follows ``vxlan_parse_opt`` keyword by keyword (``matches`` abbreviations in
 its order, ``check_duparg``, the ``invarg`` texts, the "return -1" errors that make ip
 exit 1, the dstport warning); the output follows ``vxlan_print_opt`` as measured on Linux
-6.18 with iproute2 6.1 (text and JSON).  Flow-based (``external``), GPE, proxy/rsc/
-l2miss/l3miss and maxaddress limits are refused as not supported rather than accepted and
-ignored.
+6.18 with iproute2 6.1 (text and JSON).  Flow-based (``external``), GPE and maxaddress
+limits are refused as not supported rather than accepted and ignored; ``proxy``, ``rsc``,
+``l2miss`` and ``l3miss`` are modelled (:mod:`netstack.drivers.vxlan.proxy`).
 """
 from __future__ import annotations
 
@@ -59,10 +59,10 @@ USAGE = ("Usage: ... vxlan id VNI\n"
 #: boolean keywords: (word, attribute, field, value) in vxlan_parse_opt's order
 _BOOLS = (
     ("nolearning", "learning", "learning", False), ("learning", "learning", "learning", True),
-    ("noproxy", "proxy", None, False), ("proxy", "proxy", None, True),
-    ("norsc", "rsc", None, False), ("rsc", "rsc", None, True),
-    ("nol2miss", "l2miss", None, False), ("l2miss", "l2miss", None, True),
-    ("nol3miss", "l3miss", None, False), ("l3miss", "l3miss", None, True),
+    ("noproxy", "proxy", "proxy", False), ("proxy", "proxy", "proxy", True),
+    ("norsc", "rsc", "rsc", False), ("rsc", "rsc", "rsc", True),
+    ("nol2miss", "l2miss", "l2miss", False), ("l2miss", "l2miss", "l2miss", True),
+    ("nol3miss", "l3miss", "l3miss", False), ("l3miss", "l3miss", "l3miss", True),
     ("udpcsum", "udpcsum", "udp_csum", True), ("noudpcsum", "udpcsum", "udp_csum", False),
     ("udp6zerocsumtx", "z6tx", "udp6_zero_csum_tx", True),
     ("noudp6zerocsumtx", "z6tx", "udp6_zero_csum_tx", False),
@@ -333,6 +333,11 @@ def link_change(ctx: "Ctx", req: "LinkReq", dev: VxlanDevice) -> None:
         raise KernelError(eop, "New local address family does not match old")
     if "ttl" in attrs and cfg.ttl_inherit != old.ttl_inherit:
         raise KernelError(eop, "vxlan: cannot change TTL_INHERIT flag")
+    for attr in ("proxy", "rsc", "l2miss", "l3miss"):
+        # vxlan_nl2conf → vxlan_set_flag(…, changelink): the attribute's presence is
+        # refused whatever its value (measured: "proxy" on a proxy device fails too)
+        if attr in attrs:
+            raise KernelError(eop, f"vxlan: cannot change {attr.upper()} flag")
     if "maxaddress" in attrs:
         raise KernelError(eop, "Cannot change limit")
     if "srcport" in attrs:
@@ -392,6 +397,9 @@ def info_data_text(dev: VxlanDevice) -> str:
     s += f"srcport {c.port_min} {c.port_max} dstport {c.dst_port} "
     if not c.learning:
         s += "nolearning "
+    for flag in ("proxy", "rsc", "l2miss", "l3miss"):
+        if getattr(c, flag):
+            s += flag + " "
     if c.tos:
         s += "tos inherit " if c.tos == 1 else f"tos {c.tos:#x} "
     if c.ttl_inherit:
@@ -439,6 +447,9 @@ def info_data_json(dev: VxlanDevice) -> dict[str, Any]:
     d["port_range"] = {"low": c.port_min, "high": c.port_max}
     d["port"] = c.dst_port
     d["learning"] = c.learning
+    for flag in ("proxy", "rsc", "l2miss", "l3miss"):
+        if getattr(c, flag):
+            d[flag] = True
     if c.tos:
         d["tos"] = f"{c.tos:#x}"
     if not c.ttl_inherit:

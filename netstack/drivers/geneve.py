@@ -448,3 +448,17 @@ def geneve_newlink(net: Any, name: str, address: bytes, cfg: GeneveConfig, mtu: 
         dev.mtu = mtu
     net.register_netdevice(dev, ifindex=ifindex)
     return dev
+
+
+def geneve_link_mtu(net: Any, cfg: GeneveConfig) -> int | None:
+    """``geneve_link_config`` without IFLA_MTU: the MTU of the device the remote is
+    routed through minus the outer headers, or None when there is no such device."""
+    hr = GENEVE_HEADROOM_V6 if cfg.ipv6 else GENEVE_HEADROOM_V4
+    try:
+        rt = (tunnel_route6(net, cfg.remote, b"", 0, 17)[0] if cfg.ipv6 else
+              tunnel_route4(net, cfg.remote, b"", 0, 0, 17)[0]) if cfg.remote else None
+    except KernelError:
+        return None
+    if rt is None or rt.dev is None or rt.dev.name == "lo":
+        return None
+    return int(rt.dev.mtu) - hr

@@ -12,7 +12,9 @@ is 4; an IPv6 inner packet that carries its own limit gets that limit − 1, and
 ``tclass`` (or the inner one with ``tclass inherit``) with RFC 6040 ECN, the flow label
 from ``flowlabel`` or, when 0, the automatic one (``ip6_make_flowlabel``: the inner flow
 hash rotated by 16, with ``auto_flowlabels``), hop limit ``hoplimit`` (default 64; 0 =
-inherit).  A packet larger than the path MTU minus the overhead is refused (EMSGSIZE:
+inherit).  With ``encap fou|gue`` the UDP (and GUE) header goes between the
+encapsulation-limit option and GRE (``ip6_tnl_encap`` → net/ipv6/fou6.c), its checksum
+per ``encap-csum6``.  A packet larger than the path MTU minus the overhead is refused (EMSGSIZE:
 ICMP frag needed / packet too big toward the sender).
 
 Receive (IPv6 next header 47, ``gre_rcv``): ``gre_parse_header``, pull, then
@@ -191,7 +193,9 @@ class Ip6GreDevice(GreDevice):
             return
         tun_hlen = gre_calc_hlen(p.o_flags)
         eth_hlen = 14 if self.ether else 0
-        mtu = dst.mtu() - eth_hlen - 40 - tun_hlen - (8 if encap_limit >= 0 else 0)
+        # psh_hlen = 40 + t->encap_hlen (FOU/GUE under the IPv6 header)
+        mtu = dst.mtu() - eth_hlen - 40 - self.encap.hlen() - tun_hlen - \
+            (8 if encap_limit >= 0 else 0)
         mtu = max(mtu, 1280 if inner_proto == ETH_P_IPV6 else 68)
         if pkt.tail - pkt.data - tun_hlen - eth_hlen > mtu and not pkt.gso_size:
             self.stats.tx_errors += 1
@@ -211,6 +215,18 @@ class Ip6GreDevice(GreDevice):
             label = self._auto_flowlabel(pkt, skb_flow_hash)
         nexthdr = IPPROTO_GRE
         skb_scrub_packet(pkt, False)
+        if self.encap.type != 0:
+            # ip6_tnl_encap → fou6_build_header / gue6_build_header
+            from netstack.ipv4.fou import ip_tunnel_encap, tunnel_encap_sport
+            if pkt.dev is None:
+                pkt.dev = self
+            sport = tunnel_encap_sport(pkt, self.encap)
+            nexthdr = ip_tunnel_encap(pkt, self.encap, IPPROTO_GRE, p.saddr, p.daddr, sport,
+                                      v6=True)
+            if nexthdr < 0:
+                self.stats.tx_errors += 1
+                kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+                return
         if encap_limit >= 0:
             o = pkt.push(8)
             pkt.buf[o] = nexthdr
@@ -379,7 +395,7 @@ def ip6gre_newlink(net: Any, dev: Ip6GreDevice, mtu: int | None, ifindex: int = 
             lower = dst.dev.mtu
     except KernelError:
         lower = 1500
-    overhead = 40 + gre_calc_hlen(p.o_flags) + \
+    overhead = 40 + gre_calc_hlen(p.o_flags) + dev.encap.hlen() + \
         (0 if p.flags & IP6_TNL_F_IGN_ENCAP_LIMIT else 8) + (14 if dev.ether else 0)
     dev.mtu = max(lower - overhead, 1280)
     dev.min_mtu = 1280 if not dev.ether else 68

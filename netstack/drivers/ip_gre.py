@@ -342,3 +342,62 @@ def gre_newlink(net: Any, dev: GreDevice, mtu: int | None, ifindex: int = 0) -> 
     return dev
 
 
+
+
+def gre_changelink(dev: GreDevice, p: TunnelParms, encap: TunnelEncap, ignore_df: bool,
+                   fwmark: int, set_mtu: bool) -> None:
+    """``ipgre_changelink``/``ipgre_tap_changelink``: the encapsulation is replaced first
+    (``ipgre_newlink_encap_setup``); ``ignore-df`` with pmtudisc → EINVAL
+    (``ipgre_netlink_parms``); a gretap needs a remote (``ipgre_tap_validate``);
+    ``ip_tunnel_changelink``: another tunnel with these addresses/link/key → EEXIST, an L3
+    gre cannot switch between point-to-point, broadcast (multicast remote) and NBMA
+    (EINVAL); ``ip_tunnel_update`` replaces addresses, keys, TTL, TOS, DF and — for a new
+    link or fwmark — rebinds the MTU; then the flags are copied and ``ipgre_link_update``
+    moves the MTU by the change of GRE header length (unless ``mtu`` was given) and
+    recomputes GSO_SOFTWARE (off with ``oseq``, or ``csum`` under FOU/GUE)."""
+    from netstack.core.netdevice import IFF_BROADCAST
+    from netstack.ipv4.ip_tunnel_core import ip_tunnel_bind_mtu
+    net = dev.net
+    old_tun = gre_calc_hlen(dev.parms.o_flags)
+    if dev.ether and not any(p.daddr):
+        raise KernelError(errno.EINVAL)
+    dev.encap = encap
+    if ignore_df and p.pmtudisc:
+        raise KernelError(errno.EINVAL)
+    dev.ignore_df = ignore_df
+    other = None
+    for t in tunnels_of(net, dev.list_key):
+        q = t.parms
+        if q.saddr == p.saddr and q.daddr == p.daddr and q.link == p.link and \
+                q.i_key == p.i_key and (q.i_flags & TUNNEL_KEY) == (p.i_flags & TUNNEL_KEY):
+            other = t
+            break
+    if other is not None and other is not dev:
+        raise KernelError(errno.EEXIST)
+    if other is None and not dev.ether:
+        nflags = IFF_BROADCAST if 224 <= p.daddr[0] <= 239 else \
+            IFF_POINTOPOINT if any(p.daddr) else 0
+        if (dev.flags ^ nflags) & (IFF_POINTOPOINT | IFF_BROADCAST):
+            raise KernelError(errno.EINVAL)
+    o = dev.parms
+    o.saddr, o.daddr, o.i_key, o.o_key = p.saddr, p.daddr, p.i_key, p.o_key
+    if not dev.ether:
+        dev.address, dev.broadcast = p.saddr, p.daddr
+    o.ttl, o.tos, o.pmtudisc = p.ttl, p.tos, p.pmtudisc
+    if o.link != p.link or dev.fwmark != fwmark:
+        o.link = p.link
+        dev.fwmark = fwmark
+        # ip_tunnel_bind_dev with the tunnel's current hlen (old GRE header, new encap)
+        mtu = ip_tunnel_bind_mtu(net, dev, o, 20 + old_tun + encap.hlen(), dev.ether)
+        if set_mtu:
+            dev.mtu = mtu
+    o.i_flags, o.o_flags = p.i_flags, p.o_flags
+    delta = gre_calc_hlen(o.o_flags) - old_tun
+    if set_mtu:
+        dev.mtu = max(dev.mtu - delta, 68)
+    if o.o_flags & TUNNEL_SEQ or (o.o_flags & TUNNEL_CSUM and encap.type != 0):
+        dev.features = set(dev.features) - set(GSO_SOFTWARE)
+        dev.hw_features = frozenset(set(dev.hw_features) - set(GSO_SOFTWARE))
+    else:
+        dev.features = set(dev.features) | set(GSO_SOFTWARE)
+        dev.hw_features = frozenset(set(dev.hw_features) | set(GSO_SOFTWARE))

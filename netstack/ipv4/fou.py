@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from netstack.core.drop_reason import consume_skb, kfree_skb_reason
-from netstack.core.skb_csum import skb_postpull_rcsum, skb_remcsum_process, udp_set_csum
+from netstack.core.skb_csum import (skb_postpull_rcsum, skb_remcsum_process, udp6_set_csum,
+                                    udp_set_csum)
 from netstack.errors import KernelError
-from netstack.ipv4.ip_tunnel_core import (TUNNEL_ENCAP_FLAG_CSUM, TUNNEL_ENCAP_FLAG_REMCSUM,
+from netstack.ipv4.ip_tunnel_core import (TUNNEL_ENCAP_FLAG_CSUM, TUNNEL_ENCAP_FLAG_CSUM6,
+                                          TUNNEL_ENCAP_FLAG_REMCSUM,
                                           TUNNEL_ENCAP_FOU, TUNNEL_ENCAP_GUE, TunnelEncap,
                                           iptunnel_handle_offloads)
 from netstack.ipv4.udp_tunnel import (AF_INET, UdpTunnelSock, push_udp_header,
@@ -126,6 +128,7 @@ def fou_create(net: Any, cfg: Fou) -> Fou:
     direct = cfg.type == FOU_ENCAP_DIRECT
     sock = UdpTunnelSock(net, cfg.family, cfg.port, fou_udp_recv if direct else gue_udp_recv,
                          user_data=cfg, local=cfg.local, bound_dev_if=cfg.ifindex,
+                         peer=cfg.peer, peer_port=cfg.peer_port,
                          gro_receive=fou_gro_receive if direct else gue_gro_receive,
                          gro_complete=fou_gro_complete if direct else gue_gro_complete)
     setup_udp_tunnel_sock(sock)
@@ -215,6 +218,10 @@ def gue_udp_recv(sock: UdpTunnelSock, pkt: "Packet") -> int:
         tot = ((b[nh + 2] << 8) | b[nh + 3]) - length
         b[nh + 2] = (tot >> 8) & 0xFF
         b[nh + 3] = tot & 0xFF
+    else:
+        pl = ((b[nh + 4] << 8) | b[nh + 5]) - length
+        b[nh + 4] = (pl >> 8) & 0xFF
+        b[nh + 5] = pl & 0xFF
     skb_postpull_rcsum(pkt, d, length)
     if flags & GUE_FLAG_PRIV:
         pflags = int.from_bytes(b[g + 4:g + 8], "big")
@@ -255,11 +262,14 @@ def tunnel_encap_sport(pkt: "Packet", e: TunnelEncap) -> int:
 
 
 def ip_tunnel_encap(pkt: "Packet", e: TunnelEncap, protocol: int, saddr: bytes, daddr: bytes,
-                    sport: int) -> int:
-    """``ip_tunnel_encap`` → ``fou_build_header``/``gue_build_header``: push GUE (if any)
-    and UDP, set the outer checksum; returns the new outer protocol (17) or -1
-    (``-EINVAL``: RCO with a checksum start inside the GUE header)."""
-    csum = bool(e.flags & TUNNEL_ENCAP_FLAG_CSUM)
+                    sport: int, v6: bool = False) -> int:
+    """``ip_tunnel_encap`` → ``fou_build_header``/``gue_build_header`` (or, ``v6``,
+    ``ip6_tnl_encap`` → net/ipv6/fou6.c ``fou6_build_header``/``gue6_build_header``):
+    push GUE (if any) and UDP, set the outer checksum; returns the new outer protocol (17)
+    or -1 (``-EINVAL``: RCO with a checksum start inside the GUE header).  Over IPv6 the
+    checksum is governed by ``encap-csum6`` (TUNNEL_ENCAP_FLAG_CSUM6, iproute2's default
+    for ip6tnl/ip6gre) and computed with ``udp6_set_csum``."""
+    csum = bool(e.flags & (TUNNEL_ENCAP_FLAG_CSUM6 if v6 else TUNNEL_ENCAP_FLAG_CSUM))
     gso = SKB_GSO_UDP_TUNNEL_CSUM if csum else SKB_GSO_UDP_TUNNEL
     if e.type == TUNNEL_ENCAP_FOU:
         iptunnel_handle_offloads(pkt, gso)
@@ -296,7 +306,10 @@ def ip_tunnel_encap(pkt: "Packet", e: TunnelEncap, protocol: int, saddr: bytes, 
     else:
         return protocol
     n = push_udp_header(pkt, sport, e.dport)
-    udp_set_csum(not csum, pkt, saddr, daddr, n)
+    if v6:
+        udp6_set_csum(not csum, pkt, saddr, daddr, n)
+    else:
+        udp_set_csum(not csum, pkt, saddr, daddr, n)
     return 17
 
 
@@ -329,9 +342,13 @@ def fou_gro_complete(sock: UdpTunnelSock, napi: Any, pkt: "Packet", nhoff: int) 
 def gue_gro_receive(sock: UdpTunnelSock, napi: Any, head: list["Packet"], pkt: "Packet") -> Any:
     """``gue_gro_receive``: v1 goes to IPIP/IPv6 without a pull; v0 must be a data message
     with valid flags, held packets stay the same flow only with the same GUE word and
-    options.  Known difference: a GUE-RCO packet is flushed (not aggregated) rather than
-    restored in GRO (``gue_gro_remcsum``); the normal receive path restores it."""
+    options.  A GUE-RCO packet goes through ``gue_gro_remcsum`` (a validated outer
+    checksum is required, else it is flushed): see
+    :func:`netstack.ipv4.udp_tunnel.skb_gro_remcsum_process`."""
     from netstack.core.gro import _l4_receive, call_gro_receive, skb_gro_postpull_rcsum, skb_gro_pull
+    from netstack.ipv4.udp_tunnel import (GroRemcsum, skb_gro_remcsum_cleanup,
+                                          skb_gro_remcsum_process)
+    grc = GroRemcsum()
     cbp = pkt.cb
     off = cbp.off
     b = pkt.buf
@@ -353,10 +370,18 @@ def gue_gro_receive(sock: UdpTunnelSock, napi: Any, head: list["Packet"], pkt: "
         if pkt.tail - off < hdrlen or b[off] & 0x20 or not validate_gue_flags(flags, opts):
             cbp.flush |= 1
             return None
-        if flags & GUE_FLAG_PRIV and int.from_bytes(opts[:4], "big") & GUE_PFLAG_REMCSUM:
-            cbp.flush |= 1
-            return None
         skb_gro_postpull_rcsum(pkt, off, hdrlen)
+        if flags & GUE_FLAG_PRIV and int.from_bytes(opts[:4], "big") & GUE_PFLAG_REMCSUM \
+                and not pkt.__dict__.get("remcsum_offload"):
+            # gue_gro_remcsum: start/offset follow the private flags word
+            fou: Fou = sock.user_data
+            start = (b[off + 8] << 8) | b[off + 9]
+            offset = (b[off + 10] << 8) | b[off + 11]
+            if not cbp.csum_valid or not skb_gro_remcsum_process(
+                    pkt, off, hdrlen, start, offset, grc,
+                    bool(fou.flags & FOU_F_REMCSUM_NOPARTIAL)):
+                cbp.flush |= 1
+                return None
         skb_gro_pull(pkt, hdrlen)
         rel = off - pkt.data
         hdr = bytes(b[off:off + hdrlen])
@@ -376,8 +401,11 @@ def gue_gro_receive(sock: UdpTunnelSock, napi: Any, head: list["Packet"], pkt: "
     fn = _l4_receive(proto, cbp.is_ipv6)
     if fn is None:
         cbp.flush |= 1
+        skb_gro_remcsum_cleanup(pkt, grc)
         return None
-    return call_gro_receive(fn, napi, head, pkt)
+    pp = call_gro_receive(fn, napi, head, pkt)
+    skb_gro_remcsum_cleanup(pkt, grc)
+    return pp
 
 
 def gue_gro_complete(sock: UdpTunnelSock, napi: Any, pkt: "Packet", nhoff: int) -> int:

@@ -74,6 +74,10 @@ class UdpTunnelSock:
     #: bound local address (empty: wildcard, as vxlan/geneve/fou bind)
     local: bytes = b""
     bound_dev_if: int = 0
+    #: connected peer (``udp_sock_create`` with ``peer_ip``/``peer_udp_port``: ``ip fou
+    #: add … peer A peer_port P``): only datagrams from there match
+    peer: bytes = b""
+    peer_port: int = 0
     stats: dict[str, int] = field(default_factory=dict)
 
 
@@ -137,9 +141,11 @@ def udp_tunnel_sock_release(sock: UdpTunnelSock) -> None:
 
 
 def udp_tunnel_lookup(net: "Net", family: int, port: int, daddr: bytes,
-                      dif: int = 0) -> UdpTunnelSock | None:
+                      dif: int = 0, saddr: bytes = b"", sport: int = 0) -> UdpTunnelSock | None:
     """The tunnel socket that ``__udp4_lib_lookup``/``__udp6_lib_lookup`` would pick for a
-    datagram to ``daddr``:``port``: an exact local address beats the wildcard."""
+    datagram from ``saddr``:``sport`` to ``daddr``:``port``: ``compute_score`` — every
+    bound field (local address, connected peer address and port, device) must match and
+    adds to the score; the highest score wins, the first registered on a tie."""
     reg = net.proto.get("udp_tunnel")
     if not reg:
         return None
@@ -147,14 +153,27 @@ def udp_tunnel_lookup(net: "Net", family: int, port: int, daddr: bytes,
     if not socks:
         return None
     best = None
+    best_score = -1
     for s in socks:
-        if s.bound_dev_if and s.bound_dev_if != dif:
-            continue
-        if s.local and s.local != daddr:
-            continue
+        score = 0
+        if s.bound_dev_if:
+            if s.bound_dev_if != dif:
+                continue
+            score += 4
         if s.local:
-            return s
-        best = best or s
+            if s.local != daddr:
+                continue
+            score += 4
+        if s.peer:
+            if s.peer != saddr:
+                continue
+            score += 4
+        if s.peer_port:
+            if s.peer_port != sport:
+                continue
+            score += 4
+        if score > best_score:
+            best, best_score = s, score
     return best
 
 
@@ -300,10 +319,62 @@ def udp_tunnel_rcv(sock: UdpTunnelSock, pkt: "Packet") -> None:
         mib["UdpInDatagrams"] += 1
         return
     if v6:
-        # fou6 resubmission is not modelled (``ip fou … -6`` is refused at configuration)
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        # ip6_protocol_deliver_rcu: a FINAL protocol (UDP) returning > 0 resubmits the
+        # packet to that next header ("resubmit_final"); InDelivers is counted once
+        from netstack.ipv6.ip6_input import _deliver_final
+        _deliver_final(pkt, net, ret)
+        net.ipv6.mib["InDelivers"] -= 1
         return
     from netstack.ipv4.ip_input import ip_protocol_deliver
     ip_protocol_deliver(net, pkt, ret)
     # ip_protocol_deliver_rcu counts InDelivers once for the resubmitted packet
     mib["IpInDelivers"] -= 1
+
+
+# ------------------------------------------------------------ GRO remote checksum
+@dataclass
+class GroRemcsum:
+    """``struct gro_remcsum`` (include/net/gro.h): where a ``nopartial`` GRO adjustment
+    wrote the inner checksum and by how much, so it can be undone."""
+
+    offset: int = 0
+    delta: int = 0
+
+
+def skb_gro_remcsum_process(pkt: "Packet", off: int, hdrlen: int, start: int, offset: int,
+                            grc: GroRemcsum, nopartial: bool) -> bool:
+    """``skb_gro_remcsum_process`` (include/net/gro.h) for a tunnel header at absolute
+    ``off`` of ``hdrlen`` bytes whose RCO fields are ``start``/``offset`` (relative to the
+    inner packet).  Default mode: record ``gro_remcsum_start`` so the inner transport GRO
+    does not try to validate the checksum the sender left unfinished.  ``nopartial``:
+    write the real checksum now (``remcsum_adjust`` over the GRO sum), fold the change
+    into the GRO sum, remember it for :func:`skb_gro_remcsum_cleanup`.  False when the
+    fields lie past the packet.  Callers have checked ``csum_valid``."""
+    from netstack.core.skb_csum import remcsum_adjust
+    from netstack.packet.checksum import csum_add
+    cbp = pkt.cb
+    if not nopartial:
+        cbp.gro_remcsum_start = (off - pkt.data) + hdrlen + start
+        return True
+    if pkt.tail - off < hdrlen + max(offset + 2, start):
+        return False
+    delta = remcsum_adjust(pkt, off + hdrlen, cbp.csum, start, offset)
+    cbp.csum = csum_add(cbp.csum, delta)
+    grc.offset = off + hdrlen + offset
+    grc.delta = delta
+    return True
+
+
+def skb_gro_remcsum_cleanup(pkt: "Packet", grc: GroRemcsum) -> None:
+    """``skb_gro_remcsum_cleanup`` → ``remcsum_unadjust``: the field goes back to the
+    sender's value once GRO is done with the packet (``skb_gro_flush_final_remcsum``);
+    the decapsulation path redoes the adjustment on the (possibly merged) packet."""
+    from netstack.packet.checksum import csum_fold, csum_sub
+    if not grc.delta:
+        return
+    b = pkt.buf
+    f = grc.offset
+    cur = (b[f] << 8) | b[f + 1]
+    new = csum_fold(csum_sub(grc.delta, cur))
+    b[f] = new >> 8
+    b[f + 1] = new & 0xFF

@@ -190,7 +190,8 @@ def udpv6_rcv(pkt: "Packet") -> None:
         # with UDP_NO_CHECK6_RX deciding whether a zero checksum is accepted
         from netstack.ipv4.udp_tunnel import AF_INET6, udp_tunnel_lookup, udp_tunnel_rcv
         tdport = (buf[th + 2] << 8) | buf[th + 3]
-        tsk = udp_tunnel_lookup(net, AF_INET6, tdport, daddr, pkt.skb_iif)
+        tsport = (buf[th] << 8) | buf[th + 1]
+        tsk = udp_tunnel_lookup(net, AF_INET6, tdport, daddr, pkt.skb_iif, saddr, tsport)
         if tsk is not None:
             pkt.data = th
             udp_tunnel_rcv(tsk, pkt)

@@ -1,7 +1,7 @@
 """UDP tunnel GRO through the real VXLAN and Geneve tunnel sockets (their
 ``gro_receive``/``gro_complete``): segments of one super-packet coalesce back into it
-(GRO(GSO(x)) == x), another VNI or another Geneve header is another flow, an RCO packet on
-a ``remcsumrx`` device is not aggregated."""
+(GRO(GSO(x)) == x), another VNI or another Geneve header is another flow.  GRO of RCO
+packets: ``test_tun2_gro_remcsum.py``."""
 from __future__ import annotations
 
 import struct
@@ -9,7 +9,7 @@ import struct
 from offload.pktbuild import vxlan_gso_packet
 from offload.test_gro import PAY, Dev, gro, resegment, wire
 
-from netstack.core.gro import GRO_HELD, GRO_MERGED, GRO_NORMAL
+from netstack.core.gro import GRO_HELD, GRO_MERGED
 from netstack.drivers.geneve import GeneveSock
 from netstack.drivers.vxlan.device import VxlanConfig, VxlanSock
 
@@ -51,15 +51,6 @@ def test_vxlan_gro_vni_is_part_of_the_flow() -> None:
     b = resegment(vxlan_gso_packet(PAY[:2000], 1000, True, vni=43), dev)
     out, res = gro([a[0], b[0], a[1], b[1]], dev)
     assert res == [GRO_HELD, GRO_HELD, GRO_MERGED, GRO_MERGED] and len(out) == 2
-
-
-def test_vxlan_rco_is_not_aggregated_on_remcsumrx() -> None:
-    dev = _vxlan_dev(remcsum_rx=True)
-    segs = resegment(vxlan_gso_packet(PAY[:2000], 1000, True), dev)
-    for s in segs:
-        s.buf[s.data + 28 + 1] |= 0x20   # the RCO flag (bit 21) in the VXLAN flags word
-    _, res = gro(segs, dev)
-    assert res == [GRO_NORMAL, GRO_NORMAL]
 
 
 def _as_geneve(p, vni: int = 77):  # type: ignore[no-untyped-def]

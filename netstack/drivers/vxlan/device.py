@@ -105,6 +105,11 @@ class VxlanConfig:
     remcsum_nopartial: bool = False
     gbp: bool = False
     ipv6: bool = False
+    #: VXLAN_F_PROXY / RSC / L2MISS / L3MISS (:mod:`netstack.drivers.vxlan.proxy`)
+    proxy: bool = False
+    rsc: bool = False
+    l2miss: bool = False
+    l3miss: bool = False
 
     @property
     def family(self) -> int:
@@ -157,6 +162,9 @@ class VxlanDevice(NetDevice):
         #: ``vxlan->net``: the namespace the device was created in; its socket, routes
         #: and lower device stay there when the device moves (``ip link set … netns``)
         self.link_net: Any = None
+        #: l2miss/l3miss notifications (the kernel's RTM_GETNEIGH), see vxlan.proxy
+        self.misses: list[tuple[str, bytes]] = []
+        self.extra_stats: dict[str, int] = {}
 
     # ---------------------------------------------------------------- lifecycle
     def open(self) -> None:
@@ -241,6 +249,7 @@ class VxlanDevice(NetDevice):
                 self.ring_doorbell()
 
     def _xmit(self, pkt: "Packet") -> None:
+        from netstack.drivers.vxlan import proxy
         pkt.mac_header = pkt.data
         if pkt.tail - pkt.data < 14:
             self.stats.tx_dropped += 1
@@ -249,10 +258,31 @@ class VxlanDevice(NetDevice):
         dmac = bytes(pkt.buf[pkt.data:pkt.data + 6])
         if pkt.network_header == UNSET or pkt.network_header < pkt.data:
             pkt.network_header = pkt.data + 14
-        f = self.fdb.lookup_tx(dmac, self.cfg.vni)
+        cfg = self.cfg
+        h_proto = (pkt.buf[pkt.data + 12] << 8) | pkt.buf[pkt.data + 13]
+        if cfg.proxy:
+            # vxlan_xmit: ARP and neighbour solicitations are answered or consumed
+            if h_proto == proxy.ETH_P_ARP:
+                proxy.arp_reduce(self, pkt)
+                return
+            if h_proto == proxy.ETH_P_IPV6 and proxy.ns_is_candidate(pkt):
+                proxy.neigh_reduce(self, pkt)
+                return
+        f = self.fdb.lookup_tx(dmac, cfg.vni)
+        did_rsc = False
+        if f is not None and f.flags & proxy.NTF_ROUTER and cfg.rsc and \
+                h_proto in (proxy.ETH_P_IP, proxy.ETH_P_IPV6):
+            did_rsc = proxy.route_shortcircuit(self, pkt)
+            if did_rsc:
+                dmac = bytes(pkt.buf[pkt.data:pkt.data + 6])
+                f = self.fdb.lookup_tx(dmac, cfg.vni)
         if f is None:
-            f = self.fdb.lookup_tx(ALL_ZEROS_MAC, self.cfg.vni)
+            f = self.fdb.lookup_tx(ALL_ZEROS_MAC, cfg.vni)
             if f is None:
+                if cfg.l2miss and not dmac[0] & 1:
+                    proxy.vxlan_miss(self, "l2miss", dmac)
+                    if pkt.trace is not None:
+                        pkt.trace.event(pkt, "vxlan_fdb_miss", info=dmac.hex(":"))
                 self.stats.tx_dropped += 1
                 kfree_skb_reason(pkt, "NO_TX_TARGET", self.net)
                 return
@@ -264,15 +294,20 @@ class VxlanDevice(NetDevice):
         # vxlan_xmit: the first remote (fdst) is kept for the original skb and sent
         # last; every other remote gets a clone, in list order, first
         for rd in remotes[1:]:
-            self.xmit_one(pkt.clone(), rd)
-        self.xmit_one(pkt, remotes[0])
+            self.xmit_one(pkt.clone(), rd, did_rsc)
+        self.xmit_one(pkt, remotes[0], did_rsc)
 
-    def xmit_one(self, pkt: "Packet", rd: Rdst) -> None:
-        """``vxlan_xmit_one`` for one remote (routes in ``vxlan->net``)."""
+    def xmit_one(self, pkt: "Packet", rd: Rdst, did_rsc: bool = False) -> None:
+        """``vxlan_xmit_one`` for one remote (routes in ``vxlan->net``).  An any-address
+        remote reached through route short circuit is a bridge-local destination: the
+        frame is handed back to this device (``vxlan_encap_bypass`` to itself)."""
         cfg = self.cfg
         net = self.link_net or self.net
         assert net is not None
         if is_any(rd.ip):
+            if did_rsc:
+                self._bypass_to(pkt, self, cfg.vni)
+                return
             self.stats.tx_dropped += 1
             kfree_skb_reason(pkt, "NO_TX_TARGET", net)
             return
@@ -365,6 +400,10 @@ class VxlanDevice(NetDevice):
             self.stats.tx_errors += 1
             kfree_skb_reason(pkt, "VXLAN_VNI_NOT_FOUND", self.net)
             return
+        self._bypass_to(pkt, dst, vni)
+
+    def _bypass_to(self, pkt: "Packet", dst: "VxlanDevice", vni: int) -> None:
+        """``vxlan_encap_bypass(skb, self, dst, vni, snoop=true)``."""
         length = pkt.tail - pkt.data
         pkt.pkt_type = 0  # PACKET_HOST
         pkt.encapsulation = False
