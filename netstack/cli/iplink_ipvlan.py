@@ -18,7 +18,8 @@ from netstack.cli.ipcommon import Args, matches, no_device
 from netstack.drivers.ipvlan import (IPVLAN_F_PRIVATE, IPVLAN_F_VEPA, IPVLAN_MODE_L2,
                                      IPVLAN_MODE_L3, IPVLAN_MODE_L3S, IpvlanDevice,
                                      ipvlan_link_new, ipvlan_nl_changelink)
-from netstack.errors import KernelError, NotSupported
+from netstack.drivers.ipvtap import ipvtap_newlink
+from netstack.errors import KernelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.cli.ipcommon import Ctx
@@ -64,11 +65,9 @@ def parse_ipvlan_opts(argv: list[str], kind: str = "ipvlan") -> tuple[int | None
 
 
 def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
-    """``rtnl_newlink`` for kind ipvlan."""
+    """``rtnl_newlink`` for kind ipvlan/ipvtap."""
     kind = req.kind or "ipvlan"
     mode, flags = parse_ipvlan_opts(req.type_args, kind)
-    if kind == "ipvtap":
-        raise NotSupported("ip link add type ipvtap (the tap character device)")
     phy = None
     if req.link is not None:
         phy = ctx.net.get(req.link)
@@ -95,7 +94,10 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
         while f"{kind}{i}" in net.devices:
             i += 1
         name = f"{kind}{i}"
-    dev = ipvlan_link_new(net, name, phy, mode, flags, req.mtu, req.index or 0)
+    if kind == "ipvtap":  # ipvtap_newlink (drivers/net/ipvlan/ipvtap.c)
+        dev = ipvtap_newlink(net, name, phy, mode, flags, req.mtu, req.index or 0)
+    else:
+        dev = ipvlan_link_new(net, name, phy, mode, flags, req.mtu, req.index or 0)
     if req.txqlen is not None:
         dev.txqlen = req.txqlen
     if req.alias:

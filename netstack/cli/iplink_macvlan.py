@@ -23,7 +23,8 @@ from netstack.drivers.macvlan import (MACVLAN_FLAG_NODST, MACVLAN_FLAG_NOPROMISC
                                       MACVLAN_MODE_PRIVATE, MACVLAN_MODE_SOURCE,
                                       MACVLAN_MODE_VEPA, MODE_NAMES, MacvlanDevice,
                                       macvlan_changelink, macvlan_common_newlink)
-from netstack.errors import KernelError, NotSupported
+from netstack.drivers.macvtap import macvtap_newlink
+from netstack.errors import KernelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.cli.ipcommon import Ctx
@@ -145,17 +146,11 @@ def parse_macvlan_opts(argv: list[str], kind: str = "macvlan",
     return o
 
 
-def _macvtap(kind: str) -> None:
-    if kind == "macvtap":
-        raise NotSupported("ip link add type macvtap (the tap character device)")
-
-
 def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
-    """``rtnl_newlink`` for kind macvlan: ``macvlan_validate`` then
-    ``macvlan_common_newlink``."""
+    """``rtnl_newlink`` for kind macvlan/macvtap: ``macvlan_validate`` then
+    ``macvlan_common_newlink`` (``macvtap_newlink`` for a macvtap)."""
     kind = req.kind or "macvlan"
     o = parse_macvlan_opts(req.type_args, kind, ctx.stderr.write)
-    _macvtap(kind)
     lower = None
     if req.link is not None:
         lower = ctx.net.get(req.link)
@@ -185,7 +180,9 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
         while f"{kind}{i}" in net.devices:
             i += 1
         name = f"{kind}{i}"
-    dev = macvlan_common_newlink(net, name, lower,
+    # macvtap_newlink: the same, with the tap queue's rx_handler (drivers/net/macvtap.c)
+    newlink = macvtap_newlink if kind == "macvtap" else macvlan_common_newlink
+    dev = newlink(net, name, lower,
                                  o.mode if o.mode is not None else MACVLAN_MODE_VEPA,
                                  o.flags or 0, req.address, req.mtu, o.bc_queue_len,
                                  o.macaddr_mode, o.macaddrs, req.index or 0)

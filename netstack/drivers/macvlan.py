@@ -130,10 +130,12 @@ def mc_hash_port(addr: bytes) -> int:
 def dev_forward_skb(dev: NetDevice, pkt: Packet) -> bool:
     """``__dev_forward_skb`` + ``netif_rx`` (net/core/dev.c): the frame is received on
     ``dev`` as if it came off a wire: ``is_skb_forwardable`` (up, length ≤ MTU + header
-    + one tag), ``skb_scrub_packet`` (more across namespaces), ``eth_type_trans``.
+    + one tag unless GSO), ``skb_scrub_packet`` (more across namespaces), ``eth_type_trans``.
     Returns False (and counts ``rx_dropped`` on ``dev``) when it cannot."""
     n = pkt.tail - pkt.data
-    if not dev.flags & IFF_UP or n > dev.mtu + ETH_HLEN + VLAN_HLEN or n < ETH_HLEN:
+    # is_skb_forwardable: a GSO packet may exceed the MTU (it is segmented later)
+    if (not dev.flags & IFF_UP or (n > dev.mtu + ETH_HLEN + VLAN_HLEN and not pkt.gso_size)
+            or n < ETH_HLEN):
         dev.stats.rx_dropped += 1
         kfree_skb_reason(pkt, "NOT_SPECIFIED", dev.net)
         return False

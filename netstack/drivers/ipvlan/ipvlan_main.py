@@ -306,7 +306,8 @@ def ipvlan_port_create(dev: NetDevice) -> IpvlanPort:
 
 
 def ipvlan_link_new(net: "Net", name: str, phy_dev: NetDevice, mode: int | None,
-                    flags: int | None, mtu: int | None, ifindex: int = 0) -> IpvlanDevice:
+                    flags: int | None, mtu: int | None, ifindex: int = 0,
+                    cls: "type[IpvlanDevice] | None" = None) -> IpvlanDevice:
     """``ipvlan_link_new``: an ipvlan on an ipvlan sits on the same master; a master must
     be a non-loopback Ethernet device (EINVAL) with a free rx_handler slot (EBUSY)."""
     ipvlan_nl_validate(mode, flags)
@@ -321,7 +322,7 @@ def ipvlan_link_new(net: "Net", name: str, phy_dev: NetDevice, mode: int | None,
     created = port is None
     if port is None:
         port = ipvlan_port_create(phy_dev)
-    dev = IpvlanDevice(name, phy_dev, port, mtu if mtu is not None else phy_dev.mtu)
+    dev = (cls or IpvlanDevice)(name, phy_dev, port, mtu if mtu is not None else phy_dev.mtu)
     ipvlan_register_notifiers(net.world)
     try:
         net.register_netdevice(dev, ifindex=ifindex)
