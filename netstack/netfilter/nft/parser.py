@@ -453,7 +453,12 @@ class Parser:
                 self.next()
                 spec.comment = self.next().text
                 continue
+            start = self.i
             spec_r = self.parse_rule()
+            if self.i == start or t.kind == EOF:
+                # nothing consumed (end of file inside the block, e.g. after unbalanced
+                # braces): bison stops with "unexpected end of file" instead of looping
+                raise self.unexpected(t)
             last = self.toks[self.i - 1]
             rloc = Loc(t.line, t.col, last.col + max(1, len(last.text)) - 1 +
                        (2 if last.kind == STRING else 0)) if last.line == t.line else None
