@@ -34,9 +34,10 @@ source timers fire when the kernel's timer wheel would (``_wheel_expires``).
 
 The MDB's netlink side (``bridge mdb``) is br_mdb.py.  Not modelled: per-VLAN multicast
 contexts (``mcast_vlan_snooping 1`` with vlan_filtering on: NotSupported; without it,
-EINVAL as the kernel), explicit host tracking for ``fast_leave`` ports under
-IGMPv3/MLDv2 (br_multicast_eht.c: such ports run the plain per-port state table), the
-bridge device's own IGMP/MLD host reports (its joins of 224.0.0.106 / ff02::6a).
+EINVAL as the kernel), the bridge device's own IGMP/MLD host reports (its joins of
+224.0.0.106 / ff02::6a).  Explicit host tracking of ``fast_leave`` ports under
+IGMPv3/MLDv2 (br_multicast_eht.c) is br_multicast_eht.py, called from the record
+handlers below.
 """
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ from netstack.drivers.bridge.br_private import (
     BrInputCb,
     NetBridge,
     NetBridgePort,
+)
+from netstack.drivers.bridge.br_multicast_eht import (
+    BR_MCAST_DEFAULT_EHT_HOSTS_LIMIT,
+    br_multicast_eht_handle,
+    br_multicast_eht_should_del_pg,
+    clean_sets as _eht_clean_sets,
 )
 from netstack.errors import KernelError, NotSupported
 from netstack.packet.constants import ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6, IPPROTO_IGMP
@@ -199,6 +206,10 @@ class PortGroup:
     src_list: list[GroupSrc] = field(default_factory=list)
     rexmit_timer: Any = None
     grp_query_rexmit_cnt: int = 0
+    #: explicit host tracking on fast-leave ports (br_multicast_eht.py): hosts by
+    #: reporter address, sets by source address
+    eht_hosts: dict = field(default_factory=dict)
+    eht_sets: dict = field(default_factory=dict)
 
     @property
     def permanent(self) -> bool:
@@ -259,6 +270,9 @@ class BrMcastPort:
         self.ip6_own_query = OwnQuery(clock.timer(_port_query_expired, port, ETH_P_IPV6))
         #: ``port->mcast_stats``
         self.stats = McastStats()
+        #: ``multicast_eht_hosts_limit`` / ``multicast_eht_hosts_cnt`` (br_multicast_eht.py)
+        self.eht_hosts_limit = BR_MCAST_DEFAULT_EHT_HOSTS_LIMIT
+        self.eht_hosts_cnt = 0
 
 
 class BrMcast:
@@ -431,6 +445,7 @@ def br_multicast_del_pg(m: BrMcast, mp: MdbEntry, pg: PortGroup) -> None:
     mp.ports.remove(pg)
     for ent in list(pg.src_list):
         _del_group_src(m, ent, False)
+    _eht_clean_sets(pg)
     if pg.timer is not None:
         pg.timer.cancel()
     if pg.rexmit_timer is not None:
@@ -950,7 +965,7 @@ def _pg_rexmit(m: BrMcast, pg: PortGroup) -> None:
         pg.rexmit_timer.mod(m.clock.now + m.last_member_interval)
 
 
-def _isinc_allow(m: BrMcast, pg: PortGroup, srcs: list[bytes]) -> bool:
+def _isinc_allow(m: BrMcast, pg: PortGroup, srcs: list[bytes], h: bytes, rtype: int) -> bool:
     """``br_multicast_isinc_allow``: INCLUDE(A)+IS_IN/ALLOW(B) → INCLUDE(A+B), (B)=GMI;
     EXCLUDE(X,Y)+ALLOW(A) → EXCLUDE(X+A,Y-A), (A)=GMI (RFC 3376 §6.4.1/6.4.2)."""
     changed = False
@@ -963,10 +978,12 @@ def _isinc_allow(m: BrMcast, pg: PortGroup, srcs: list[bytes]) -> bool:
                 changed = True
         if ent is not None:
             _src_mod_timer(m, ent, now + _gmi(m))
+    if br_multicast_eht_handle(m, pg, h, srcs, rtype):
+        changed = True
     return changed
 
 
-def _isexc(m: BrMcast, pg: PortGroup, srcs: list[bytes]) -> bool:
+def _isexc(m: BrMcast, pg: PortGroup, srcs: list[bytes], h: bytes, rtype: int) -> bool:
     """``br_multicast_isexc``: INCLUDE(A)+IS_EX(B) → EXCLUDE(A*B,B-A), (B-A)=0, delete
     (A-B); EXCLUDE(X,Y)+IS_EX(A) → EXCLUDE(A-Y,Y*A), (A-X-Y)=GMI, delete (X-A),(Y-A);
     group timer = GMI."""
@@ -983,6 +1000,7 @@ def _isexc(m: BrMcast, pg: PortGroup, srcs: list[bytes]) -> bool:
                 ent = _new_group_src(m, pg, s)
             if ent is not None:
                 _fwd_src_handle(m, ent)
+        br_multicast_eht_handle(m, pg, h, srcs, rtype)
         _grp_src_delete_marked(m, pg)
         _star_g_handle_mode(m, pg, MCAST_EXCLUDE)
         changed = True
@@ -996,6 +1014,8 @@ def _isexc(m: BrMcast, pg: PortGroup, srcs: list[bytes]) -> bool:
                 if ent is not None:
                     _src_mod_timer(m, ent, now + _gmi(m))
                     changed = True
+        if br_multicast_eht_handle(m, pg, h, srcs, rtype):
+            changed = True
         if _grp_src_delete_marked(m, pg):
             changed = True
     pg.filter_mode = MCAST_EXCLUDE
@@ -1003,7 +1023,8 @@ def _isexc(m: BrMcast, pg: PortGroup, srcs: list[bytes]) -> bool:
     return changed
 
 
-def _toin(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes]) -> bool:
+def _toin(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes], h: bytes,
+          rtype: int) -> bool:
     """``br_multicast_toin``: INCLUDE(A)+TO_IN(B) → INCLUDE(A+B), (B)=GMI, Q(G,A-B);
     EXCLUDE(X,Y)+TO_IN(A) → EXCLUDE(X+A,Y-A), (A)=GMI, Q(G,X-A), Q(G)."""
     changed = False
@@ -1025,14 +1046,22 @@ def _toin(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes]) -> 
                 changed = True
         if ent is not None:
             _src_mod_timer(m, ent, now + _gmi(m))
+    if br_multicast_eht_handle(m, pg, h, srcs, rtype):
+        changed = True
     if to_send:
         _grp_src_query_marked_and_rexmit(m, port, pg)
     if excl:
         _grp_send_query_and_rexmit(m, port, pg)
+    if br_multicast_eht_should_del_pg(pg) and pg.mp is not None:
+        # the last tracked host left: fast leave (br_multicast_toin)
+        pg.flags |= MDB_PG_FLAGS_FAST_LEAVE
+        br_multicast_del_pg(m, pg.mp, pg)
+        changed = False
     return changed
 
 
-def _toex(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes]) -> bool:
+def _toex(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes], h: bytes,
+          rtype: int) -> bool:
     """``br_multicast_toex``: INCLUDE(A)+TO_EX(B) → EXCLUDE(A*B,B-A), (B-A)=0, delete
     (A-B), Q(G,A*B); EXCLUDE(X,Y)+TO_EX(A) → EXCLUDE(A-Y,Y*A), (A-X-Y)=group timer,
     delete (X-A),(Y-A), Q(G,A-Y); group timer = GMI."""
@@ -1050,6 +1079,7 @@ def _toex(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes]) -> 
                 ent = _new_group_src(m, pg, s)
             if ent is not None:
                 _fwd_src_handle(m, ent)
+        br_multicast_eht_handle(m, pg, h, srcs, rtype)
         _grp_src_delete_marked(m, pg)
         if to_send:
             _grp_src_query_marked_and_rexmit(m, port, pg)
@@ -1068,6 +1098,8 @@ def _toex(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes]) -> 
             if ent is not None and ent.timer.active:
                 ent.flags |= BR_SGRP_F_SEND
                 to_send += 1
+        if br_multicast_eht_handle(m, pg, h, srcs, rtype):
+            changed = True
         if _grp_src_delete_marked(m, pg):
             changed = True
         if to_send:
@@ -1077,7 +1109,8 @@ def _toex(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes]) -> 
     return changed
 
 
-def _block(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes]) -> bool:
+def _block(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes], h: bytes,
+           rtype: int) -> bool:
     """``br_multicast_block``: INCLUDE(A)+BLOCK(B) → INCLUDE(A), Q(G,A*B);
     EXCLUDE(X,Y)+BLOCK(A) → EXCLUDE(X+(A-Y),Y), (A-X-Y)=group timer, Q(G,A-Y); an
     INCLUDE group without sources goes."""
@@ -1096,9 +1129,14 @@ def _block(m: BrMcast, port: NetBridgePort, pg: PortGroup, srcs: list[bytes]) ->
         if ent is not None and (not excl or ent.timer.active):
             ent.flags |= BR_SGRP_F_SEND
             to_send += 1
+    if br_multicast_eht_handle(m, pg, h, srcs, rtype):
+        changed = True
     if to_send:
         _grp_src_query_marked_and_rexmit(m, port, pg)
-    if pg.filter_mode == MCAST_INCLUDE and not pg.src_list and pg.mp is not None:
+    eht_del = br_multicast_eht_should_del_pg(pg)
+    if (pg.filter_mode == MCAST_INCLUDE and not pg.src_list or eht_del) and pg.mp is not None:
+        if eht_del:
+            pg.flags |= MDB_PG_FLAGS_FAST_LEAVE
         br_multicast_del_pg(m, pg.mp, pg)
         changed = False
     return changed
@@ -1110,19 +1148,19 @@ _RECORD_HANDLERS = {MODE_IS_INCLUDE: "isinc", ALLOW_NEW_SOURCES: "isinc",
 
 
 def _record_state(m: BrMcast, port: NetBridgePort, pg: PortGroup, rtype: int,
-                  srcs: list[bytes]) -> bool:
+                  srcs: list[bytes], h: bytes) -> bool:
     """Apply one group record to the port group (the ``switch (type)`` of
     br_ip4_multicast_igmp3_report / br_ip6_multicast_mld2_report)."""
-    h = _RECORD_HANDLERS[rtype]
-    if h == "isinc":
-        return _isinc_allow(m, pg, srcs)
-    if h == "isexc":
-        return _isexc(m, pg, srcs)
-    if h == "toin":
-        return _toin(m, port, pg, srcs)
-    if h == "toex":
-        return _toex(m, port, pg, srcs)
-    return _block(m, port, pg, srcs)
+    kind = _RECORD_HANDLERS[rtype]
+    if kind == "isinc":
+        return _isinc_allow(m, pg, srcs, h, rtype)
+    if kind == "isexc":
+        return _isexc(m, pg, srcs, h, rtype)
+    if kind == "toin":
+        return _toin(m, port, pg, srcs, h, rtype)
+    if kind == "toex":
+        return _toex(m, port, pg, srcs, h, rtype)
+    return _block(m, port, pg, srcs, h, rtype)
 
 
 # ---------------------------------------------------------------- router ports
@@ -1273,7 +1311,7 @@ def _ipv4_rcv(m: BrMcast, port: NetBridgePort | None, pkt: "Packet", vid: int) -
         cb.mrouters_only = True
         return _add4(m, port, group, vid, src)
     if t == IGMPV3_HOST_MEMBERSHIP_REPORT:
-        return _v3_report(m, port, ETH_P_IP, msg, 4, vid, src)
+        return _v3_report(m, port, ETH_P_IP, msg, 4, vid, src, bytes(b[off + 12:off + 16]))
     if t == IGMP_HOST_MEMBERSHIP_QUERY:
         _ip4_query(m, port, pkt, msg, vid, bytes(b[off + 12:off + 16]))
         return False
@@ -1332,7 +1370,7 @@ def _add6(m: BrMcast, port: NetBridgePort | None, group: bytes, vid: int, src: b
 
 
 def _v3_report(m: BrMcast, port: NetBridgePort | None, fam: int, msg: bytes | bytearray,
-               alen: int, vid: int, src: bytes) -> bool:
+               alen: int, vid: int, src: bytes, h_addr: bytes) -> bool:
     """``br_ip4_multicast_igmp3_report`` / ``br_ip6_multicast_mld2_report``: records are
     walked one by one (a truncated record is an error after the earlier ones took effect;
     like the kernel, the auxiliary data length is not skipped).  In the IGMPv2/MLDv1 view
@@ -1378,7 +1416,7 @@ def _v3_report(m: BrMcast, port: NetBridgePort | None, fam: int, msg: bytes | by
         if pg is None or pg.permanent:
             continue
         srcs = [bytes(msg[srcs_at + i * alen:srcs_at + (i + 1) * alen]) for i in range(nsrcs)]
-        _record_state(m, port, pg, rtype, srcs)
+        _record_state(m, port, pg, rtype, srcs, h_addr)
     return False
 
 
@@ -1472,7 +1510,7 @@ def _ipv6_rcv(m: BrMcast, port: NetBridgePort | None, pkt: "Packet", vid: int) -
         cb.mrouters_only = True
         return _add6(m, port, bytes(msg[8:24]), vid, src)
     if t == ICMPV6_MLD2_REPORT:
-        return _v3_report(m, port, ETH_P_IPV6, msg, 16, vid, src)
+        return _v3_report(m, port, ETH_P_IPV6, msg, 16, vid, src, saddr)
     if t == ICMPV6_MGM_QUERY:
         _ip6_query(m, port, msg, vid, saddr)
         return False
