@@ -31,7 +31,7 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="print each packet's path")
     p.add_argument("--trace-limit", type=int, metavar="N",
                    help="with --trace: print at most N trace lines")
-    p.add_argument("--json", action="store_true", help="closing summary as JSON")
+    p.add_argument("--json", action="store_true", help="closing summary (and --trace lines) as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no closing summary")
     return p
 

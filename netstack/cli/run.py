@@ -257,6 +257,10 @@ def run(opts: RunOptions, stdout: IO[str] | None = None, stderr: IO[str] | None 
                       if opts.trace else None)
         if world.tracer is not None and opts.trace_limit is not None:
             world.tracer.limit = opts.trace_limit
+        if world.tracer is not None and opts.json:
+            # --json makes the whole stderr machine-readable: one trace record per line
+            # (stable keys, netstack.core.trace.JSON_KEYS), then the summary object
+            world.tracer.json = True
         run_script(world, setup, name=opts.setup, cwd=cwd, stdout=out, stderr=err)
         from netstack.packet.pcap import PcapWriter
         for ep in opts.capture:
@@ -268,7 +272,11 @@ def run(opts: RunOptions, stdout: IO[str] | None = None, stderr: IO[str] | None 
             writers.append(w)
             net.add_rx_tap(dev, lambda pkt, w=w: w.write(_frame_of(pkt), world.clock.now))
         injected = _inject(world, readers, opts.inject, stderr) if readers else 0
-        if world.tracer is not None and world.tracer.dropped:
+        if world.tracer is not None and world.tracer.dropped and opts.json:
+            err.write(json.dumps({"trace_stopped": {"lines": world.tracer.count,
+                                                    "more_events": world.tracer.dropped}})
+                      + "\n")
+        elif world.tracer is not None and world.tracer.dropped:
             err.write(f"... trace stopped after {world.tracer.count} lines "
                       f"({world.tracer.dropped} more events; --trace-limit sets the cap)\n")
         if then is not None:

@@ -267,6 +267,17 @@ class GeneveDevice(NetDevice):
             kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
             return
         tos = ip_tunnel_ecn_encap(tos, pkt, inner_proto)
+        if pkt.trace is not None:
+            # where the frame goes in the underlay: vni, remote/local, outer UDP ports,
+            # the underlay output device (geneve_xmit_skb, drivers/net/geneve.c)
+            from netstack.core.trace import fmt_addr
+            pkt.trace.event(pkt, "geneve_xmit_skb", dev=self,
+                            info=f"vni={cfg.vni} remote={fmt_addr(cfg.remote)} "
+                            f"local={fmt_addr(saddr)} sport={sport} dport={cfg.dst_port} "
+                            f"via={rt.dev.name}",
+                            attrs={"vni": cfg.vni, "remote": fmt_addr(cfg.remote),
+                                   "local": fmt_addr(saddr), "sport": sport,
+                                   "dport": cfg.dst_port, "via": rt.dev.name})
         ttl = ip_tunnel_get_ttl(pkt, inner_proto) if cfg.ttl_inherit else cfg.ttl
         udp_sum = (not cfg.udp6_zero_csum_tx) if cfg.ipv6 else cfg.udp_csum
         # geneve_build_skb

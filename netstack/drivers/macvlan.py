@@ -410,6 +410,13 @@ class MacvlanPort:
             lower.net.notify("CHANGEADDR", lower)
 
 
+def _mode_name(mode: int) -> str:
+    """``ip -d link`` words for a macvlan mode (trace events)."""
+    return {MACVLAN_MODE_PRIVATE: "private", MACVLAN_MODE_VEPA: "vepa",
+            MACVLAN_MODE_BRIDGE: "bridge", MACVLAN_MODE_PASSTHRU: "passthru",
+            MACVLAN_MODE_SOURCE: "source"}.get(mode, str(mode))
+
+
 def macvlan_handle_frame(pkt: Packet) -> tuple[RxHandlerResult, Packet]:
     """``macvlan_handle_frame``: the lower device's rx_handler."""
     if pkt.pkt_type == PACKET_LOOPBACK:
@@ -451,7 +458,15 @@ def macvlan_handle_frame(pkt: Packet) -> tuple[RxHandlerResult, Packet]:
     else:
         vlan = port.hash_lookup(dest)
     if vlan is None or vlan.mode == MACVLAN_MODE_SOURCE:
+        if pkt.trace is not None:
+            pkt.trace.event(pkt, "macvlan_handle_frame", info=f"no macvlan for {dest.hex(':')}"
+                            " (lower device's own)", attrs={"to": "", "dst": dest.hex(":")})
         return RxHandlerResult.PASS, pkt
+    if pkt.trace is not None:
+        pkt.trace.event(pkt, "macvlan_handle_frame",
+                        info=f"to={vlan.name} mode={_mode_name(vlan.mode)}",
+                        attrs={"to": vlan.name, "mode": _mode_name(vlan.mode),
+                               "dst": dest.hex(":")})
     if not vlan.flags & IFF_UP:
         kfree_skb_reason(pkt, "NOT_SPECIFIED")
         return RxHandlerResult.CONSUMED, pkt
@@ -670,6 +685,10 @@ class MacvlanDevice(NetDevice):
                 else:
                     dst_vlan = port.hash_lookup(dest)
                     if dst_vlan is not None and dst_vlan.mode == MACVLAN_MODE_BRIDGE:
+                        if pkt.trace is not None:
+                            pkt.trace.event(pkt, "macvlan_queue_xmit",
+                                            info=f"bridge to={dst_vlan.name}",
+                                            attrs={"mode": "bridge", "to": dst_vlan.name})
                         # to the lower device first, for its taps
                         st.tx_packets += 1
                         st.tx_bytes += n
@@ -680,6 +699,10 @@ class MacvlanDevice(NetDevice):
                 st.tx_bytes += n
             else:
                 st.tx_dropped += 1
+            if pkt.trace is not None:
+                pkt.trace.event(pkt, "macvlan_queue_xmit", dev=self,
+                                info=f"{_mode_name(self.mode)} to lower={lower.name}",
+                                attrs={"mode": _mode_name(self.mode), "to": lower.name})
             out.append(pkt)
         if out:
             dev_queue_xmit_list(lower, out)

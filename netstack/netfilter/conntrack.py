@@ -805,7 +805,34 @@ def nf_conntrack_confirm(net: "Net", pkt: "Packet") -> int:
 
 # ---- hooks and lazy enable (nf_ct_netns_get) --------------------------------------------
 def _hook_in(priv: Any, pkt: "Packet", state: NfHookState) -> int:
-    return nf_conntrack_in(state.net, state.pf, state.hook, pkt)
+    v = nf_conntrack_in(state.net, state.pf, state.hook, pkt)
+    if pkt.trace is not None:
+        _trace_ct(pkt, state, v)
+    return v
+
+
+def _trace_ct(pkt: "Packet", state: NfHookState, verdict: int) -> None:
+    """Trace event of the conntrack hook: what ``nf_conntrack_in`` attached — ct state
+    and direction as nft's ``ct state``/``ct direction`` read them, zone, the connection
+    id and its original tuple — or ``invalid`` when it attached nothing."""
+    from netstack.core.trace import CTINFO_NAMES, fmt_tuple
+    v = pkt.ct
+    if v is None or (v[0] is None and v[1] != IP_CT_UNTRACKED):
+        attrs: dict[str, Any] = {"state": "invalid"}
+        info = "ct state invalid"
+    elif v[0] is None:
+        attrs = {"state": "untracked"}
+        info = "ct state untracked"
+    else:
+        ct, ctinfo = v
+        st, d = CTINFO_NAMES.get(ctinfo, (str(ctinfo), ""))
+        zone = ct.zone.id
+        orig = fmt_tuple(ct.tuplehash[0])
+        attrs = {"state": st, "direction": d, "zone": zone, "id": ct.id,
+                 "confirmed": ct.confirmed(), "orig": orig}
+        info = f"ct state {st} direction {d} zone {zone} id {ct.id} [{orig}]"
+    pkt.trace.event(pkt, "nf_conntrack_in", verdict="drop" if verdict == NF_DROP else "",
+                    info=f"hook={state.hook} {info}", attrs=dict(attrs, hook=state.hook))
 
 
 def _hook_confirm(priv: Any, pkt: "Packet", state: NfHookState) -> int:

@@ -277,10 +277,25 @@ def nf_hook_entries(net: "Net", pf: int, hook: int, dev: "NetDevice | None" = No
     return st.hooks.get(key) or []
 
 
-def _drop(net: "Net", pkt: "Packet") -> None:
+def _drop(net: "Net", pkt: "Packet", state: "NfHookState | None" = None,
+          ops: NfHookOps | None = None) -> None:
     from netstack.core.drop_reason import kfree_skb_reason
     if pkt.trace is not None:
-        pkt.trace.event(pkt, "nf_hook_slow", verdict="drop", reason="NETFILTER_DROP")
+        # which hook dropped it: pf/hook/priority and the registrant (an nft base chain
+        # names itself; its rule-level story is in the nft_trace_packet events before)
+        attrs: dict[str, object] = {}
+        info = ""
+        if state is not None and ops is not None:
+            who = ops.name
+            chain = ops.priv if hasattr(ops.priv, "rules") else None
+            if chain is not None and getattr(chain, "table", None) is not None:
+                who = f"{chain.table.family} {chain.table.name} {chain.name}"
+            attrs = {"pf": state.pf, "hook": state.hook, "priority": ops.priority,
+                     "by": who or ""}
+            info = f"pf={state.pf} hook={state.hook} prio={ops.priority}" + (
+                f" by={who}" if who else "")
+        pkt.trace.event(pkt, "nf_hook_slow", verdict="drop", reason="NETFILTER_DROP",
+                        info=info, attrs=attrs)
     kfree_skb_reason(pkt, "NETFILTER_DROP", net=net)
 
 
@@ -292,7 +307,7 @@ def nf_hook_slow(pkt: "Packet", state: NfHookState, entries: list[NfHookOps]) ->
         if v == NF_ACCEPT or v == NF_STOP:
             continue
         if v == NF_DROP:
-            _drop(state.net, pkt)
+            _drop(state.net, pkt, state, ops)
             return 0
         if v == NF_STOLEN:
             return 0

@@ -590,7 +590,13 @@ def nf_flow_offload_list_hook(ft: Flowtable, pkts: list["Packet"], state: NfHook
                 a[1] += end - nh
             ft.hits += 1
             if pkt.trace is not None:
-                pkt.trace.event(pkt, "nf_flow_offload_ip_hook", verdict="STOLEN")
+                # a flowtable hit: which flowtable, flow direction, where it goes, the
+                # NAT it applies (net/netfilter/nf_flow_table_ip.c)
+                pkt.trace.event(pkt, "nf_flow_offload_ip_hook", verdict="STOLEN",
+                                info=f"flowtable {ft.name} hit dir={d} out={td.out_dev.name}"
+                                + (" nat" if td.new_addrs else ""),
+                                attrs={"flowtable": ft.name, "dir": d,
+                                       "out": td.out_dev.name, "nat": bool(td.new_addrs)})
             pkt.network_header = nh
             pkt.dst = None
         # queue the hit: per output device, per run of the same next hop
@@ -671,7 +677,11 @@ def _ipv6_hit(ft: Flowtable, pkt: "Packet", iif: int, now: int, refresh: int
         ct.acct[d][1] += end - nh
     ft.hits += 1
     if pkt.trace is not None:
-        pkt.trace.event(pkt, "nf_flow_offload_ipv6_hook", verdict="STOLEN")
+        pkt.trace.event(pkt, "nf_flow_offload_ipv6_hook", verdict="STOLEN",
+                        info=f"flowtable {ft.name} hit out={td.out_dev.name}"
+                        + (" nat" if td.new_addrs else ""),
+                        attrs={"flowtable": ft.name, "out": td.out_dev.name,
+                               "nat": bool(td.new_addrs)})
     pkt.network_header = nh
     pkt.dst = None
     return td

@@ -434,11 +434,51 @@ def nf_nat_packet(ct: NfConn, ctinfo: int, hooknum: int, pkt: "Packet") -> int:
         bit ^= IPS_NAT_MASK
     if ct.status & bit:
         target = invert(ct.tuplehash[1 - d])
+        if pkt.trace is not None:
+            _trace_manip(pkt, "nf_nat_manip_pkt", mtype, d, target)
         if target is None or not nf_nat_manip_pkt(pkt.buf, _nh(pkt), pkt.tail, ct.l3num,
                                                   target, mtype,
                                                   pkt.ip_summed == CHECKSUM_PARTIAL):
             return NF_DROP
     return NF_ACCEPT
+
+
+def _trace_manip(pkt: "Packet", stage: str, mtype: int, d: int, target: CtTuple | None,
+                 inner: bool = False) -> None:
+    """Trace event of one rewrite: which manip (``snat`` rewrites the source, ``dnat`` the
+    destination), in which direction (a reply direction rewrite is the reverse
+    translation), and the address/port written; ``inner`` for the quoted header of an
+    ICMP error (``nf_nat_icmp_reply_translation``)."""
+    from netstack.core.trace import fmt_addr
+    kind = "snat" if mtype == NF_NAT_MANIP_SRC else "dnat"
+    direction = "reply" if d == IP_CT_DIR_REPLY else "original"
+    attrs: dict[str, Any] = {"manip": kind, "direction": direction, "inner": inner}
+    info = f"{kind} {direction}" + (" inner" if inner else "")
+    if target is not None:
+        addr = target.src if mtype == NF_NAT_MANIP_SRC else target.dst
+        port = target.sport if mtype == NF_NAT_MANIP_SRC else target.dport
+        attrs["to"] = fmt_addr(addr)
+        info += f" to {fmt_addr(addr)}"
+        if target.protonum in (6, 17, 132, 136):
+            attrs["port"] = port
+            info += f":{port}"
+    pkt.trace.event(pkt, stage, info=info, attrs=attrs)
+
+
+def _trace_setup(pkt: "Packet", ct: NfConn, manip: int) -> None:
+    """Trace event of ``nf_nat_setup_info`` having bound ``ct``: the original tuple and the
+    reply tuple it now expects (``conntrack -L`` shows both), masquerade's device."""
+    from netstack.core.trace import fmt_tuple
+    kind = "snat" if manip == NF_NAT_MANIP_SRC else "dnat"
+    mapped = bool(ct.status & (IPS_SRC_NAT if manip == NF_NAT_MANIP_SRC else IPS_DST_NAT))
+    how = "masquerade" if ct.masq_index and manip == NF_NAT_MANIP_SRC else kind
+    if not mapped:
+        how = f"{kind} null binding"
+    o, r = fmt_tuple(ct.tuplehash[0]), fmt_tuple(ct.tuplehash[1])
+    attrs = {"manip": kind, "type": how, "orig": o, "reply": r}
+    if ct.masq_index:
+        attrs["masq_ifindex"] = ct.masq_index
+    pkt.trace.event(pkt, "nf_nat_setup_info", info=f"{how} [{o}] reply [{r}]", attrs=attrs)
 
 
 def nf_nat_icmp_reply_translation(pkt: "Packet", ct: NfConn, ctinfo: int, hooknum: int) -> bool:
@@ -466,6 +506,9 @@ def nf_nat_icmp_reply_translation(pkt: "Packet", ct: NfConn, ctinfo: int, hooknu
         return True
     partial = pkt.ip_summed == CHECKSUM_PARTIAL
     inner = l3.l4off + 8
+    if pkt.trace is not None:
+        _trace_manip(pkt, "nf_nat_icmp_reply_translation", 1 - manip, d, ct.tuplehash[1 - d],
+                     inner=True)
     if not nf_nat_manip_pkt(buf, inner, end, ct.l3num, ct.tuplehash[1 - d], 1 - manip, partial):
         return False
     if not partial:
@@ -479,6 +522,8 @@ def nf_nat_icmp_reply_translation(pkt: "Packet", ct: NfConn, ctinfo: int, hooknu
     assert target is not None
     target = target._replace(protonum=IPPROTO_ICMP if ct.l3num == NFPROTO_IPV4
                              else IPPROTO_ICMPV6)
+    if pkt.trace is not None:
+        _trace_manip(pkt, "nf_nat_icmp_reply_translation", manip, d, target)
     return nf_nat_manip_pkt(buf, nh, end, ct.l3num, target, manip, partial)
 
 
@@ -517,6 +562,8 @@ def nf_nat_inet_fn(chains: list[tuple[int, int, Callable]], pkt: "Packet",
                 v = nf_nat_alloc_null_binding(ct, state.hook)
                 if v != NF_ACCEPT:
                     return v
+            if pkt.trace is not None:
+                _trace_setup(pkt, ct, manip)
         elif _oif_changed(state.hook, ctinfo, ct, state.out_dev):
             ct_net(state.net).delete(ct)
             return NF_DROP

@@ -13,7 +13,7 @@ port, flooded, and/or passed up to the bridge device (``br_pass_frame_up``).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.netdevice import IFF_PROMISC, RxHandlerResult
@@ -107,6 +107,8 @@ def br_handle_frame_finish(p: NetBridgePort, pkt: "Packet") -> None:
             kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
             return
     if p.flags & BR_LEARNING:
+        if pkt.trace is not None:
+            _trace_learn(pkt, br, p, src, vid)
         br_fdb_update(br, p, src, vid, 0)
     local_rcv = bool(br.dev.flags & IFF_PROMISC)
     pkt_type = BR_PKT_UNICAST
@@ -159,6 +161,8 @@ def br_handle_frame_finish(p: NetBridgePort, pkt: "Packet") -> None:
             br.dev.stats.multicast += 1
     elif pkt_type == BR_PKT_UNICAST:
         dst = br.fdb.get((bytes(buf[mac:mac + 6]), vid))
+    if pkt.trace is not None:
+        _trace_fdb(pkt, br, dst, pkt_type, mcast_hit, local_rcv, vid)
     if dst is not None:
         if dst.flags & BR_FDB_LOCAL:
             br_pass_frame_up(pkt)
@@ -171,6 +175,50 @@ def br_handle_frame_finish(p: NetBridgePort, pkt: "Packet") -> None:
         br2_hook("br_multicast", "br_multicast_flood")(mdst, pkt, br, local_rcv, False)
     if local_rcv:
         br_pass_frame_up(pkt)
+
+
+def _trace_learn(pkt: "Packet", br: Any, p: NetBridgePort, src: bytes, vid: int) -> None:
+    """Trace event of learning (``br_fdb_update``, net/bridge/br_fdb.c): a new entry, a
+    refresh of one already on this port, or a move from another port."""
+    f = br.fdb.get((src, vid))
+    if f is None:
+        what = "new"
+    elif f.dst is p:
+        what = "refresh"
+    else:
+        what = f"move from={getattr(getattr(f.dst, 'dev', None), 'name', '-')}"
+    mac = src.hex(":")
+    pkt.trace.event(pkt, "br_fdb_update", info=f"learn {mac} vlan {vid} port={p.dev.name} {what}",
+                    attrs={"mac": mac, "vlan": vid, "port": p.dev.name,
+                           "learn": what.split()[0]})
+
+
+_PKT_TYPE_NAMES = {BR_PKT_UNICAST: "unicast", BR_PKT_BROADCAST: "broadcast",
+                   BR_PKT_MULTICAST: "multicast"}
+
+
+def _trace_fdb(pkt: "Packet", br: Any, dst: Any, pkt_type: int, mcast_hit: bool,
+               local_rcv: bool, vid: int) -> None:
+    """Trace event of the forwarding decision of ``br_handle_frame_finish``: an fdb hit
+    (to a port, or a local address: up the bridge device), the multicast database, or a
+    flood (unknown unicast, broadcast, multicast); ``local`` says a copy also goes up."""
+    mac = pkt.mac_header
+    daddr = bytes(pkt.buf[mac:mac + 6]).hex(":")
+    kind = _PKT_TYPE_NAMES.get(pkt_type, str(pkt_type))
+    if dst is not None:
+        to = "local" if dst.flags & BR_FDB_LOCAL else dst.dst.dev.name
+        decision, info = "fdb_hit", f"fdb hit {daddr} vlan {vid} -> {to}"
+    elif mcast_hit:
+        to, decision, info = "", "mdb", f"mdb {daddr} vlan {vid}"
+    else:
+        to = ""
+        decision = "flood"
+        info = f"flood {'unknown unicast' if kind == 'unicast' else kind} {daddr} vlan {vid}"
+    if local_rcv:
+        info += " +local"
+    pkt.trace.event(pkt, "br_fdb_find_rcu", info=info,
+                    attrs={"decision": decision, "dst": daddr, "vlan": vid, "to": to,
+                           "pkt_type": kind, "local_rcv": local_rcv})
 
 
 def _br_handle_local_finish(p: NetBridgePort, pkt: "Packet") -> None:

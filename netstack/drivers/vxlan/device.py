@@ -358,6 +358,16 @@ class VxlanDevice(NetDevice):
             self._encap_bypass(pkt, net, rd.ip, dport, vni)
             return
         tos = ip_tunnel_ecn_encap(tos, pkt, inner_proto)
+        if pkt.trace is not None:
+            # where the frame goes in the underlay: vni, remote/local, outer UDP ports,
+            # the underlay output device (vxlan_xmit_one, drivers/net/vxlan/vxlan_core.c)
+            from netstack.core.trace import fmt_addr
+            pkt.trace.event(pkt, "vxlan_xmit_one", dev=self,
+                            info=f"vni={vni} remote={fmt_addr(rd.ip)} local={fmt_addr(saddr)}"
+                            f" sport={sport} dport={dport} via={rt.dev.name}",
+                            attrs={"vni": vni, "remote": fmt_addr(rd.ip),
+                                   "local": fmt_addr(saddr), "sport": sport, "dport": dport,
+                                   "via": rt.dev.name})
         if len(rd.ip) == 4:
             df = 0
             if cfg.df == VXLAN_DF_SET:

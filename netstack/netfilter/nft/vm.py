@@ -675,6 +675,18 @@ class Reject(VmExpr):
         pf = getattr(info.state, "pf", 2)
         if pf not in (2, 10):
             pf = 10 if info.pkt.protocol == 0x86DD else 2
+        if info.pkt.trace is not None:
+            # name the reject: the packet is dropped (verdict drop) and an answer is sent
+            # (nf_send_unreach / nf_send_unreach6 / nf_send_reset, net/ipv4/netfilter/
+            # nf_reject_ipv4.c)
+            kind = ("icmpx" if self.type == 2 else "tcp reset" if self.type == 1
+                    else "icmpv6" if pf == 10 else "icmp")
+            fn = ("nf_send_reset" if self.type == 1 else
+                  "nf_send_unreach6" if pf == 10 else "nf_send_unreach")
+            info.pkt.trace.event(info.pkt, fn, verdict="drop",
+                                 info=f"reject with {kind}" + (
+                                     f" code {self.code}" if self.type != 1 else ""),
+                                 attrs={"reject": kind, "code": self.code})
         if self.type in (0, 2):
             from netstack.netfilter.nft.reject import unreach_csum_ok
             code = self.code
