@@ -177,8 +177,9 @@ def inet_pernet_init(net: "Net") -> None:
     """Create ``net.ipv4`` and let the control plane and ARP attach their state."""
     net.ipv4 = Ipv4Net(net)
     _register_sysctls(net)
-    from netstack.ipv4 import icmp, udp
+    from netstack.ipv4 import icmp, tcp_ipv4, udp
     net.ipv4.protos[1] = icmp.icmp_rcv
+    net.ipv4.protos[6] = tcp_ipv4.tcp_v4_rcv
     net.ipv4.protos[17] = udp.udp_rcv
     init = getattr(devinet, "ipv4_control_init", None) or getattr(fib, "ipv4_control_init", None)
     if init is not None:

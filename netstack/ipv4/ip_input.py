@@ -66,7 +66,7 @@ IPPROTO_UDP = 17
 #: Protocols the kernel always has a handler for but netstack does not model: a packet for
 #: them is dropped (counted, traced "not supported") rather than answered with an ICMP
 #: protocol unreachable the kernel would never send.
-UNMODELLED_PROTOS = {IPPROTO_IGMP: "IGMP", IPPROTO_TCP: "TCP"}
+UNMODELLED_PROTOS = {IPPROTO_IGMP: "IGMP"}
 
 #: ``ip_rt_error_cost`` / ``ip_rt_error_burst`` (net/ipv4/route.c), in jiffies.
 IP_RT_ERROR_COST = 1000

@@ -38,6 +38,13 @@ ICMP_TYPE_NAMES: tuple[tuple[str, int], ...] = (
     ("TimestampReps", 14), ("AddrMasks", 17), ("AddrMaskReps", 18),
 )
 
+#: ``snmp4_tcp_list`` after the four constant fields (RtoAlgorithm 1, RtoMin 200,
+#: RtoMax 120000, MaxConn -1: ``snmp_seq_show_tcp_udp``).
+TCP_FIELDS: tuple[str, ...] = (
+    "ActiveOpens", "PassiveOpens", "AttemptFails", "EstabResets", "CurrEstab", "InSegs",
+    "OutSegs", "RetransSegs", "InErrs", "OutRsts", "InCsumErrors",
+)
+
 #: ``snmp4_udp_list``.
 UDP_FIELDS: tuple[str, ...] = (
     "InDatagrams", "NoPorts", "InErrors", "OutDatagrams", "RcvbufErrors", "SndbufErrors",
@@ -55,8 +62,9 @@ def new_mib() -> Counter[str]:
 
 
 def snmp_proc_text(mib: Counter[str], forwarding: int, default_ttl: int) -> str:
-    """The IPv4 part of ``/proc/net/snmp`` (Ip, Icmp, IcmpMsg, Udp; the Tcp and UdpLite
-    groups belong to protocols netstack does not model and are omitted).
+    """The IPv4 part of ``/proc/net/snmp`` (Ip, Icmp, IcmpMsg, Tcp, Udp; the UdpLite
+    group belongs to a protocol netstack does not model and is omitted).  Tcp holds the
+    no-socket counters of netstack/ipv4/tcp_ipv4.py.
 
     ``Forwarding`` is 1 when forwarding is on, 2 when off (RFC 1213 ipForwarding).
     """
@@ -82,6 +90,9 @@ def snmp_proc_text(mib: Counter[str], forwarding: int, default_ttl: int) -> str:
     if msg:
         lines.append("IcmpMsg: " + " ".join(n for n, _ in msg))
         lines.append("IcmpMsg: " + " ".join(str(v) for _, v in msg))
+    lines.append("Tcp: RtoAlgorithm RtoMin RtoMax MaxConn " + " ".join(TCP_FIELDS))
+    lines.append("Tcp: 1 200 120000 -1 " + " ".join(str(mib.get("Tcp" + f, 0))
+                                                     for f in TCP_FIELDS))
     lines.append("Udp: " + " ".join(UDP_FIELDS))
     lines.append("Udp: " + " ".join(str(mib.get("Udp" + f, 0)) for f in UDP_FIELDS))
     return "\n".join(lines) + "\n"

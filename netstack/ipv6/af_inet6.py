@@ -152,6 +152,10 @@ def inet6_net_init(net: "Net") -> None:
     for name, default in NEIGH_DEFAULTS.items():
         sc.register_conf("net.ipv6.neigh", name, default, has_all=False)
     v6.nd_tbl = ndisc.nd_tbl_create(net)
+    # IP6_REPLY_MARK: TCP resets (and nf_reject) carry the segment's mark when set (u8)
+    sc.register("net.ipv6.fwmark_reflect", 0, 0, 255)
+    from netstack.ipv6.tcp_ipv6 import tcp_v6_rcv
+    net.proto.setdefault("inet6_protos", {})[6] = tcp_v6_rcv
 
 
 def inet6_net_exit(net: "Net") -> None:

@@ -45,7 +45,7 @@ ICMPV6_UNK_OPTION = 2
 MAX_TLV_OPTS = 8
 
 #: Protocols the kernel handles that netstack does not model: counted drop, traced.
-UNMODELLED = {NEXTHDR_TCP: "TCP", NEXTHDR_ESP: "ESP", NEXTHDR_AH: "AH"}
+UNMODELLED = {NEXTHDR_ESP: "ESP", NEXTHDR_AH: "AH"}
 
 
 class Ip6Cb:
@@ -406,7 +406,7 @@ def _deliver_final(pkt: "Packet", net: "Net", nexthdr: int) -> None:
     from netstack.ipv6.addrconf import ipv6_chk_mcast_addr
     o = pkt.network_header
     daddr = bytes(pkt.buf[o + 24:o + 40])
-    if nexthdr in (NEXTHDR_ICMP, NEXTHDR_UDP) or nexthdr in UNMODELLED:
+    if nexthdr in (NEXTHDR_ICMP, NEXTHDR_UDP, NEXTHDR_TCP) or nexthdr in UNMODELLED:
         if daddr[0] == 0xFF and not ipv6_chk_mcast_addr(pkt.dev, daddr):
             _drop(pkt, "IP_INADDRERRORS", net, "InAddrErrors")
             return
@@ -420,7 +420,8 @@ def _deliver_final(pkt: "Packet", net: "Net", nexthdr: int) -> None:
         net.ipv6.mib["InDelivers"] += 1
         udpv6_rcv(pkt)
         return
-    # inet6_protos registered by other modules (ip6_gre: IPPROTO_GRE) for this namespace
+    # inet6_protos registered by other modules (tcp_ipv6: IPPROTO_TCP, ip6_gre:
+    # IPPROTO_GRE) for this namespace
     handler = net.proto.get("inet6_protos", {}).get(nexthdr)
     if handler is not None:
         net.ipv6.mib["InDelivers"] += 1

@@ -17,6 +17,8 @@ KERNEL_ICMP = ("Icmp: InMsgs InErrors InCsumErrors InDestUnreachs InTimeExcds In
                "OutRateLimitHost OutDestUnreachs OutTimeExcds OutParmProbs OutSrcQuenchs "
                "OutRedirects OutEchos OutEchoReps OutTimestamps OutTimestampReps OutAddrMasks "
                "OutAddrMaskReps")
+KERNEL_TCP = ("Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails "
+              "EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors")
 KERNEL_UDP = ("Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors "
               "InCsumErrors IgnoredMulti MemErrors")
 
@@ -28,8 +30,10 @@ def test_fresh_namespace_matches_kernel_layout(monkeypatch):
     assert text[1] == "Ip: 2 64" + " 0" * 18
     assert text[2] == KERNEL_ICMP
     assert text[3] == "Icmp:" + " 0" * 29
-    assert text[4] == KERNEL_UDP
-    assert len(text) == 6
+    assert text[4] == KERNEL_TCP
+    assert text[5] == "Tcp: 1 200 120000 -1" + " 0" * 11
+    assert text[6] == KERNEL_UDP
+    assert len(text) == 8
 
 
 def test_counters_after_traffic(monkeypatch):
@@ -43,7 +47,7 @@ def test_counters_after_traffic(monkeypatch):
     icmp = dict(zip(lines[2].split()[1:], map(int, lines[3].split()[1:])))
     assert icmp["OutMsgs"] == 2 and icmp["OutDestUnreachs"] == 1 and icmp["OutTimeExcds"] == 1
     assert lines[4] == "IcmpMsg: OutType3 OutType11" and lines[5] == "IcmpMsg: 1 1"
-    udp = dict(zip(lines[6].split()[1:], map(int, lines[7].split()[1:])))
+    udp = dict(zip(lines[8].split()[1:], map(int, lines[9].split()[1:])))
     assert udp["NoPorts"] == 1
 
 
