@@ -10,8 +10,13 @@ What is measured (one run, same process, CPU time with ``time.process_time``, me
 * ``gso``: ``skb_gso_segment`` of a 64 KB TCP/IPv4 super-packet into 1448-byte segments,
   for a device that checksums (segments stay CHECKSUM_PARTIAL) and one that does not
   (every segment's TCP checksum in software), plain and inside VXLAN (outer UDP checksum);
-* ``gro``: the same segments coalesced back by a NAPI instance (``Napi.receive_list``);
-* ``gso+gro``: both, in Gbit/s of TCP payload.
+* ``gro``: the same segments coalesced back by a NAPI instance (``Napi.receive_list``),
+  received CHECKSUM_UNNECESSARY (the device verified them); the ``*_rxsw`` rows receive
+  them CHECKSUM_NONE, so GRO validates every TCP (and outer UDP) checksum in software;
+* ``gso+gro``: both, in Gbit/s of TCP payload;
+* ``floor``: what per-segment Python costs before any work — allocating the 46 skbs with
+  their fields and payload copies, and a GRO control block plus ten calls per segment —
+  the ceiling of a per-segment Python design on this machine.
 
 Usage: ``python bench/offload.py [--rounds R] [--json]``.  Results are recorded in
 docs/performance.md; nothing here asserts a speed.
@@ -31,7 +36,7 @@ sys.path.insert(0, ROOT)
 from netstack.core.gro import Napi  # noqa: E402
 from netstack.core.gso import SKB_GSO_TCPV4, skb_gso_segment  # noqa: E402
 from netstack.packet.checksum import csum_partial  # noqa: E402
-from netstack.packet.skb import CHECKSUM_UNNECESSARY, Packet  # noqa: E402
+from netstack.packet.skb import CHECKSUM_NONE, CHECKSUM_UNNECESSARY, Packet  # noqa: E402
 from tests.offload.pktbuild import gso_packet, tcp4_frame, vxlan_gso_packet  # noqa: E402
 
 CLOCK = time.process_time
@@ -83,7 +88,7 @@ def _super_packet(tunnel: bool, n: int):
     return gso_packet(tcp4_frame(PAYLOAD[:n], flags=0x18), 14, 34, MSS, SKB_GSO_TCPV4)
 
 
-def _received(segs: list[Packet], dev: _Dev) -> list[Packet]:
+def _received(segs: list[Packet], dev: _Dev, ip_summed: int = CHECKSUM_UNNECESSARY) -> list[Packet]:
     out = []
     for s in segs:
         b = s.bytes()
@@ -92,25 +97,75 @@ def _received(segs: list[Packet], dev: _Dev) -> list[Packet]:
         p.mac_header = p.data
         p.protocol = 0x0800
         p.data += 14
-        p.ip_summed = CHECKSUM_UNNECESSARY
+        p.ip_summed = ip_summed
         out.append(p)
     return out
+
+
+def _floor_gso(mv: memoryview, head: bytes, n: int) -> list[Packet]:
+    """The least any Python GSO can do: one skb per segment, its 21 hot fields set and
+    its payload copied once — no header rewritten."""
+    segs = []
+    new = Packet.__new__
+    for off in range(0, n, MSS):
+        s = new(Packet)
+        nb = bytearray(head)
+        nb += mv[off:off + MSS]
+        s.buf = nb
+        s.head = 0
+        s.data = s.mac_header = 128
+        s.tail = len(nb)
+        s.network_header = 142
+        s.transport_header = 162
+        s.protocol = 0x0800
+        s.pkt_type = s.skb_iif = s.mark = s.priority = s.csum = s.tstamp = s.id = 0
+        s.ip_summed = 3
+        s.dev = s.ct = s.dst = s.cb = s.trace = None
+        segs.append(s)
+    return segs
+
+
+def _noop() -> None:
+    return None
+
+
+def _floor_gro(segs: list[Packet]) -> None:
+    """The least a layered Python GRO can do: a control block per segment and ten calls
+    (the receive → IPv4 → TCP → merge chain), no header read."""
+    from netstack.core.gro import NapiGroCb
+    for s in segs:
+        s.cb = NapiGroCb(s)
+        for _ in range(10):
+            _noop()
 
 
 def run(rounds: int) -> dict:
     res: dict = {}
     buf = bytearray(PAYLOAD)
+    # steady state: the first thousand reductions of a process run slower (numpy's
+    # first-use page faults and caches), which would otherwise land in round one
+    _median_time(lambda: csum_partial(buf), 1000, 1)
     t_copy = _median_time(lambda: bytes(buf), 2000, rounds)
     t_csum = _median_time(lambda: csum_partial(buf), 2000, rounds)
     res["memcpy_GBps"] = 65536 / t_copy / 1e9
     res["csum_GBps"] = 65536 / t_csum / 1e9
     res["csum_vs_memcpy"] = t_copy / t_csum
+    n = 65536 - 100
+    mv = memoryview(bytearray(PAYLOAD))
+    head = bytes(128 + 54)
+    t_fg = _median_time(lambda: _floor_gso(mv, head, n), 30, rounds)
+    fsegs = _floor_gso(mv, head, n)
+    t_fr = _median_time(lambda: _floor_gro(fsegs), 30, rounds)
+    res["floor"] = {"gso_Gbps": n * 8 / t_fg / 1e9, "gro_Gbps": n * 8 / t_fr / 1e9,
+                    "gso+gro_Gbps": n * 8 / (t_fg + t_fr) / 1e9}
     for tunnel in (False, True):
         n = 65536 - (200 if tunnel else 100)
-        for hw in (True, False):
+        for hw, rx_summed in ((True, CHECKSUM_UNNECESSARY), (False, CHECKSUM_UNNECESSARY),
+                              (False, CHECKSUM_NONE)):
             feats = HW if hw else frozenset()
             dev = _Dev(feats)
-            name = ("vxlan_" if tunnel else "tcp_") + ("hwcsum" if hw else "swcsum")
+            name = (("vxlan_" if tunnel else "tcp_") + ("hwcsum" if hw else "swcsum")
+                    + ("_rxsw" if rx_summed == CHECKSUM_NONE else ""))
 
             proto = _super_packet(tunnel, n)
             proto.dev = dev
@@ -120,7 +175,7 @@ def run(rounds: int) -> dict:
 
             segs = gso_once()
             t_gso = _median_time(gso_once, 30, rounds)
-            rx_sets = [_received(segs, dev) for _ in range(30 * rounds)]
+            rx_sets = [_received(segs, dev, rx_summed) for _ in range(30 * rounds)]
             it = iter(rx_sets)
             out: list = []
             napi = Napi(dev, out.extend)
@@ -148,9 +203,12 @@ def main() -> None:
         return
     print(f"memcpy   {res['memcpy_GBps']:7.2f} GB/s")
     print(f"csum     {res['csum_GBps']:7.2f} GB/s  ({100 * res['csum_vs_memcpy']:.0f} % of memcpy)")
+    f = res["floor"]
+    print(f"python floor (allocation + calls only)  GSO {f['gso_Gbps']:6.2f}  GRO "
+          f"{f['gro_Gbps']:6.2f}  GSO+GRO {f['gso+gro_Gbps']:6.2f} Gbit/s")
     for k, v in res.items():
-        if isinstance(v, dict):
-            print(f"{k:14s} {v['segments']:3d} segs  GSO {v['gso_Gbps']:6.2f}  GRO "
+        if isinstance(v, dict) and k != "floor":
+            print(f"{k:18s} {v['segments']:3d} segs  GSO {v['gso_Gbps']:6.2f}  GRO "
                   f"{v['gro_Gbps']:6.2f}  GSO+GRO {v['gso+gro_Gbps']:6.2f} Gbit/s")
 
 

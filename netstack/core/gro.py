@@ -30,9 +30,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from netstack.core.skb_csum import skb_incr_checksum_unnecessary
-from netstack.packet.checksum import (csum_add, csum_fold, csum_partial, csum_replace2,
-                                      csum_sub, ip_fast_csum, pseudo_sum_v4, pseudo_sum_v6)
-from netstack.packet.skb import (CHECKSUM_COMPLETE, CHECKSUM_PARTIAL,
+from netstack.packet.checksum import (csum_add, csum_fold, csum_partial, csum_partial_many,
+                                      csum_replace2, csum_sub, ip_fast_csum, pseudo_sum_v4,
+                                      pseudo_sum_v6)
+from netstack.packet.skb import (CHECKSUM_COMPLETE, CHECKSUM_NONE, CHECKSUM_PARTIAL,
                                  CHECKSUM_UNNECESSARY, UNSET, Packet)
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,7 +60,8 @@ class NapiGroCb:
 
     __slots__ = ("off", "flush", "count", "proto", "same_flow", "encap_mark", "csum_valid",
                  "csum_cnt", "csum", "is_ipv6", "is_fou", "ip_fixedid", "recursion",
-                 "network_offsets", "hold_off", "age", "gro_remcsum_start")
+                 "network_offsets", "hold_off", "age", "gro_remcsum_start", "frags",
+                 "frag_base")
 
     def __init__(self, pkt: Packet) -> None:
         self.off = pkt.data
@@ -79,6 +81,8 @@ class NapiGroCb:
         self.hold_off = 0
         self.age = 0
         self.gro_remcsum_start = 0
+        self.frags: list[memoryview] | None = None
+        self.frag_base = 0
 
 
 def gro_len(pkt: Packet) -> int:
@@ -106,6 +110,9 @@ class Napi:
         self.batch = GRO_NORMAL_BATCH
         self.tick = 0
         self.stats = {"merged": 0, "held": 0, "normal": 0, "flushed": 0}
+        #: id(pkt) → (data, tail, sum of data..tail) for the poll in progress
+        #: (:meth:`receive_list`): the batch's frame sums, computed in one vector pass.
+        self.presum: dict[int, tuple[int, int, int]] = {}
 
     def cb(self, pkt: Packet) -> NapiGroCb:
         """``NAPI_GRO_CB(skb)``."""
@@ -190,6 +197,8 @@ class Napi:
         segments toward the batch."""
         cbp = pkt.cb
         self.stats["flushed"] += 1
+        if cbp.frags is not None:
+            gro_join_frags(pkt)
         if cbp.count == 1:
             pkt.gso_size = 0
             self.gro_normal_one(pkt, 1)
@@ -211,22 +220,41 @@ class Napi:
         self.gro_normal_list()
 
     def receive_list(self, pkts: list[Packet]) -> None:
-        """One NAPI poll: GRO every packet, then complete at the end of the poll."""
-        for p in pkts:
-            self.receive(p)
+        """One NAPI poll: GRO every packet, then complete at the end of the poll.
+
+        Frames without a checksum verdict (CHECKSUM_NONE: GRO will have to sum them to
+        validate their L4 checksum) get their sums from data to tail computed for the
+        whole poll at once (:func:`csum_partial_many`); :func:`_gro_payload_sum` derives
+        the L4 part from it."""
+        if len(pkts) > 1:
+            todo = [p for p in pkts if p.ip_summed == CHECKSUM_NONE]
+            if len(todo) > 1:
+                sums = csum_partial_many([memoryview(p.buf)[p.data:p.tail] for p in todo])
+                self.presum = {id(p): (p.data, p.tail, s) for p, s in zip(todo, sums)}
+        try:
+            for p in pkts:
+                self.receive(p)
+        finally:
+            self.presum = {}
         self.flush()
 
 
 def gro_list_prepare(head: list[Packet], pkt: Packet) -> None:
     """``gro_list_prepare``: a held packet is of the same flow only if its hash, device,
     VLAN tag and Ethernet header match (later layers narrow it down further)."""
+    if not head:
+        return
     mac = pkt.mac_header
-    b = pkt.buf
+    eh = pkt.buf[mac:mac + 14] if mac != UNSET else None
     for p in head:
         same = (p.hash == pkt.hash and p.dev is pkt.dev and p.vlan_proto == pkt.vlan_proto
                 and p.vlan_tci == pkt.vlan_tci)
-        if same and mac != UNSET and p.mac_header != UNSET:
-            same = p.buf[p.mac_header:p.mac_header + 14] == b[mac:mac + 14]
+        if same and eh is not None and p.mac_header != UNSET:
+            # in-place comparison (no slice of the held packet); a header cut short by
+            # the buffer end compares as the slices did
+            pm = p.mac_header
+            same = (p.buf.startswith(eh, pm) if len(eh) == 14
+                    else p.buf[pm:pm + 14] == eh)
         p.cb.same_flow = same
 
 
@@ -250,11 +278,32 @@ def skb_gro_receive(napi: Napi, p: Packet, pkt: Packet, payload: int) -> bool:
     cbp = pkt.cb
     if (p.tail - p.data) + n >= GRO_MAX_SIZE or cbp.flush:
         return False
-    off = p.put(n)
-    p.buf[off:off + n] = pkt.buf[payload:pkt.tail]
-    p.cb.count += cbp.count
+    pc = p.cb
+    frags = pc.frags
+    if frags is None:
+        frags = pc.frags = []
+        pc.frag_base = p.tail
+    # The payload is chained like the kernel's frag_list/frags (no copy yet): held
+    # packets are only ever read up to their headers until gro_complete joins them.
+    frags.append(memoryview(pkt.buf)[payload:pkt.tail])
+    p.tail += n
+    pc.count += cbp.count
     cbp.same_flow = True
     return True
+
+
+def gro_join_frags(p: Packet) -> None:
+    """Make a held packet's merged payload linear, once per flush: one allocation and
+    one copy of each merged payload (``skb_gro_receive`` appending into the buffer
+    instead reallocates it every few segments).  Called by :meth:`Napi.gro_complete`
+    before any layer completes the packet."""
+    pc = p.cb
+    frags = pc.frags
+    pc.frags = None
+    base = pc.frag_base
+    mv = memoryview(p.buf)
+    # tailroom beyond the merged end is kept, as skb_put into it would have left it
+    p.buf = bytearray().join([mv[:base], *frags, mv[p.tail:]])
 
 
 # ---------------------------------------------------------------- checksums
@@ -292,11 +341,15 @@ def _gro_checksum_validate(napi: Napi, pkt: Packet, proto: int, zero_okay: bool,
     CHECKSUM_UNNECESSARY (or consume one ``csum_cnt``)."""
     ret = 0
     cbp = pkt.cb
+    if cbp.csum_cnt > 0:
+        # a verdict from the device (CHECKSUM_UNNECESSARY level): nothing to sum
+        cbp.csum_cnt -= 1
+        return 0
     if _validate_needed(pkt, zero_okay, check):
         psum = compute_pseudo(pkt, proto)
         if not (cbp.csum_valid and not csum_fold(csum_add(psum, cbp.csum))):
             cbp.csum = psum
-            w = csum_partial(memoryview(pkt.buf)[cbp.off:pkt.tail])
+            w = _gro_payload_sum(napi, pkt, cbp)
             ret = csum_fold(csum_add(psum, w))
             cbp.csum = w
             cbp.csum_valid = True
@@ -306,6 +359,33 @@ def _gro_checksum_validate(napi: Napi, pkt: Packet, proto: int, zero_okay: bool,
         else:
             skb_incr_checksum_unnecessary(pkt)
     return ret
+
+
+def _swab16(s: int) -> int:
+    return ((s & 0xFF) << 8) | (s >> 8)
+
+
+def _gro_payload_sum(napi: Napi | None, pkt: Packet, cbp: NapiGroCb) -> int:
+    """``csum_partial`` from the GRO offset to the end of the packet.
+
+    With a sum of the whole frame from the poll's vector pass — used only for the
+    outermost L4 header (no ``encap_mark`` yet): below a tunnel header the bytes may have
+    been rewritten since (VXLAN-RCO ``nopartial`` writes the inner checksum before the
+    inner layer validates) — the part from ``off`` is the
+    ones'-complement difference of the frame sum and the header sum, byte-swapped when
+    the header length is odd (RFC 1071 §2(B), ``csum_block_sub``).  A difference of
+    0xffff may stand for an all-zero tail, whose sum is 0: that case is summed again."""
+    off = cbp.off
+    presum = getattr(napi, "presum", None)
+    pre = presum.get(id(pkt)) if presum else None
+    if pre is not None and not cbp.encap_mark and pre[0] == pkt.data and pre[1] == pkt.tail:
+        data = pkt.data
+        w = csum_sub(pre[2], csum_partial(memoryview(pkt.buf)[data:off]))
+        if (off - data) & 1:
+            w = _swab16(w)
+        if w != 0xFFFF:
+            return w
+    return csum_partial(memoryview(pkt.buf)[off:pkt.tail])
 
 
 def skb_gro_checksum_validate(napi: Napi, pkt: Packet, proto: int,
@@ -369,7 +449,13 @@ def gro_receive_network_flush(napi: Napi, pkt: Packet, p: Packet, th: int, th2: 
     header and, inside a tunnel, the inner one."""
     c1 = pkt.cb
     c2 = p.cb
-    flush = _net_flush(pkt.buf, c1.network_offsets[0], p.buf, c2.network_offsets[0], p, False)
+    b1 = pkt.buf
+    n1 = c1.network_offsets[0]
+    # _net_flush inlined for the outer header (one call less per segment)
+    if b1[n1] >> 4 == 6:
+        flush = ipv6_gro_flush(b1, n1, p.buf, c2.network_offsets[0])
+    else:
+        flush = inet_gro_flush(b1, n1, p.buf, c2.network_offsets[0], p, False)
     if c2.encap_mark:
         flush |= _net_flush(pkt.buf, c1.network_offsets[1], p.buf, c2.network_offsets[1], p,
                             True)
@@ -489,7 +575,7 @@ def eth_gro_receive(napi: Napi, head: list[Packet], pkt: Packet) -> Packet | Non
         if not pc.same_flow:
             continue
         o2 = p.data + rel
-        if p.buf[o2:o2 + 14] != eh:
+        if not p.buf.startswith(eh, o2):
             pc.same_flow = False
     fn = gro_receive_by_type((b[off + 12] << 8) | b[off + 13])
     if fn is None or fn is eth_gro_receive:
@@ -528,22 +614,28 @@ def inet_gro_receive(napi: Napi, head: list[Packet], pkt: Packet) -> Packet | No
                 and not ip_fast_csum(b[off:off + 20]):
             cbp.proto = proto
             tot_len = (b[off + 2] << 8) | b[off + 3]
-            flush = int(tot_len != (gro_len(pkt) & 0xFFFF))
-            rel = off - pkt.data
-            addrs = bytes(b[off + 12:off + 20])
-            for p in head:
-                pc = p.cb
-                if not pc.same_flow:
-                    continue
-                o2 = p.data + rel
-                pb = p.buf
-                if pb[o2 + 9] != proto or pb[o2 + 12:o2 + 20] != addrs:
-                    pc.same_flow = False
+            flush = int(tot_len != ((pkt.tail - off) & 0xFFFF))
+            if head:
+                rel = off - pkt.data
+                addrs = b[off + 12:off + 20]
+                for p in head:
+                    pc = p.cb
+                    if not pc.same_flow:
+                        continue
+                    o2 = p.data + rel
+                    pb = p.buf
+                    if pb[o2 + 9] != proto or not pb.startswith(addrs, o2 + 12):
+                        pc.same_flow = False
             cbp.flush |= flush
-            cbp.network_offsets[int(cbp.encap_mark)] = off
-            skb_gro_pull(pkt, 20)
-            pkt.transport_header = cbp.off
-            pp = call_gro_receive(fn, napi, head, pkt)
+            cbp.network_offsets[1 if cbp.encap_mark else 0] = off
+            cbp.off = off + 20  # skb_gro_pull
+            pkt.transport_header = off + 20
+            # call_gro_receive inlined
+            cbp.recursion += 1
+            if cbp.recursion >= GRO_RECURSION_LIMIT:
+                cbp.flush |= 1
+            else:
+                pp = fn(napi, head, pkt)
     cbp.flush |= flush
     return pp
 

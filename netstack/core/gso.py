@@ -18,9 +18,10 @@ refuses — the caller drops it).
 from __future__ import annotations
 
 import errno
+import struct
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from netstack.packet.checksum import csum_fold, csum_partial, ip_fast_csum
+from netstack.packet.checksum import csum_fold, csum_partial, csum_partial_rows, ip_fast_csum
 from netstack.packet.skb import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY,
                                  DEFAULT_HEADROOM, UNSET, Packet)
 
@@ -321,12 +322,18 @@ def skb_segment(pkt: Packet, features: frozenset[str], cb: GsoCb) -> list[Packet
         seg.trace = trace
         seg.id = pid
         seg.__dict__.update(d)
-        if not csum:
-            seg_csum.append(csum_partial(mv[off:end]))
-        else:
-            seg_csum.append(0)
-        seg_csum_start.append(pay0)
         append(seg)
+    nsegs = len(segs)
+    if not csum:
+        # every segment's payload sum in one vectorised pass (the kernel folds it into
+        # the copy, skb_copy_and_csum_bits); only the short last chunk is summed alone
+        full = length // mss
+        seg_csum.extend(csum_partial_rows(mv, data, full, mss))
+        if full < nsegs:
+            seg_csum.append(csum_partial(mv[data + full * mss:tail]))
+    else:
+        seg_csum.extend([0] * nsegs)
+    seg_csum_start.extend([pay0] * nsegs)
     if partial_segs:
         gtype = (pkt.gso_type | SKB_GSO_PARTIAL) & ~SKB_GSO_DODGY
         gsize = pkt.gso_size
@@ -509,42 +516,82 @@ def inet_gso_segment(pkt: Packet, features: frozenset[str], cb: GsoCb) -> list[P
         pkt.network_header = pkt.mac_header + nhoff
         return None
     gso_partial = bool(segs[0].gso_type & SKB_GSO_PARTIAL)
+    if udpfrag:
+        _inet_gso_ufo_headers(segs, nhoff, ihl)
+    else:
+        _inet_gso_headers(segs, cb, nhoff, ihl, ip_id, fixedid, gso_partial)
+    if encap:
+        for seg in segs:
+            seg.inner_mac_header = seg.mac_header
+            seg.inner_network_header = seg.network_header
+            seg.inner_transport_header = seg.transport_header
+            seg.network_header = seg.mac_header + nhoff
+    else:
+        for seg in segs:
+            seg.network_header = seg.mac_header + nhoff
+    return segs
+
+
+_pack_u16 = struct.Struct("!H").pack_into
+_pack_2u16 = struct.Struct("!HH").pack_into
+
+
+def _inet_gso_headers(segs: list[Packet], cb: GsoCb, nhoff: int, ihl: int, ip_id: int,
+                      fixedid: bool, gso_partial: bool) -> None:
+    """Every segment's IPv4 ID, total length and header checksum (inet_gso_segment).
+
+    The segments' headers are copies of one header that differ only in these fields,
+    so the checksum is the sum of the rest (computed once) plus ID and length: equal
+    to ``ip_fast_csum`` of the rewritten header, end-around carry included (the sum
+    is never 0: version/ihl is not)."""
+    s0 = segs[0]
+    iph0 = s0.mac_header + nhoff
+    h = bytearray(s0.buf[iph0:iph0 + ihl])
+    h[2] = h[3] = h[10] = h[11] = 0
+    if not fixedid:
+        h[4] = h[5] = 0
+    base = int.from_bytes(h, "big")
+    data_offset = cb.data_offset
+    for i, seg in enumerate(segs):
+        iph = seg.mac_header + nhoff
+        sb = seg.buf
+        if seg.gso_size:
+            step = seg.gso_segs
+            if gso_partial:
+                tot_len = seg.gso_size + data_offset[i] - iph
+            else:
+                tot_len = seg.tail - seg.data - nhoff
+        else:
+            step = 1
+            tot_len = seg.tail - seg.data - nhoff
+        if fixedid:
+            _pack_u16(sb, iph + 2, tot_len)
+            r = (base + tot_len) % 0xFFFF
+        else:
+            idv = ip_id & 0xFFFF
+            ip_id += step
+            _pack_2u16(sb, iph + 2, tot_len, idv)
+            r = (base + tot_len + idv) % 0xFFFF
+        _pack_u16(sb, iph + 10, 0xFFFF - r if r else 0)
+
+
+def _inet_gso_ufo_headers(segs: list[Packet], nhoff: int, ihl: int) -> None:
+    """UFO fragments (SKB_GSO_UDP): fragment offset/MF, total length, header checksum."""
     offset = 0
     last = len(segs) - 1
     for i, seg in enumerate(segs):
         iph = seg.mac_header + nhoff
         sb = seg.buf
         seglen = seg.tail - seg.data
-        if udpfrag:
-            fo = offset >> 3
-            if i < last:
-                fo |= 0x2000
-            put16(sb, iph + 6, fo)
-            offset += seglen - nhoff - ihl
-            tot_len = seglen - nhoff
-        elif seg.gso_size:
-            if not fixedid:
-                put16(sb, iph + 4, ip_id & 0xFFFF)
-                ip_id += seg.gso_segs
-            if gso_partial:
-                tot_len = seg.gso_size + cb.data_offset[i] - iph
-            else:
-                tot_len = seglen - nhoff
-        else:
-            if not fixedid:
-                put16(sb, iph + 4, ip_id & 0xFFFF)
-                ip_id += 1
-            tot_len = seglen - nhoff
-        put16(sb, iph + 2, tot_len)
+        fo = offset >> 3
+        if i < last:
+            fo |= 0x2000
+        put16(sb, iph + 6, fo)
+        offset += seglen - nhoff - ihl
+        put16(sb, iph + 2, seglen - nhoff)
         sb[iph + 10] = 0
         sb[iph + 11] = 0
         put16(sb, iph + 10, ip_fast_csum(sb[iph:iph + ihl]))
-        if encap:
-            seg.inner_mac_header = seg.mac_header
-            seg.inner_network_header = seg.network_header
-            seg.inner_transport_header = seg.transport_header
-        seg.network_header = iph
-    return segs
 
 
 def ipip_gso_segment(pkt: Packet, features: frozenset[str], cb: GsoCb) -> list[Packet] | None:

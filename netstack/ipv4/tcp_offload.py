@@ -13,14 +13,15 @@ than the held mss, and carries data; URG/PSH/RST/SYN/FIN/CWR or a short segment 
 from __future__ import annotations
 
 import errno
+import struct
 from typing import TYPE_CHECKING
 
-from netstack.core.gro import (gro_receive_network_flush, held_gro_len, inet_gro_compute_pseudo,
+from netstack.core.gro import (gro_receive_network_flush, inet_gro_compute_pseudo,
                                skb_gro_checksum_validate, skb_gro_receive)
 from netstack.core.gso import (SKB_GSO_TCP_ACCECN, SKB_GSO_TCP_ECN,
                                SKB_GSO_TCP_FIXEDID, SKB_GSO_TCP_FIXEDID_INNER, SKB_GSO_TCPV4,
                                GsoCb, GsoError, csum_adjust_len, get16, gso_make_checksum,
-                               gso_reset_checksum, put16, skb_gso_ok, skb_segment)
+                               put16, skb_gso_ok, skb_segment)
 from netstack.packet.checksum import pseudo_sum_v4
 from netstack.packet.skb import CHECKSUM_PARTIAL, Packet
 
@@ -86,25 +87,43 @@ def tcp_gso_segment(pkt: Packet, features: frozenset[str], cb: GsoCb) -> list[Pa
     keep_cwr = bool(pkt.gso_type & SKB_GSO_TCP_ACCECN)
     newcheck = csum_adjust_len(check, oldlen, thlen + mss)
     last = len(segs) - 1
+    # flags of the first / middle / last segment (the header is the same copy in all)
+    f0 = buf[th + 13]
+    fmid = f0 if keep_cwr else f0 & ~TCP_FLAG_CWR & 0xFF
+    nofinpsh = ~(TCP_FLAG_FIN | TCP_FLAG_PSH) & 0xFF
+    seg_csum = cb.seg_csum
+    seg_csum_start = cb.seg_csum_start
+    res_mid = ~newcheck & 0xFFFF
     for i, seg in enumerate(segs):
         sb = seg.buf
         t = seg.transport_header
         if i:
-            sb[t + 4:t + 8] = (seq & 0xFFFFFFFF).to_bytes(4, "big")
-            if not keep_cwr:
-                sb[t + 13] &= ~TCP_FLAG_CWR & 0xFF
+            _pack_u32(sb, t + 4, seq & 0xFFFFFFFF)
         if i < last:
-            sb[t + 13] &= ~(TCP_FLAG_FIN | TCP_FLAG_PSH) & 0xFF
+            sb[t + 13] = (fmid if i else f0) & nofinpsh
             c = newcheck
+            res = res_mid
         else:
+            if i:
+                sb[t + 13] = fmid
             c = csum_adjust_len(check, oldlen, seg.tail - t)
-        put16(sb, t + 16, c)
+            res = ~c & 0xFFFF
         if seg.ip_summed == CHECKSUM_PARTIAL:
-            gso_reset_checksum(seg, cb, i, ~c & 0xFFFF)
+            _pack_u16(sb, t + 16, c)
+            seg_csum[i] = res  # gso_reset_checksum
+            seg_csum_start[i] = seg.csum_start
         else:
-            put16(sb, t + 16, gso_make_checksum(seg, cb, i, ~c & 0xFFFF))
+            _pack_u16(sb, t + 16, c)
+            _pack_u16(sb, t + 16, gso_make_checksum(seg, cb, i, res))
         seq += mss
     return segs
+
+
+_pack_u16 = struct.Struct("!H").pack_into
+_pack_u32 = struct.Struct("!I").pack_into
+#: TCP seq and the 8 bytes after it (ack, doff/reserved, flags, window), big-endian.
+_SEQ_WORD = struct.Struct("!IQ").unpack_from
+_WORD_MASK = 0xFFFFFFFFFFFFFFFF & ~((TCP_FLAG_CWR | TCP_FLAG_FIN | TCP_FLAG_PSH) << 16)
 
 
 # --------------------------------------------------------------------- GRO
@@ -123,8 +142,9 @@ def tcp_gro_receive(gro: "Napi", pkt: Packet, th: int, held: list[Packet]) -> Pa
         qcb = q.cb
         if not qcb.same_flow:
             continue
-        t2 = q.transport_header
-        if q.buf[t2:t2 + 4] != ports:
+        # in-place prefix tests instead of slicing the held packet (same result: the
+        # header is whole, tcp_gro_pull_header checked it)
+        if not q.buf.startswith(ports, q.transport_header):
             qcb.same_flow = False
             continue
         p = q
@@ -135,13 +155,13 @@ def tcp_gro_receive(gro: "Napi", pkt: Packet, th: int, held: list[Packet]) -> Pa
         pb = p.buf
         t2 = p.transport_header
         flush = flags & TCP_FLAG_CWR
-        # the flag word includes doff and the window: both must match too
-        mask = ~(TCP_FLAG_CWR | TCP_FLAG_FIN | TCP_FLAG_PSH) & 0xFF
-        if buf[th + 12] != pb[t2 + 12] or (buf[th + 13] ^ pb[t2 + 13]) & mask or \
-                buf[th + 14] != pb[t2 + 14] or buf[th + 15] != pb[t2 + 15]:
+        # seq, then bytes 8..15 (ack, doff, flags, window) as one word each side: ack,
+        # doff and window must match, the flags except CWR/FIN/PSH (byte 13, bits 16..23)
+        seq, w = _SEQ_WORD(buf, th + 4)
+        seq2, w2 = _SEQ_WORD(pb, t2 + 4)
+        if (w ^ w2) & _WORD_MASK:
             flush |= 1
-        flush |= buf[th + 8:th + 12] != pb[t2 + 8:t2 + 12]
-        if buf[th + 20:th + thlen] != pb[t2 + 20:t2 + thlen]:
+        if thlen > 20 and buf[th + 20:th + thlen] != pb[t2 + 20:t2 + thlen]:
             flush |= 1
         flush |= gro_receive_network_flush(gro, pkt, p, th, t2)
         mss = p.gso_size
@@ -149,9 +169,7 @@ def tcp_gro_receive(gro: "Napi", pkt: Packet, th: int, held: list[Packet]) -> Pa
             flush |= mss != pkt.gso_size
         else:
             flush |= (plen - 1) >= mss
-        seq2 = (pb[t2 + 4] << 24) | (pb[t2 + 5] << 16) | (pb[t2 + 6] << 8) | pb[t2 + 7]
-        seq = (buf[th + 4] << 24) | (buf[th + 5] << 16) | (buf[th + 6] << 8) | buf[th + 7]
-        flush |= ((seq2 + held_gro_len(p)) & 0xFFFFFFFF) != seq
+        flush |= ((seq2 + p.tail - p.cb.hold_off) & 0xFFFFFFFF) != seq  # held_gro_len
         if flush or not skb_gro_receive(gro, p, pkt, th + thlen):
             mss = 1
         else:

@@ -23,6 +23,10 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
+from netstack.core.gro import (call_gro_receive, gro_len, gro_receive_network_flush,
+                               inet_gro_compute_pseudo, skb_gro_checksum_try_convert,
+                               skb_gro_checksum_validate_zero_check, skb_gro_postpull_rcsum,
+                               skb_gro_pull, skb_gro_receive)
 from netstack.core.gso import (CSUM_FEATURES, ENCAP_TYPE_ETHER, ENCAP_TYPE_IPPROTO, GSO_FEATURES,
                                SKB_GSO_PARTIAL, SKB_GSO_TUNNEL_REMCSUM, SKB_GSO_UDP,
                                SKB_GSO_UDP_L4, SKB_GSO_UDP_TUNNEL, SKB_GSO_UDP_TUNNEL_CSUM,
@@ -30,6 +34,7 @@ from netstack.core.gso import (CSUM_FEATURES, ENCAP_TYPE_ETHER, ENCAP_TYPE_IPPRO
                                hw_enc_features, inet_offload, put16, skb_gso_ok,
                                skb_mac_gso_segment, skb_segment)
 from netstack.core.skb_csum import CSUM_MANGLED_0
+from netstack.ipv4.udp_tunnel import udp_tunnel_lookup
 from netstack.packet.checksum import csum_partial, csum_tcpudp_magic
 from netstack.packet.skb import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY,
                                  Packet)
@@ -247,7 +252,6 @@ def _tunnel_sock(pkt: Packet, ipv6: bool, sport_off: int) -> Any:
     net = pkt.dev.net
     if not net.proto.get("udp_encap_needed"):
         return None
-    from netstack.ipv4.udp_tunnel import udp_tunnel_lookup
     b = pkt.buf
     cbp = pkt.cb
     nh = cbp.network_offsets[1 if cbp.encap_mark else 0]
@@ -259,7 +263,6 @@ def _tunnel_sock(pkt: Packet, ipv6: bool, sport_off: int) -> Any:
 
 def udp_gro_receive(napi: "Napi", head: list[Packet], pkt: Packet, uh: int, sk: Any) -> Packet | None:
     """``udp_gro_receive``."""
-    from netstack.core.gro import call_gro_receive, skb_gro_postpull_rcsum, skb_gro_pull
     cbp = pkt.cb
     b = pkt.buf
     off = cbp.off
@@ -306,7 +309,6 @@ def udp_gro_receive_segment(napi: "Napi", head: list[Packet], pkt: Packet) -> Pa
     """``udp_gro_receive_segment``: plain UDP coalescing (UDP_GRO socket or
     rx-udp-gro-forwarding): non-zero checksum, no padding, same ports; a longer
     datagram, a network-level mismatch or a short one ends the train; at most 64."""
-    from netstack.core.gro import gro_len, gro_receive_network_flush, skb_gro_pull, skb_gro_receive
     cbp = pkt.cb
     b = pkt.buf
     uh = cbp.off
@@ -344,8 +346,6 @@ def udp_gro_receive_segment(napi: "Napi", head: list[Packet], pkt: Packet) -> Pa
 def udp4_gro_receive(napi: "Napi", head: list[Packet], pkt: Packet) -> Packet | None:
     """``udp4_gro_receive``: verify (a zero checksum is fine), convert a verified
     non-zero checksum to a running sum, then :func:`udp_gro_receive`."""
-    from netstack.core.gro import (inet_gro_compute_pseudo, skb_gro_checksum_try_convert,
-                                   skb_gro_checksum_validate_zero_check)
     cbp = pkt.cb
     uh = cbp.off
     if pkt.tail - uh < 8:

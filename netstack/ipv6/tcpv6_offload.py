@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
+from netstack.core.gro import ip6_gro_compute_pseudo, skb_gro_checksum_validate
 from netstack.core.gso import SKB_GSO_TCPV6, GsoCb, GsoError, put16
 from netstack.ipv4.tcp_offload import (tcp_gro_complete, tcp_gro_pull_header, tcp_gro_receive,
                                         tcp_gso_segment)
@@ -40,7 +41,6 @@ def tcp6_gso_segment(pkt: Packet, features: frozenset[str], cb: GsoCb) -> list[P
 def tcp6_gro_receive(napi: "Napi", head: list[Packet], pkt: Packet) -> Packet | None:
     """``tcp6_gro_receive``: checksum (unless flushing), header sanity, then the common
     TCP coalescing."""
-    from netstack.core.gro import ip6_gro_compute_pseudo, skb_gro_checksum_validate
     cbp = pkt.cb
     if not cbp.flush and skb_gro_checksum_validate(napi, pkt, 6, ip6_gro_compute_pseudo):
         cbp.flush = 1

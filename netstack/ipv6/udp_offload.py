@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from netstack.core.gro import (ip6_gro_compute_pseudo, skb_gro_checksum_try_convert,
+                               skb_gro_checksum_validate_zero_check)
 from netstack.core.gso import GsoCb, get16, put16
 from netstack.ipv4.udp_offload import _tunnel_sock, _udp_ufo_fragment, udp_gro_complete, udp_gro_receive
 from netstack.packet.checksum import pseudo_sum_v6
@@ -26,8 +28,6 @@ def udp6_gro_receive(napi: "Napi", head: list[Packet], pkt: Packet) -> Packet | 
     """``udp6_gro_receive``: over IPv6 a zero checksum is not "none" for GRO: it is
     validated like any other (``skb_gro_checksum_validate_zero_check`` still accepts
     it, as the kernel does; the socket decides later)."""
-    from netstack.core.gro import (ip6_gro_compute_pseudo, skb_gro_checksum_try_convert,
-                                   skb_gro_checksum_validate_zero_check)
     cbp = pkt.cb
     uh = cbp.off
     if pkt.tail - uh < 8:
