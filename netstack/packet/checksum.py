@@ -15,13 +15,15 @@ Conventions (why: one representation everywhere avoids byte-order bugs):
 Speed: ones'-complement addition is addition modulo 0xffff (2**16 == 1 mod
 0xffff), so summing a short byte string is ``int.from_bytes(b, "big") % 0xffff`` —
 one C-level operation in CPython instead of a loop over words.  From
-:data:`NUMPY_MIN` bytes on, :func:`csum_partial` sums the buffer as native
-little-endian 32-bit words into a uint64 accumulator with numpy (no overflow below
-2**32 words) and byte-swaps the result: the ones'-complement sum is byte-order
-independent (RFC 1071 §2(B)), i.e. the big-endian sum is 256 × the little-endian
-one modulo 0xffff.  That is what the kernel's x86 ``csum_partial`` does with
-64-bit adds (arch/x86/lib/csum-partial_64.c); here it runs at ~12 GB/s against
-~0.6 GB/s for the big-integer path (bench/offload.py, docs/performance.md).
+:data:`NATIVE_MIN` bytes on, :func:`csum_partial` sums the buffer as native
+little-endian 32-bit words into a 64-bit accumulator with a loop compiled by the
+llvmlite JIT (netstack/packet/csum_native.py; numpy from :data:`NUMPY_MIN` bytes
+if the JIT cannot initialise) and byte-swaps the result: the ones'-complement sum is
+byte-order independent (RFC 1071 §2(B)), i.e. the big-endian sum is 256 × the
+little-endian one modulo 0xffff.  That is what the kernel's x86 ``csum_partial``
+does with 64-bit adds (arch/x86/lib/csum-partial_64.c); the JIT loop runs at
+tens of GB/s, numpy at ~12 GB/s, the big-integer path at ~0.6 GB/s
+(bench/offload.py, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -56,6 +58,17 @@ _M = 0xFFFF
 #: crossover 1.0–1.4 KB on the project machine, docs/performance.md).
 NUMPY_MIN = 1024
 
+#: Buffers at least this long are summed by the llvmlite-compiled loop
+#: (netstack/packet/csum_native.py) when it initialises: its ctypes call (~0.3 µs, flat
+#: up to 1.5 KB) costs as much as ``int.from_bytes`` + modulo of 100–130 bytes
+#: (measured on the project machine, docs/performance.md).
+NATIVE_MIN = 128
+
+# The vector sum chosen on first use (_pick_vec_sum) and the length it starts at; the
+# threshold starts at NATIVE_MIN so the first long buffer makes the choice.
+_vec_sum: Any = None
+_vec_min = NATIVE_MIN
+
 # numpy is imported on the first buffer that needs it (CLI commands that never sum 1 KB
 # do not pay its ~65 ms import).
 _np: Any = None
@@ -86,6 +99,35 @@ def _reduce(n: int) -> int:
     return r
 
 
+def _numpy_sum_le(data: bytes | bytearray | memoryview) -> int:
+    """The numpy twin of :func:`netstack.packet.csum_native.sum_le`: the buffer as
+    little-endian 32-bit words summed into a uint64, the last 1–3 bytes as one
+    little-endian word (zero padding at the end is implicit).  Used when the JIT is
+    unavailable; raises TypeError/ValueError for non-buffers."""
+    n = len(data)
+    n4 = n & ~3
+    fb = _frombuffer or _load_numpy()
+    v = int(fb(data, "<u4", n4 >> 2).sum(dtype=_U64))
+    if n4 != n:
+        v += int.from_bytes(data[n4:], "little")
+    return v
+
+
+def _pick_vec_sum() -> Any:
+    """Choose the vector sum once per process: the llvmlite-compiled loop
+    (netstack/packet/csum_native.py) from :data:`NATIVE_MIN` bytes, or numpy from
+    :data:`NUMPY_MIN` bytes if the JIT cannot initialise."""
+    global _vec_sum, _vec_min
+    from . import csum_native
+
+    fn = csum_native.load()
+    if fn is None:
+        _vec_sum, _vec_min = _numpy_sum_le, NUMPY_MIN
+    else:
+        _vec_sum, _vec_min = fn, NATIVE_MIN
+    return _vec_sum
+
+
 def csum_partial(data: bytes | bytearray | memoryview, csum: int = 0) -> int:
     """Ones'-complement sum of ``data`` (big-endian words), added to ``csum``.
 
@@ -94,17 +136,13 @@ def csum_partial(data: bytes | bytearray | memoryview, csum: int = 0) -> int:
     non-negative sum (it is folded first), so calls can be chained.
     """
     n = len(data)
-    if n >= NUMPY_MIN:
-        n4 = n & ~3
+    if n >= _vec_min:
         # Little-endian 32-bit words: x ≡ (b0 + 256·b1) + (b2 + 256·b3), the
         # byte-swapped 16-bit words, so ×256 turns the sum into the big-endian one.
-        fb = _frombuffer or _load_numpy()
         try:
-            v = int(fb(data, "<u4", n4 >> 2).sum(dtype=_U64)) << 8
-        except (TypeError, ValueError):  # not a contiguous buffer (e.g. a list of ints)
+            v = (_vec_sum or _pick_vec_sum())(data) << 8
+        except (TypeError, ValueError, BufferError):  # not a contiguous buffer
             return csum_partial_bigint(data, csum)
-        if n4 != n:
-            v += int.from_bytes(data[n4:], "big") << (8 * (n & 1))
     elif n & 1:
         v = int.from_bytes(data, "big") << 8
     else:
@@ -119,7 +157,8 @@ def csum_partial(data: bytes | bytearray | memoryview, csum: int = 0) -> int:
 
 def csum_partial_bigint(data: bytes | bytearray | memoryview, csum: int = 0) -> int:
     """The big-integer :func:`csum_partial` for every length: the reference the
-    numpy path is property-tested against (tests/offload/test_off2_csum.py)."""
+    numpy and llvmlite paths are property-tested against (tests/offload/test_off2_csum.py,
+    tests/offload/test_off3_csum_native.py)."""
     if len(data) & 1:
         v = int.from_bytes(data, "big") << 8
     else:
