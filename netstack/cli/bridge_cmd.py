@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from netstack.cli.errors import ToolError
 from netstack.cli.ipcommon import Args, Ctx, get_unsigned, matches, parse_lladdr
+from netstack.cli.iplink_bridge import next_unsigned
 from netstack.cli.jsonout import dumps
 from netstack.core.rtnl_fdb import (NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE,
                                     NTF_EXT_LEARNED, NTF_MASTER, NTF_ROUTER, NTF_SELF,
@@ -282,27 +283,15 @@ def _fdb_modify(ctx: Ctx, argv: list[str], nlflags: int, add: bool) -> None:
                 raise ToolError(f'Error: an inet address is expected rather than "{v}".\n',
                                 1) from None
         elif w == "port":
-            v = a.next_arg()
-            port = get_unsigned(v, 16)
-            if port is None:
-                raise ToolError(f'Error: argument "{v}" is wrong: invalid port\n', 255)
+            port = next_unsigned(a, 16, "invalid port")
         elif w == "vni":
-            v = a.next_arg()
-            vni = get_unsigned(v, 24)
-            if vni is None:
-                raise ToolError(f'Error: argument "{v}" is wrong: invalid VNI\n', 255)
+            vni = next_unsigned(a, 24, "invalid VNI")
         elif w == "src_vni":
-            v = a.next_arg()
-            src_vni = get_unsigned(v, 24)
-            if src_vni is None:
-                raise ToolError(f'Error: argument "{v}" is wrong: invalid src VNI\n', 255)
+            src_vni = next_unsigned(a, 24, "invalid src VNI")
         elif w == "via":
             via = a.next_arg()
         elif w == "nhid":
-            v = a.next_arg()
-            nhid = get_unsigned(v, 32)
-            if nhid is None:
-                raise ToolError(f'Error: argument "{v}" is wrong: invalid nhid\n', 255)
+            nhid = next_unsigned(a, 32, "invalid nhid")
         elif w == "self":
             flags |= NTF_SELF
         elif matches(w, "master"):
@@ -317,10 +306,7 @@ def _fdb_modify(ctx: Ctx, argv: list[str], nlflags: int, add: bool) -> None:
             state |= NUD_REACHABLE
             state &= ~NUD_NOARP
         elif matches(w, "vlan"):
-            v = a.next_arg()
-            vid = get_unsigned(v, 16)
-            if vid is None:
-                raise ToolError(f'Error: argument "{v}" is wrong: invalid vlan id\n', 255)
+            vid = next_unsigned(a, 16, "invalid vlan id")
         elif matches(w, "use"):
             flags |= NTF_USE
         elif matches(w, "extern_learn"):
@@ -363,8 +349,27 @@ def _fdb_modify(ctx: Ctx, argv: list[str], nlflags: int, add: bool) -> None:
 
 def rtnl_fdb_add(dev: "NetDevice", req: FdbRequest) -> None:
     """``rtnl_fdb_add``: master (a bridge port, no flag or NTF_MASTER), then self."""
-    from netstack.drivers.bridge.br_device import BridgeDevice
+    from netstack.drivers.bridge.br_dflt_fdb import ndo_dflt_fdb_add
     from netstack.drivers.bridge.br_fdb import br_fdb_add
+    _rtnl_fdb_dispatch(dev, req, br_fdb_add, "ndo_fdb_add", ndo_dflt_fdb_add)
+
+
+def rtnl_fdb_del(dev: "NetDevice", req: FdbRequest) -> None:
+    """``rtnl_fdb_del``: same dispatch as add."""
+    from netstack.drivers.bridge.br_dflt_fdb import ndo_dflt_fdb_del
+    from netstack.drivers.bridge.br_fdb import br_fdb_delete
+    _rtnl_fdb_dispatch(dev, req, br_fdb_delete, "ndo_fdb_del", ndo_dflt_fdb_del)
+
+
+def _rtnl_fdb_dispatch(dev: "NetDevice", req: FdbRequest,
+                       br_op: Callable[..., None], ndo_name: str,
+                       dflt_op: Callable[["NetDevice", FdbRequest], None]) -> None:
+    """The dispatch ``rtnl_fdb_add`` and ``rtnl_fdb_del`` share (net/core/rtnetlink.c):
+    ``fdb_vid_parse``'s VLAN check; the master part when no NTF_SELF/NTF_MASTER flag or
+    NTF_MASTER is given and the device is a bridge port (``br_op(br, port, req)``); then,
+    with NTF_SELF, the device's own ``ndo_name`` op, the bridge's own FDB for a bridge
+    device, else ``dflt_op`` (``ndo_dflt_fdb_add``/``_del``).  Neither part: EINVAL."""
+    from netstack.drivers.bridge.br_device import BridgeDevice
     from netstack.drivers.bridge.br_private import br_port_get
     if req.vlan is not None and not 0 < req.vlan < 4095:
         raise KernelError(errno.EINVAL, "invalid vlan id")  # fdb_vid_parse
@@ -372,46 +377,17 @@ def rtnl_fdb_add(dev: "NetDevice", req: FdbRequest) -> None:
     p = br_port_get(dev)
     flags = req.flags
     if (not flags & (NTF_SELF | NTF_MASTER) or flags & NTF_MASTER) and p is not None:
-        br_fdb_add(p.br, p, req)
+        br_op(p.br, p, req)
         flags &= ~NTF_MASTER
         done = True
     if flags & NTF_SELF:
-        own = getattr(dev, "ndo_fdb_add", None)
+        own = getattr(dev, ndo_name, None)
         if own is not None:
             own(req)
         elif isinstance(dev, BridgeDevice):
-            br_fdb_add(dev.br, None, req)
+            br_op(dev.br, None, req)
         else:
-            from netstack.drivers.bridge.br_dflt_fdb import ndo_dflt_fdb_add
-            ndo_dflt_fdb_add(dev, req)
-        done = True
-    if not done:
-        raise KernelError(errno.EINVAL)
-
-
-def rtnl_fdb_del(dev: "NetDevice", req: FdbRequest) -> None:
-    """``rtnl_fdb_del``: same dispatch as add."""
-    from netstack.drivers.bridge.br_device import BridgeDevice
-    from netstack.drivers.bridge.br_fdb import br_fdb_delete
-    from netstack.drivers.bridge.br_private import br_port_get
-    if req.vlan is not None and not 0 < req.vlan < 4095:
-        raise KernelError(errno.EINVAL, "invalid vlan id")
-    done = False
-    p = br_port_get(dev)
-    flags = req.flags
-    if (not flags & (NTF_SELF | NTF_MASTER) or flags & NTF_MASTER) and p is not None:
-        br_fdb_delete(p.br, p, req)
-        flags &= ~NTF_MASTER
-        done = True
-    if flags & NTF_SELF:
-        own = getattr(dev, "ndo_fdb_del", None)
-        if own is not None:
-            own(req)
-        elif isinstance(dev, BridgeDevice):
-            br_fdb_delete(dev.br, None, req)
-        else:
-            from netstack.drivers.bridge.br_dflt_fdb import ndo_dflt_fdb_del
-            ndo_dflt_fdb_del(dev, req)
+            dflt_op(dev, req)
         done = True
     if not done:
         raise KernelError(errno.EINVAL)
@@ -711,10 +687,7 @@ def _fdb_show(ctx: Ctx, argv: list[str]) -> None:
         elif w == "br":
             br_name = a.next_arg()
         elif w == "vlan":
-            v = a.next_arg()
-            vid = get_unsigned(v, 16)
-            if vid is None:
-                raise ToolError(f'Error: argument "{v}" is wrong: invalid vlan id\n', 255)
+            vid = next_unsigned(a, 16, "invalid vlan id")
         elif w == "state":
             v = a.next_arg()
             state_f = {"permanent": NUD_PERMANENT, "static": NUD_NOARP,

@@ -15,8 +15,9 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from netstack.cli.errors import ToolError
-from netstack.cli.ipcommon import (AF_INET6, Args, get_addr, get_unsigned, inet6_ntop, invarg,
+from netstack.cli.ipcommon import (AF_INET6, Args, get_addr, inet6_ntop, invarg,
                                    matches, parse_lladdr)
+from netstack.cli.iplink_bridge import next_unsigned
 from netstack.drivers.bonding.bond_main import NET_ADDR_SET, BondDevice, register_bond
 from netstack.drivers.bonding.bond_options import (
     AD_SELECT_NAMES, ARP_ALL_TARGETS_NAMES, ARP_VALIDATE_NAMES, BOND_MODE_8023AD,
@@ -83,11 +84,8 @@ def get_index(tbl: tuple[str, ...], name: str) -> int:
 
 
 def _u(args: Args, bits: int, what: str) -> int:
-    v = args.next_arg()
-    n = get_unsigned(v, bits)
-    if n is None:
-        raise invarg(f"invalid {what}", v)
-    return n
+    """A numeric bond option: iplink_bond.c says "invalid WHAT" for all."""
+    return next_unsigned(args, bits, f"invalid {what}")
 
 
 def _tbl(args: Args, tbl: tuple[str, ...], what: str) -> int:

@@ -99,12 +99,21 @@ BR_MIN_MAX_AGE, BR_MAX_MAX_AGE = 600, 4000
 _VLAN_PROTOS = {"802.1q": 0x8100, "802.1ad": 0x88A8}
 
 
-def _num(args: Args, word: str, bits: int) -> int:
+def next_unsigned(args: Args, bits: int, msg: str) -> int:
+    """The next word as a ``bits``-wide unsigned number (iproute2 ``get_u8``/``get_u16``/
+    ``get_u32`` after ``NEXT_ARG``), else ``invarg(msg, word)``: the step every
+    ``*_parse_opt`` of ip/iplink_bridge.c, iplink_bridge_slave.c, iplink_bond.c and
+    bridge/fdb.c, bridge/mdb.c repeat for a numeric option, so those parsers share it."""
     v = args.next_arg()
     n = get_unsigned(v, bits)
     if n is None:
-        raise invarg(f"invalid {word}", v)
+        raise invarg(msg, v)
     return n
+
+
+def _num(args: Args, word: str, bits: int) -> int:
+    """A numeric bridge option: "invalid WORD" is iplink_bridge.c's message for all."""
+    return next_unsigned(args, bits, f"invalid {word}")
 
 
 def parse_bridge_opts(argv: list[str]) -> list[tuple[str, Any]]:
@@ -281,6 +290,20 @@ def mcast_opts(br) -> dict[str, int]:  # type: ignore[no-untyped-def]
     return d
 
 
+def newlink_finish(net: Any, dev: Any, req: "LinkReq") -> None:
+    """The generic attributes ``rtnl_create_link``/``rtnl_newlink`` apply to a new device
+    (net/core/rtnetlink.c): IFLA_TXQLEN, IFLA_IFALIAS, the ifinfomsg flag change, then
+    ``dev_open`` for ``up``; the last step of the bridge, macvlan/macvtap and
+    ipvlan/ipvtap ``link_add``."""
+    if req.txqlen is not None:
+        dev.txqlen = req.txqlen
+    if req.alias:
+        dev.alias = req.alias
+    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
+    if req.up:
+        net.dev_open(dev)
+
+
 def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     """``rtnl_newlink`` for kind bridge: ``br_dev_newlink`` then ``br_changelink``."""
     from netstack.drivers.bridge.br_device import br_dev_newlink
@@ -312,13 +335,7 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
             raise KernelError(errno.EINVAL)
         dev.mtu = req.mtu
         dev.mtu_set_by_user = True
-    if req.txqlen is not None:
-        dev.txqlen = req.txqlen
-    if req.alias:
-        dev.alias = req.alias
-    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
-    if req.up:
-        net.dev_open(dev)
+    newlink_finish(net, dev, req)
 
 
 def link_change(ctx: "Ctx", req: "LinkReq", dev: "BridgeDevice") -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from netstack.cli.errors import ToolError
 from netstack.cli.ipcommon import Args, get_unsigned, invarg, matches
+from netstack.cli.iplink_bridge import next_unsigned
 from netstack.drivers.bridge.br_private import (
     BR_BCAST_FLOOD, BR_BPDU_GUARD, BR_FLOOD, BR_GROUPFWD_MACPAUSE, BR_HAIRPIN_MODE,
     BR_ISOLATED, BR_KERNEL_STP, BR_LEARNING, BR_MCAST_FLOOD, BR_MULTICAST_FAST_LEAVE,
@@ -93,33 +94,17 @@ def parse_slave_opts(argv: list[str]) -> list[tuple[str, Any]]:
                 raise invarg("state is invalid", v)
             out.append(("state", n))
         elif matches(a, "priority"):
-            v = args.next_arg()
-            n = get_unsigned(v, 16)
-            if n is None:
-                raise invarg("priority is invalid", v)
-            out.append(("priority", n))
+            out.append(("priority", next_unsigned(args, 16, "priority is invalid")))
         elif matches(a, "cost"):
-            v = args.next_arg()
-            n = get_unsigned(v, 32)
-            if n is None:
-                raise invarg("cost is invalid", v)
-            out.append(("cost", n))
+            out.append(("cost", next_unsigned(args, 32, "cost is invalid")))
         elif a == "mcast_fast_leave":
             out.append(("fastleave", _on_off(args, a)))
         elif a in _FLAG:
             out.append((a, _on_off(args, a)))
         elif matches(a, "mcast_router"):
-            v = args.next_arg()
-            n = get_unsigned(v, 8)
-            if n is None:
-                raise invarg("invalid mcast_router", v)
-            out.append(("mcast_router", n))
+            out.append(("mcast_router", next_unsigned(args, 8, "invalid mcast_router")))
         elif matches(a, "group_fwd_mask"):
-            v = args.next_arg()
-            n = get_unsigned(v, 16)
-            if n is None:
-                raise invarg("invalid group_fwd_mask", v)
-            out.append(("group_fwd_mask", n))
+            out.append(("group_fwd_mask", next_unsigned(args, 16, "invalid group_fwd_mask")))
         elif a in ("backup_port", "nobackup_port", "backup_nhid"):
             raise NotSupported(f"bridge_slave {a}")
         elif matches(a, "help"):

@@ -10,16 +10,16 @@ without one.  Only the first of bridge/private/vepa counts; a second is an unkno
 """
 from __future__ import annotations
 
-import errno
 from typing import TYPE_CHECKING, Any
 
 from netstack.cli.errors import ToolError
-from netstack.cli.ipcommon import Args, matches, no_device
+from netstack.cli.ipcommon import Args, matches
+from netstack.cli.iplink_bridge import newlink_finish
+from netstack.cli.iplink_macvlan import lower_newlink_checks
 from netstack.drivers.ipvlan import (IPVLAN_F_PRIVATE, IPVLAN_F_VEPA, IPVLAN_MODE_L2,
                                      IPVLAN_MODE_L3, IPVLAN_MODE_L3S, IpvlanDevice,
                                      ipvlan_link_new, ipvlan_nl_changelink)
 from netstack.drivers.ipvtap import ipvtap_newlink
-from netstack.errors import KernelError
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.cli.ipcommon import Ctx
@@ -68,43 +68,12 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     """``rtnl_newlink`` for kind ipvlan/ipvtap."""
     kind = req.kind or "ipvlan"
     mode, flags = parse_ipvlan_opts(req.type_args, kind)
-    phy = None
-    if req.link is not None:
-        phy = ctx.net.get(req.link)
-        if phy is None:
-            raise no_device(req.link)
-    if req.address is not None:
-        if len(req.address) != 6:
-            raise KernelError(errno.EINVAL)
-        if req.address[0] & 1 or req.address == b"\0" * 6:
-            raise KernelError(errno.EADDRNOTAVAIL)
-    name = req.name or req.dev
-    if name is not None and len(name) >= 16:
-        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
-    if name is not None and name in net.devices:
-        raise KernelError(errno.EEXIST)
-    if req.index is not None and req.index in net.by_index:
-        raise KernelError(errno.EEXIST)
-    if req.mtu is not None and req.mtu < 68:
-        raise KernelError(errno.EINVAL)
-    if phy is None:
-        raise KernelError(errno.EINVAL)
-    if name is None:
-        i = 0
-        while f"{kind}{i}" in net.devices:
-            i += 1
-        name = f"{kind}{i}"
+    phy, name = lower_newlink_checks(ctx, req, net, kind)
     if kind == "ipvtap":  # ipvtap_newlink (drivers/net/ipvlan/ipvtap.c)
         dev = ipvtap_newlink(net, name, phy, mode, flags, req.mtu, req.index or 0)
     else:
         dev = ipvlan_link_new(net, name, phy, mode, flags, req.mtu, req.index or 0)
-    if req.txqlen is not None:
-        dev.txqlen = req.txqlen
-    if req.alias:
-        dev.alias = req.alias
-    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
-    if req.up:
-        net.dev_open(dev)
+    newlink_finish(net, dev, req)
 
 
 def link_change(ctx: "Ctx", req: "LinkReq", dev: IpvlanDevice) -> None:

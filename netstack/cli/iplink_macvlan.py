@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from netstack.cli.errors import ToolError
 from netstack.cli.ipcommon import Args, get_unsigned, mac_str, matches, no_device, parse_lladdr
+from netstack.cli.iplink_bridge import newlink_finish
 from netstack.drivers.macvlan import (MACVLAN_FLAG_NODST, MACVLAN_FLAG_NOPROMISC,
                                       MACVLAN_MACADDR_ADD, MACVLAN_MACADDR_DEL,
                                       MACVLAN_MACADDR_FLUSH, MACVLAN_MACADDR_SET,
@@ -146,11 +147,15 @@ def parse_macvlan_opts(argv: list[str], kind: str = "macvlan",
     return o
 
 
-def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
-    """``rtnl_newlink`` for kind macvlan/macvtap: ``macvlan_validate`` then
-    ``macvlan_common_newlink`` (``macvtap_newlink`` for a macvtap)."""
-    kind = req.kind or "macvlan"
-    o = parse_macvlan_opts(req.type_args, kind, ctx.stderr.write)
+def lower_newlink_checks(ctx: "Ctx", req: "LinkReq", net: Any, kind: str,
+                         macs: "list[bytes] | tuple[bytes, ...]" = ()) -> tuple[Any, str]:
+    """What ``rtnl_newlink`` and the driver's validate/newlink check, in the kernel's order,
+    before a device stacked on a lower one (macvlan/macvtap, ipvlan/ipvtap) is created:
+    ``link DEV`` must exist (iproute2's "Cannot find device"); IFLA_ADDRESS 6 bytes
+    (EINVAL), unicast and non-zero (EADDRNOTAVAIL, ``macvlan_validate``/``eth_validate_addr``),
+    likewise each source-mode ``macs``; IFNAMSIZ and a free name/ifindex (EINVAL/EEXIST);
+    a lower device and an MTU of 68 or more (EINVAL).  Returns (lower, name), the name
+    allocated as ``KIND%d`` when none was given (``dev_alloc_name``)."""
     lower = None
     if req.link is not None:
         lower = ctx.net.get(req.link)
@@ -161,7 +166,7 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
             raise KernelError(errno.EINVAL)
         if req.address[0] & 1 or req.address == b"\0" * 6:
             raise KernelError(errno.EADDRNOTAVAIL)
-    for mac in o.macaddrs:
+    for mac in macs:
         if mac[0] & 1 or mac == b"\0" * 6:
             raise KernelError(errno.EADDRNOTAVAIL)
     name = req.name or req.dev
@@ -171,28 +176,29 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
         raise KernelError(errno.EEXIST)
     if req.index is not None and req.index in net.by_index:
         raise KernelError(errno.EEXIST)
-    if lower is None:
-        raise KernelError(errno.EINVAL)
-    if req.mtu is not None and req.mtu < 68:
+    if lower is None or (req.mtu is not None and req.mtu < 68):
         raise KernelError(errno.EINVAL)
     if name is None:
         i = 0
         while f"{kind}{i}" in net.devices:
             i += 1
         name = f"{kind}{i}"
+    return lower, name
+
+
+def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
+    """``rtnl_newlink`` for kind macvlan/macvtap: ``macvlan_validate`` then
+    ``macvlan_common_newlink`` (``macvtap_newlink`` for a macvtap)."""
+    kind = req.kind or "macvlan"
+    o = parse_macvlan_opts(req.type_args, kind, ctx.stderr.write)
+    lower, name = lower_newlink_checks(ctx, req, net, kind, o.macaddrs)
     # macvtap_newlink: the same, with the tap queue's rx_handler (drivers/net/macvtap.c)
     newlink = macvtap_newlink if kind == "macvtap" else macvlan_common_newlink
     dev = newlink(net, name, lower,
                                  o.mode if o.mode is not None else MACVLAN_MODE_VEPA,
                                  o.flags or 0, req.address, req.mtu, o.bc_queue_len,
                                  o.macaddr_mode, o.macaddrs, req.index or 0)
-    if req.txqlen is not None:
-        dev.txqlen = req.txqlen
-    if req.alias:
-        dev.alias = req.alias
-    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
-    if req.up:
-        net.dev_open(dev)
+    newlink_finish(net, dev, req)
 
 
 def link_change(ctx: "Ctx", req: "LinkReq", dev: MacvlanDevice) -> None:

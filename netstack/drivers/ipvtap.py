@@ -20,8 +20,7 @@ from netstack.core.netdevice import NetDevice, netdev_features_changed
 from netstack.drivers.ipvlan.ipvlan_core import ipvlan_count_rx
 from netstack.drivers.ipvlan.ipvlan_main import (IPVLAN_ALWAYS_ON, IPVLAN_FEATURES,
                                                  IpvlanDevice, IpvlanPort, ipvlan_link_new)
-from netstack.drivers.tap_queue import (TUN_READQ_SIZE, TapDev, stacked_fix_features,
-                                        tap_handle_frame)
+from netstack.drivers.tap_queue import TapDev, stacked_fix_features
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -36,29 +35,13 @@ class IpvtapDevice(TapDev, IpvlanDevice):
     def __init__(self, name: str, phy_dev: NetDevice, port: IpvlanPort, mtu: int) -> None:
         self.tap_init()
         IpvlanDevice.__init__(self, name, phy_dev, port, mtu)
-        self.txqlen = TUN_READQ_SIZE
         #: ``ipvlan->sfeatures`` (ipvlan_init: IPVLAN_FEATURES)
         self.sfeatures: set[str] = set(IPVLAN_FEATURES)
-        self.rx_handler = tap_handle_frame
-        self.rx_handler_data = self
-
-    @property  # type: ignore[override]
-    def txqlen(self) -> int:
-        return self._txqlen
-
-    @txqlen.setter
-    def txqlen(self, value: int) -> None:
-        """NETDEV_CHANGE_TX_QUEUE_LEN → ``tap_queue_resize``."""
-        self._txqlen = value
-        self.tap_queue_resize()
+        self.tap_setup()
 
     def count_rx_dropped(self) -> None:
         """``ipvtap_count_rx_dropped``: ``ipvlan_count_rx(vlan, 0, 0, 0)``."""
         ipvlan_count_rx(self, 0, False, False)
-
-    def count_tx_dropped(self) -> None:
-        """``ipvtap_count_tx_dropped``: ``tx_drps``."""
-        self.stats.tx_dropped += 1
 
     def update_features(self, features: set[str]) -> None:
         """``ipvtap_update_features``: ``sfeatures`` then ``netdev_update_features``."""
@@ -78,9 +61,7 @@ class IpvtapDevice(TapDev, IpvlanDevice):
     def dellink(self) -> None:
         """``ipvtap_dellink``: unregister the rx_handler, ``tap_del_queues``, then
         ``ipvlan_link_delete``."""
-        self.rx_handler = None
-        self.rx_handler_data = None
-        self.tap_del_queues()
+        self.tap_dellink()
         IpvlanDevice.dellink(self)
 
 

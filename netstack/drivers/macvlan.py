@@ -477,7 +477,50 @@ def macvlan_handle_frame(pkt: Packet) -> tuple[RxHandlerResult, Packet]:
 
 
 # ----------------------------------------------------------------- the device
-class MacvlanDevice(NetDevice):
+class LowerStackedDevice(NetDevice):
+    """What macvlan and ipvlan devices share as devices stacked on one lower device
+    (drivers/net/macvlan.c, drivers/net/ipvlan/ipvlan_main.c): IFLA_LINK and the link
+    namespace are the lower device's (``real_dev``, which the subclass names: ``lowerdev``
+    / ``phy_dev``); ``netif_stacked_transfer_operstate`` copies only the lower device's
+    carrier (a lower device that keeps its carrier while down, like dummy, leaves them
+    LOWER_UP); and ``macvlan_count_rx``/``ipvlan_count_rx`` count alike."""
+
+    if TYPE_CHECKING:  # pragma: no cover
+        @property
+        def real_dev(self) -> NetDevice: ...
+
+    def link_index(self) -> int:
+        return self.real_dev.ifindex
+
+    def peer_netns(self) -> "Net | None":
+        return self.real_dev.net
+
+    def carrier_ok(self) -> bool:
+        """``netif_stacked_transfer_operstate``: the lower device's carrier only."""
+        return self.real_dev.carrier_ok()
+
+    def operstate(self) -> str:
+        if not self.flags & IFF_UP:
+            return "DOWN"
+        if not self.carrier_ok():
+            return "LOWERLAYERDOWN"
+        return "UP"
+
+    def count_rx(self, n: int, success: bool, multicast: bool) -> None:
+        """``macvlan_count_rx``/``ipvlan_count_rx``: a failure counts rx_errors (reported
+        as rx_dropped too)."""
+        st = self.stats
+        if success:
+            st.rx_packets += 1
+            st.rx_bytes += n
+            if multicast:
+                st.multicast += 1
+        else:
+            st.rx_errors += 1
+            st.rx_dropped += 1
+
+
+class MacvlanDevice(LowerStackedDevice):
     """``ip link add link LOWER name N type macvlan [mode M]``."""
 
     kind = "macvlan"
@@ -500,37 +543,6 @@ class MacvlanDevice(NetDevice):
     @property
     def real_dev(self) -> NetDevice:
         return self.lowerdev
-
-    def link_index(self) -> int:
-        return self.lowerdev.ifindex
-
-    def peer_netns(self) -> "Net | None":
-        return self.lowerdev.net
-
-    def carrier_ok(self) -> bool:
-        """``netif_stacked_transfer_operstate``: the lower device's carrier (only the
-        carrier: a lower device that keeps its carrier while down, like dummy, leaves
-        its macvlans LOWER_UP)."""
-        return self.lowerdev.carrier_ok()
-
-    def operstate(self) -> str:
-        if not self.flags & IFF_UP:
-            return "DOWN"
-        if not self.carrier_ok():
-            return "LOWERLAYERDOWN"
-        return "UP"
-
-    def count_rx(self, n: int, success: bool, multicast: bool) -> None:
-        """``macvlan_count_rx``: a failure counts rx_errors (reported as rx_dropped too)."""
-        st = self.stats
-        if success:
-            st.rx_packets += 1
-            st.rx_bytes += n
-            if multicast:
-                st.multicast += 1
-        else:
-            st.rx_errors += 1
-            st.rx_dropped += 1
 
     def mc_filter_hit(self, dest: bytes) -> bool:
         """The device's ``mc_filter`` (``macvlan_compute_filter``): everything when it is

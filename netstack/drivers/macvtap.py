@@ -19,8 +19,7 @@ from netstack.core.netdevice import NetDevice, netdev_features_changed
 from netstack.drivers.macvlan import (ALWAYS_ON_FEATURES, MACVLAN_FEATURES, MacvlanDevice,
                                       MacvlanPort, macvlan_common_newlink)
 from netstack.errors import KernelError
-from netstack.drivers.tap_queue import (TUN_READQ_SIZE, TapDev, stacked_fix_features,
-                                        tap_handle_frame)
+from netstack.drivers.tap_queue import TapDev, stacked_fix_features
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -35,29 +34,13 @@ class MacvtapDevice(TapDev, MacvlanDevice):
                  address: bytes) -> None:
         self.tap_init()
         MacvlanDevice.__init__(self, name, lower, port, mode, address)
-        self.txqlen = TUN_READQ_SIZE
         #: ``vlan->set_features`` (macvlan_common_newlink: MACVLAN_FEATURES)
         self.set_features: set[str] = set(MACVLAN_FEATURES)
-        self.rx_handler = tap_handle_frame
-        self.rx_handler_data = self
-
-    @property  # type: ignore[override]
-    def txqlen(self) -> int:
-        return self._txqlen
-
-    @txqlen.setter
-    def txqlen(self, value: int) -> None:
-        """NETDEV_CHANGE_TX_QUEUE_LEN → ``tap_queue_resize``."""
-        self._txqlen = value
-        self.tap_queue_resize()
+        self.tap_setup()
 
     def count_rx_dropped(self) -> None:
         """``macvtap_count_rx_dropped``: ``macvlan_count_rx(vlan, 0, 0, 0)``."""
         self.count_rx(0, False, False)
-
-    def count_tx_dropped(self) -> None:
-        """``macvtap_count_tx_dropped``."""
-        self.stats.tx_dropped += 1
 
     def update_features(self, features: set[str]) -> None:
         """``macvtap_update_features``: ``vlan->set_features`` then
@@ -84,9 +67,7 @@ class MacvtapDevice(TapDev, MacvlanDevice):
     def dellink(self) -> None:
         """``macvtap_dellink``: unregister the rx_handler, drop the queues' link to the
         device (``tap_del_queues``), then ``macvlan_dellink``."""
-        self.rx_handler = None
-        self.rx_handler_data = None
-        self.tap_del_queues()
+        self.tap_dellink()
         MacvlanDevice.dellink(self)
 
 

@@ -136,12 +136,40 @@ class TapDev:
     def numqueues(self) -> int:
         return len(self.queue_list)
 
+    def tap_setup(self) -> None:
+        """What ``macvtap_newlink``/``ipvtap_newlink`` do once the lower-device part is
+        set up (drivers/net/macvtap.c, drivers/net/ipvlan/ipvtap.c): ``dev->tx_queue_len``
+        = TUN_READQ_SIZE, and ``netdev_rx_handler_register(dev, tap_handle_frame, tap)``."""
+        self.txqlen = TUN_READQ_SIZE
+        self.rx_handler = tap_handle_frame
+        self.rx_handler_data = self
+
+    def tap_dellink(self) -> None:
+        """The start of ``macvtap_dellink``/``ipvtap_dellink``: unregister the rx_handler,
+        then ``tap_del_queues``; the caller then deletes the macvlan/ipvlan part."""
+        self.rx_handler = None
+        self.rx_handler_data = None
+        self.tap_del_queues()
+
+    @property
+    def txqlen(self) -> int:
+        return self._txqlen
+
+    @txqlen.setter
+    def txqlen(self, value: int) -> None:
+        """NETDEV_CHANGE_TX_QUEUE_LEN (``macvtap_device_event``/``ipvtap_device_event``)
+        → ``tap_queue_resize``."""
+        self._txqlen = value
+        self.tap_queue_resize()
+
     # hooks (macvtap_count_* / ipvtap_count_*)
     def count_rx_dropped(self) -> None:
         raise NotImplementedError
 
     def count_tx_dropped(self) -> None:
-        raise NotImplementedError
+        """``macvtap_count_tx_dropped``/``ipvtap_count_tx_dropped``: the same per-cpu
+        ``tx_dropped`` (``tx_drps``) counter in both drivers."""
+        self.stats.tx_dropped += 1  # type: ignore[attr-defined]
 
     def update_features(self, features: set[str]) -> None:
         raise NotImplementedError

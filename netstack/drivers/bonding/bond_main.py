@@ -329,6 +329,20 @@ class BondDevice(NetDevice):
         if dev.net is not None:
             dev.net.notify("CHANGEADDR", dev)
 
+    def _swap_mac(self, a: Slave, b: Slave, learn: bool) -> None:
+        """Two slaves exchange addresses: ``alb_swap_mac_addr`` (bond_alb.c, and the same
+        exchange in ``bond_do_fail_over_mac``'s BOND_FOM_FOLLOW, bond_main.c); with
+        ``learn``, ``alb_fasten_mac_swap``'s learning packets from each running slave,
+        ``b`` first."""
+        from netstack.drivers.bonding.bond_alb import send_learning_packet
+        tmp = a.dev.address
+        self._set_mac(a.dev, b.dev.address)
+        self._set_mac(b.dev, tmp)
+        if learn:
+            for s in (b, a):
+                if s.dev.running():
+                    send_learning_packet(s)
+
     def update_slave_arr(self, skip: Slave | None = None) -> None:
         """``bond_update_slave_arr``."""
         self.update_needed = False
@@ -564,12 +578,7 @@ class BondDevice(NetDevice):
             if cur is not None:
                 swap = next((s for s in self.slaves if s.dev.address == mac), None)
                 if swap is not None and swap is not cur:
-                    tmp = cur.dev.address
-                    self._set_mac(cur.dev, swap.dev.address)
-                    self._set_mac(swap.dev, tmp)
-                    for s in (swap, cur):
-                        if s.dev.running():
-                            send_learning_packet(s)
+                    self._swap_mac(cur, swap, learn=True)
                 elif swap is None:
                     self._set_mac(cur.dev, mac)
                     if cur.dev.running():
@@ -733,9 +742,7 @@ class BondDevice(NetDevice):
                 old = next((s for s in self.slaves
                             if s is not new and s.dev.address == self.address), None)
             if old is not None:
-                tmp = new.dev.address
-                self._set_mac(new.dev, old.dev.address)
-                self._set_mac(old.dev, tmp)
+                self._swap_mac(new, old, learn=False)
             else:
                 self._set_mac(new.dev, self.address)
 
@@ -755,12 +762,7 @@ class BondDevice(NetDevice):
                 self.alb.tlb_clear_slave(swap, True)
             self.alb.tlb_clear_slave(new, True)
         if swap is not None:
-            tmp = new.dev.address
-            self._set_mac(new.dev, swap.dev.address)
-            self._set_mac(swap.dev, tmp)
-            for s in (swap, new):
-                if s.dev.running():
-                    send_learning_packet(s)
+            self._swap_mac(new, swap, learn=True)
         else:
             self._set_mac(new.dev, self.address)
             if new.dev.running():

@@ -619,12 +619,17 @@ def _sg_key_of(ent: GroupSrc) -> tuple[int, bytes, int, bytes]:
     return mdb_key(mp.proto, mp.group, mp.vid, ent.addr)
 
 
-def _fwd_add_star_excl(m: BrMcast, pg: PortGroup, sgk: tuple[int, bytes, int, bytes]) -> None:
-    """``__fwd_add_star_excl``: an EXCLUDE (*,G) port joins an (S,G) entry."""
+def _fwd_add_star_excl(m: BrMcast, pg: PortGroup, sgk: tuple[int, bytes, int, bytes],
+                       eth_addr: bytes | None = None) -> None:
+    """``__fwd_add_star_excl``: an EXCLUDE (*,G) port joins an (S,G) entry, as a kernel
+    entry flagged added_by_star_ex.  Also the loop body of
+    ``br_multicast_sg_add_exclude_ports``, which passes the (S,G) port group's
+    ``eth_addr`` where ``__fwd_add_star_excl`` uses the (*,G) port group's own."""
     if (sgk, id(pg.port)) in m.sg_port:
         return
     try:
-        src_pg = _add_group_pg(m, pg.port, sgk[0], sgk[1], sgk[2], sgk[3], pg.eth_addr,
+        src_pg = _add_group_pg(m, pg.port, sgk[0], sgk[1], sgk[2], sgk[3],
+                               pg.eth_addr if eth_addr is None else eth_addr,
                                MCAST_INCLUDE, False)
     except KernelError:
         return
@@ -686,16 +691,7 @@ def br_multicast_sg_add_exclude_ports(m: BrMcast, star: MdbEntry, sg: PortGroup)
     for pg in list(star.ports):
         if pg is sg or pg.filter_mode == MCAST_INCLUDE:
             continue
-        if (sgk, id(pg.port)) in m.sg_port:
-            continue
-        try:
-            src_pg = _add_group_pg(m, pg.port, sgk[0], sgk[1], sgk[2], sgk[3], sg.eth_addr,
-                                   MCAST_INCLUDE, False)
-        except KernelError:
-            continue
-        if src_pg is None or src_pg.rt_protocol != RTPROT_KERNEL:
-            continue
-        src_pg.flags |= MDB_PG_FLAGS_STAR_EXCL
+        _fwd_add_star_excl(m, pg, sgk, sg.eth_addr)
 
 
 def _fwd_src_add(m: BrMcast, ent: GroupSrc) -> None:

@@ -379,6 +379,20 @@ def br_nf_reset(pkt: "Packet") -> None:
 
 def br_nf_forward(priv: Any, pkt: "Packet", state: "NfHookState") -> int:
     """``br_nf_forward`` (IP part): the L3 FORWARD hooks, in and out being the bridge."""
+    return _br_nf_l3_hook(pkt, state, NF_INET_FORWARD, True)
+
+
+def br_nf_post_routing(priv: Any, pkt: "Packet", state: "NfHookState") -> int:
+    """``br_nf_post_routing``: the L3 POST_ROUTING hooks, out being the bridge."""
+    return _br_nf_l3_hook(pkt, state, NF_INET_POST_ROUTING, False)
+
+
+def _br_nf_l3_hook(pkt: "Packet", state: "NfHookState", hook: int, in_is_bridge: bool) -> int:
+    """What ``br_nf_forward`` and ``br_nf_post_routing`` share (net/bridge/br_netfilter_hooks.c):
+    only a packet leaving through a bridge port that br_netfilter took in (``nf_bridge``)
+    and that ``bridge-nf-call-ip(6)tables`` sends to IP (``_call``: untagged IPv4/IPv6) runs the
+    L3 ``hook`` with the bridge as out device (and as in device for FORWARD); a verdict
+    other than accept steals it."""
     net = state.net
     out = state.out_dev
     p = br_port_get(out) if out is not None else None
@@ -387,18 +401,9 @@ def br_nf_forward(priv: Any, pkt: "Packet", state: "NfHookState") -> int:
     pf = _call(net, pkt, p.br)
     if not pf:
         return NF_ACCEPT
-    if nf_hook(net, pf, NF_INET_FORWARD, pkt, p.br.dev, p.br.dev) != 1:
+    if nf_hook(net, pf, hook, pkt, p.br.dev if in_is_bridge else None, p.br.dev) != 1:
         return NF_STOLEN
     return NF_ACCEPT
-
-
-def br_nf_post_routing(priv: Any, pkt: "Packet", state: "NfHookState") -> int:
-    """``br_nf_post_routing``: the L3 POST_ROUTING hooks, out being the bridge."""
-    net = state.net
-    out = state.out_dev
-    p = br_port_get(out) if out is not None else None
-    if p is None or not getattr(pkt, "nf_bridge", False):
-        return NF_ACCEPT
     pf = _call(net, pkt, p.br)
     if not pf:
         return NF_ACCEPT

@@ -34,7 +34,7 @@ Transmit (``ipvlan_queue_xmit``):
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netstack.core.dev import dev_queue_xmit, netif_rx
 from netstack.core.drop_reason import consume_skb, kfree_skb_reason
@@ -134,16 +134,9 @@ def ipvlan_addr_lookup(port: "IpvlanPort", pkt: Packet, hdr: L3Hdr,
 
 
 def ipvlan_count_rx(ipvlan: "IpvlanDevice", n: int, success: bool, mcast: bool) -> None:
-    """``ipvlan_count_rx``: failures count rx_errors, reported as rx_dropped too."""
-    st = ipvlan.stats
-    if success:
-        st.rx_packets += 1
-        st.rx_bytes += n
-        if mcast:
-            st.multicast += 1
-    else:
-        st.rx_errors += 1
-        st.rx_dropped += 1
+    """``ipvlan_count_rx``: counted as macvlan counts (see
+    :meth:`netstack.drivers.macvlan.LowerStackedDevice.count_rx`)."""
+    ipvlan.count_rx(n, success, mcast)
 
 
 def ipvlan_rcv_frame(slave: "IpvlanDevice", pkt: Packet,
@@ -256,14 +249,9 @@ def _xmit_mode_l2(pkt: Packet, dev: "IpvlanDevice") -> bool:
     if not port.vepa and buf[d:d + 6] == buf[d + 6:d + 12]:
         hdr = ipvlan_get_l3_hdr(pkt, _frame_proto(pkt), d + ETH_HLEN)
         if hdr is not None:
-            slave = ipvlan_addr_lookup(port, pkt, hdr, True)
-            if slave is not None:
-                if port.private:
-                    consume_skb(pkt, "ipvlan_xmit_mode_l2")
-                    return False
-                pkt.mac_header = d
-                ipvlan_rcv_frame(slave, pkt, True)
-                return True
+            done = _xmit_to_slave(pkt, port, hdr, d, "ipvlan_xmit_mode_l2")
+            if done is not None:
+                return done
         # the destination is local but no slave's: the master's stack gets it
         pkt.mac_header = d
         return dev_forward_skb(phy, pkt)
@@ -278,20 +266,31 @@ def _xmit_mode_l2(pkt: Packet, dev: "IpvlanDevice") -> bool:
     return bool(phy.flags & IFF_UP)
 
 
+def _xmit_to_slave(pkt: Packet, port: "IpvlanPort", hdr: L3Hdr, d: int, where: str) -> bool | None:
+    """The step ``ipvlan_xmit_mode_l2`` and ``ipvlan_xmit_mode_l3`` share
+    (drivers/net/ipvlan/ipvlan_core.c): a destination address owned by a slave of the same
+    port is delivered to it directly (``ipvlan_rcv_frame(addr, skb, true)``), or consumed
+    in private mode; None when no slave owns it, so the caller goes on."""
+    slave = ipvlan_addr_lookup(port, pkt, hdr, True)
+    if slave is None:
+        return None
+    if port.private:
+        consume_skb(pkt, where)
+        return False
+    pkt.mac_header = d
+    ipvlan_rcv_frame(slave, pkt, True)
+    return True
+
+
 def _xmit_mode_l3(pkt: Packet, dev: "IpvlanDevice") -> bool:
     """``ipvlan_xmit_mode_l3``."""
     port = dev.port
     d = pkt.data
     hdr = ipvlan_get_l3_hdr(pkt, _frame_proto(pkt), d + ETH_HLEN)
     if hdr is not None and not port.vepa:
-        slave = ipvlan_addr_lookup(port, pkt, hdr, True)
-        if slave is not None:
-            if port.private:
-                consume_skb(pkt, "ipvlan_xmit_mode_l3")
-                return False
-            pkt.mac_header = d
-            ipvlan_rcv_frame(slave, pkt, True)
-            return True
+        done = _xmit_to_slave(pkt, port, hdr, d, "ipvlan_xmit_mode_l3")
+        if done is not None:
+            return done
     _skb_crossing_ns(pkt, dev.phy_dev)
     return _process_outbound(pkt, dev)
 
@@ -318,6 +317,15 @@ def _process_outbound(pkt: Packet, dev: "IpvlanDevice") -> bool:
     return False
 
 
+def _tx_error(pkt: Packet, dev: "IpvlanDevice", reason: str, net: Any) -> bool:
+    """The ``err:`` label of ``ipvlan_process_v4_outbound``/``_v6_outbound``
+    (drivers/net/ipvlan/ipvlan_core.c): ``DEV_STATS_INC(dev, tx_errors)`` and the packet
+    freed with ``reason``; False (not transmitted)."""
+    dev.stats.tx_errors += 1
+    kfree_skb_reason(pkt, reason, net)
+    return False
+
+
 def _process_v4_outbound(pkt: Packet, dev: "IpvlanDevice") -> bool:
     """``ipvlan_process_v4_outbound``: only unicast and local routes; errors count
     ``tx_errors`` on the slave."""
@@ -331,22 +339,16 @@ def _process_v4_outbound(pkt: Packet, dev: "IpvlanDevice") -> bool:
     buf = pkt.buf
     nh = pkt.network_header
     if pkt.tail - nh < 20 or buf[nh] >> 4 != 4:
-        dev.stats.tx_errors += 1
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
-        return False
+        return _tx_error(pkt, dev, "NOT_SPECIFIED", net)
     fl4 = Flowi4(daddr=bytes(buf[nh + 16:nh + 20]), saddr=bytes(buf[nh + 12:nh + 16]),
                  tos=buf[nh + 1] & 0x1C, oif=phy.ifindex, mark=pkt.mark,
                  flags=FLOWI_FLAG_ANYSRC)
     try:
         rt = ip_route_output(net, fl4)  # type: ignore[arg-type]
     except KernelError:
-        dev.stats.tx_errors += 1
-        kfree_skb_reason(pkt, "IP_OUTNOROUTES", net)
-        return False
+        return _tx_error(pkt, dev, "IP_OUTNOROUTES", net)
     if rt.type not in (RTN_UNICAST, RTN_LOCAL):
-        dev.stats.tx_errors += 1
-        kfree_skb_reason(pkt, "IP_OUTNOROUTES", net)
-        return False
+        return _tx_error(pkt, dev, "IP_OUTNOROUTES", net)
     pkt.dst = rt
     ip_local_out(net, pkt)  # type: ignore[arg-type]
     return True
@@ -362,18 +364,14 @@ def _process_v6_outbound(pkt: Packet, dev: "IpvlanDevice") -> bool:
     buf = pkt.buf
     nh = pkt.network_header
     if pkt.tail - nh < 40 or buf[nh] >> 4 != 6:
-        dev.stats.tx_errors += 1
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
-        return False
+        return _tx_error(pkt, dev, "NOT_SPECIFIED", net)
     fl6 = Flowi6(bytes(buf[nh + 24:nh + 40]), bytes(buf[nh + 8:nh + 24]), phy.ifindex, 0,
                  pkt.mark, buf[nh + 6],
                  flowlabel=((buf[nh + 1] & 0x0F) << 16) | (buf[nh + 2] << 8) | buf[nh + 3])
     try:
         dst = ip6_route_output(net, fl6)  # type: ignore[arg-type]
     except KernelError:
-        dev.stats.tx_errors += 1
-        kfree_skb_reason(pkt, "IP_OUTNOROUTES", net)
-        return False
+        return _tx_error(pkt, dev, "IP_OUTNOROUTES", net)
     pkt.dst = dst
     ip6_local_out(net, pkt)  # type: ignore[arg-type]
     return True

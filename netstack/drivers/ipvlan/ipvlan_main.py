@@ -33,6 +33,7 @@ from netstack.drivers.ipvlan.ipvlan_core import (IPVLAN_F_PRIVATE, IPVLAN_F_VEPA
                                                  IPVLAN_MODE_L3S, IPVLAN_MODE_MAX,
                                                  IPVLAN_QBACKLOG_LIMIT)
 from netstack.core.dev_addr_lists import dev_mc_addrs, dev_set_allmulti
+from netstack.drivers.macvlan import LowerStackedDevice
 from netstack.errors import KernelError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,7 +142,7 @@ class IpvlanPort:
         self.backlog = []
 
 
-class IpvlanDevice(NetDevice):
+class IpvlanDevice(LowerStackedDevice):
     """``ip link add link MASTER name N type ipvlan [mode l2|l3|l3s] [bridge|private|vepa]``."""
 
     kind = "ipvlan"
@@ -162,23 +163,6 @@ class IpvlanDevice(NetDevice):
     def real_dev(self) -> NetDevice:
         """IFLA_LINK, shown after ``@`` by ``ip link``."""
         return self.phy_dev
-
-    def link_index(self) -> int:
-        return self.phy_dev.ifindex
-
-    def peer_netns(self) -> "Net | None":
-        return self.phy_dev.net
-
-    def carrier_ok(self) -> bool:
-        """``netif_stacked_transfer_operstate``: the master's carrier."""
-        return self.phy_dev.carrier_ok()
-
-    def operstate(self) -> str:
-        if not self.flags & IFF_UP:
-            return "DOWN"
-        if not self.carrier_ok():
-            return "LOWERLAYERDOWN"
-        return "UP"
 
     def mc_filter_hit(self, dest: bytes) -> bool:
         """``ipvlan->mac_filters`` (``ipvlan_set_multicast_mac_filter``): everything when

@@ -3,7 +3,10 @@ and captures of what leaves each device."""
 from __future__ import annotations
 
 import io
-from typing import Any
+import os
+import shutil
+import subprocess
+from typing import Any, Iterator
 
 import pytest
 
@@ -75,3 +78,30 @@ def bed() -> Bed:
 @pytest.fixture
 def bed46() -> Bed:
     return Bed(["netstack.ipv4.af_inet", "netstack.ipv6.af_inet6"])
+
+
+def _kernel_skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (ip netns add)"
+    if shutil.which("ip") is None:
+        return "iproute2 'ip' not installed"
+    return None
+
+
+@pytest.fixture(scope="module")
+def kns(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The scratch kernel namespace of a differential module: named
+    ``<module KNS_PREFIX>-<pid>``, the module's ``KNS_SETUP`` commands (``ip -n NS …``
+    argument lists) run in it, deleted afterwards; skips with the reason when not root or
+    without iproute2."""
+    reason = _kernel_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    name = f"{request.module.KNS_PREFIX}-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    for argv in getattr(request.module, "KNS_SETUP", ()):
+        subprocess.run(["ip", "-n", name] + argv, timeout=10)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], timeout=10)

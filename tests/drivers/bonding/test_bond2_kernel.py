@@ -7,8 +7,6 @@ iproute2 6.1 does not know (``broadcast_neighbor``, ``coupled_control``: usage, 
 Runs as root in a scratch namespace named with the BOND2 prefix; skips otherwise."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -24,25 +22,7 @@ CASES = [
 ]
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (ip netns add)"
-    if shutil.which("ip") is None:
-        return "iproute2 'ip' not installed"
-    return None
-
-
-@pytest.fixture(scope="module")
-def kns():  # type: ignore[no-untyped-def]
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    name = f"BOND2-kt-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], timeout=10)
+KNS_PREFIX = "BOND2-kt"  # the scratch namespace of the conftest ``kns`` fixture
 
 
 @pytest.mark.parametrize("cmd", CASES)

@@ -180,7 +180,9 @@ def test_ad_select_count_prefers_more_ports(bed) -> None:  # type: ignore[no-unt
     assert sorted(s.dev.name for s in a.usable_slaves) == ["a2", "a3"]
 
 
-def test_malformed_lacpdus_are_counted_drops(bed) -> None:  # type: ignore[no-untyped-def]
+def _one_port_bond(bed) -> None:  # type: ignore[no-untyped-def]
+    """An 802.3ad bond0 in namespace a with one port a1, whose veth peer b1 (namespace b,
+    up) is where the tests inject LACPDUs/markers."""
     bed.ok("ip netns add a")
     bed.ok("ip netns add b")
     bed.ok("ip -n a link add bond0 type bond mode 802.3ad")
@@ -188,6 +190,10 @@ def test_malformed_lacpdus_are_counted_drops(bed) -> None:  # type: ignore[no-un
     bed.ok("ip -n a link set a1 master bond0")
     bed.ok("ip -n a link set bond0 up")
     bed.ok("ip -n b link set b1 up")
+
+
+def test_malformed_lacpdus_are_counted_drops(bed) -> None:  # type: ignore[no-untyped-def]
+    _one_port_bond(bed)
     b1 = bed.dev("b1", "b")
     rnd = __import__("random").Random(5)
     net_a = bed.world.netns("a")
@@ -205,13 +211,7 @@ def test_malformed_lacpdus_are_counted_drops(bed) -> None:  # type: ignore[no-un
 
 
 def test_marker_information_gets_a_response(bed) -> None:  # type: ignore[no-untyped-def]
-    bed.ok("ip netns add a")
-    bed.ok("ip netns add b")
-    bed.ok("ip -n a link add bond0 type bond mode 802.3ad")
-    bed.ok("ip -n a link add a1 type veth peer name b1 netns b")
-    bed.ok("ip -n a link set a1 master bond0")
-    bed.ok("ip -n a link set bond0 up")
-    bed.ok("ip -n b link set b1 up")
+    _one_port_bond(bed)
     got = bed.capture_rx("b1", "b")
     b1 = bed.dev("b1", "b")
     marker = bytes([2, 1, 1, 0x10]) + b"\x00\x07" + b1.address + b"\x00\x00\x00\x2a" + \

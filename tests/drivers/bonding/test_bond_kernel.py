@@ -7,8 +7,6 @@ the module is missing (which netstack does not imitate: it has bonding).  Runs a
 scratch namespace named with the BOND prefix; skips with the reason otherwise."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -37,28 +35,9 @@ CASES = [
 ]
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (ip netns add)"
-    if shutil.which("ip") is None:
-        return "iproute2 'ip' not installed"
-    return None
-
-
-@pytest.fixture(scope="module")
-def kns():  # type: ignore[no-untyped-def]
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    name = f"BOND-kt-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
-    # a device named d0 for the bond_slave cases (iproute2 parses before asking the kernel)
-    subprocess.run(["ip", "-n", name, "link", "add", "d0", "type", "veth", "peer", "name",
-                    "d1"], timeout=10)
-    try:
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], timeout=10)
+KNS_PREFIX = "BOND-kt"  # the scratch namespace of the conftest ``kns`` fixture
+# a device named d0 for the bond_slave cases (iproute2 parses before asking the kernel)
+KNS_SETUP = [["link", "add", "d0", "type", "veth", "peer", "name", "d1"]]
 
 
 @pytest.mark.parametrize("cmd", CASES)

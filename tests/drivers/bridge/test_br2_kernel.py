@@ -26,21 +26,13 @@ if str(_TESTS) not in sys.path:
 
 from kernel.cases import Case, arp, eth, eth_arp, eth_ip, eth_ip6, icmp6_na, ip4, ip6, mac, udp4  # noqa: E402
 from kernel.compare import results_diff, strip_noise  # noqa: E402
-from kernel.conftest import Kernel, _unavailable  # noqa: E402
+from kernel.conftest import Kernel  # noqa: E402
 from kernel.netstack_side import run_netstack  # noqa: E402
 from kernel.oracle import Result, Send  # noqa: E402
 from test_br2_topo import HOSTS, IP4, IP6, MAC, MAC_BR, base_script  # noqa: E402
 
 BCAST = "ff:ff:ff:ff:ff:ff"
 ZERO = "00:00:00:00:00:00"
-
-
-@pytest.fixture(scope="module")
-def kernel() -> Kernel:
-    reason = _unavailable()
-    if reason:
-        pytest.skip(reason)
-    return Kernel()
 
 
 def _own_igmp(frame: bytes) -> bool:

@@ -30,19 +30,11 @@ for _p in (str(_TESTS), str(_HERE)):
 
 from kernel.cases import Case, eth_ip, eth_ip6, ip4, ip6  # noqa: E402
 from kernel.compare import results_diff  # noqa: E402
-from kernel.conftest import Kernel, _unavailable  # noqa: E402
+from kernel.conftest import Kernel  # noqa: E402
 from kernel.netstack_side import run_netstack  # noqa: E402
 from kernel.oracle import Result, Send  # noqa: E402
 from test_br2_kernel import _clean, fr, igmp  # noqa: E402
 from test_br2_topo import HOSTS, IP4, MAC, MAC_BR, base_script  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def kernel() -> Kernel:
-    reason = _unavailable()
-    if reason:
-        pytest.skip(reason)
-    return Kernel()
 
 
 _SRC_TIMER = re.compile(r'(/|"timer":")\d+\.\d\d')
