@@ -405,17 +405,27 @@ def _proto_num(pv: str) -> int:
     return pn
 
 
-def _orig_tuple(cmd: str, opts: dict[str, str]) -> "CtTuple":
-    """The original tuple ``-G``/``-I``/``-U`` name (the checks of conntrack.c's
-    ``do_command_ct`` and its protocol ``final_check``), in 1.4.7's order."""
-    from netstack.netfilter.conntrack_tuple import CtTuple
-    versions = set()
+def _addr_versions(opts: dict[str, str], strict: bool) -> set[int]:
+    """The IP versions of the tuple addresses given (``-s/-d/-r/-q``): conntrack.c
+    infers the family from them (``l3protonum``) and refuses a mix.  ``strict``:
+    an address that does not parse is conntrack's "Invalid IP address" parameter
+    error here; otherwise it is left for the tuple's own check to report."""
+    versions: set[int] = set()
     for k in ("osrc", "odst", "rsrc", "rdst"):
         if k in opts:
             try:
                 versions.add(ipaddress.ip_address(opts[k]).version)
             except ValueError:
-                pass
+                if strict:
+                    raise _param_err(f"Invalid IP address `{opts[k]}'") from None
+    return versions
+
+
+def _orig_tuple(cmd: str, opts: dict[str, str]) -> "CtTuple":
+    """The original tuple ``-G``/``-I``/``-U`` name (the checks of conntrack.c's
+    ``do_command_ct`` and its protocol ``final_check``), in 1.4.7's order."""
+    from netstack.netfilter.conntrack_tuple import CtTuple
+    versions = _addr_versions(opts, strict=False)
     if "family" in opts:
         versions.add(6 if opts["family"] == "ipv6" else 4)
     if len(versions) > 1:
@@ -714,13 +724,7 @@ def _do_expect_gdi(ctx: "Ctx", cmd: str, opts: dict[str, str]) -> int:
       Nothing is printed on success."""
     from netstack.netfilter import conntrack_expect as cte
     from netstack.netfilter.conntrack_tuple import CtTuple
-    versions = set()
-    for k in ("osrc", "odst", "rsrc", "rdst"):
-        if k in opts:
-            try:
-                versions.add(ipaddress.ip_address(opts[k]).version)
-            except ValueError:
-                raise _param_err(f"Invalid IP address `{opts[k]}'") from None
+    versions = _addr_versions(opts, strict=True)
     if len(versions) > 1:
         raise _param_err("mismatched address family")
     if "status" in opts:

@@ -179,31 +179,51 @@ def ipv4_conntrack_defrag(priv: Any, pkt: "Packet", state: NfHookState) -> int:
     return NF_ACCEPT
 
 
-def nf_defrag_ipv4_enable(net: "Net") -> None:
-    """``nf_defrag_ipv4_enable``: register the two hooks once per namespace (counted)."""
+def defrag_hooks_get(net: "Net", key: str, fn: Any, pf: int, prio: int, name: str,
+                     on_first: Any = None) -> None:
+    """The counted registration nf_defrag_ipv4_enable and nf_defrag_ipv6_enable share
+    (net/ipv4/netfilter/nf_defrag_ipv4.c, net/ipv6/netfilter/nf_defrag_ipv6_hooks.c):
+    the first user of the namespace registers ``fn`` at PRE_ROUTING and LOCAL_OUT with
+    priority ``prio`` (after ``on_first`` set up what the hook needs), later users only
+    count.  ``key`` ("defrag4"/"defrag6") names the per-namespace counter and ops."""
     st = nf_net(net)
-    st.defrag4_users += 1
-    if st.defrag4_users > 1:
+    users = getattr(st, key + "_users") + 1
+    setattr(st, key + "_users", users)
+    if users > 1:
         return
-    ops = [NfHookOps(ipv4_conntrack_defrag, NFPROTO_IPV4, NF_INET_PRE_ROUTING,
-                     NF_IP_PRI_CONNTRACK_DEFRAG, name="ipv4_conntrack_defrag"),
-           NfHookOps(ipv4_conntrack_defrag, NFPROTO_IPV4, NF_INET_LOCAL_OUT,
-                     NF_IP_PRI_CONNTRACK_DEFRAG, name="ipv4_conntrack_defrag")]
+    if on_first is not None:
+        on_first(net)
+    ops = [NfHookOps(fn, pf, NF_INET_PRE_ROUTING, prio, name=name),
+           NfHookOps(fn, pf, NF_INET_LOCAL_OUT, prio, name=name)]
     for o in ops:
         nf_register_net_hook(net, o)
-    st.defrag4_ops = ops
+    setattr(st, key + "_ops", ops)
+
+
+def defrag_hooks_put(net: "Net", key: str) -> None:
+    """The disable half of :func:`defrag_hooks_get`: drop one user; the hooks go with
+    the last one (a disable without users does nothing)."""
+    st = nf_net(net)
+    users = getattr(st, key + "_users")
+    if users <= 0:
+        return
+    users -= 1
+    setattr(st, key + "_users", users)
+    if users == 0:
+        for o in getattr(st, key + "_ops"):
+            nf_unregister_net_hook(net, o)
+        setattr(st, key + "_ops", [])
+
+
+def nf_defrag_ipv4_enable(net: "Net") -> None:
+    """``nf_defrag_ipv4_enable``: register the two hooks once per namespace (counted)."""
+    defrag_hooks_get(net, "defrag4", ipv4_conntrack_defrag, NFPROTO_IPV4,
+                     NF_IP_PRI_CONNTRACK_DEFRAG, "ipv4_conntrack_defrag")
 
 
 def nf_defrag_ipv4_disable(net: "Net") -> None:
     """``nf_defrag_ipv4_disable``: drop one user; the hooks go with the last one."""
-    st = nf_net(net)
-    if st.defrag4_users <= 0:
-        return
-    st.defrag4_users -= 1
-    if st.defrag4_users == 0:
-        for o in st.defrag4_ops:
-            nf_unregister_net_hook(net, o)
-        st.defrag4_ops = []
+    defrag_hooks_put(net, "defrag4")
 
 
 def nf_defrag_enabled(net: "Net") -> bool:

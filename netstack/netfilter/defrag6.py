@@ -47,10 +47,10 @@ from typing import TYPE_CHECKING, Any
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.sysctl import SysctlError
 from netstack.ipv6 import reassembly as r6
-from netstack.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_LOCAL_OUT,
-                                     NF_INET_PRE_ROUTING, NF_IP_PRI_CONNTRACK_DEFRAG, NF_STOLEN,
-                                     NFPROTO_IPV6, NfHookOps, NfHookState, nf_net,
-                                     nf_register_net_hook, nf_unregister_net_hook)
+from netstack.netfilter.defrag import defrag_hooks_get, defrag_hooks_put
+from netstack.netfilter.core import (NF_ACCEPT, NF_DROP, NF_INET_PRE_ROUTING,
+                                     NF_IP_PRI_CONNTRACK_DEFRAG, NF_STOLEN, NFPROTO_IPV6,
+                                     NfHookState, nf_net)
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.net_namespace import Net
@@ -275,30 +275,13 @@ def ipv6_defrag(priv: Any, pkt: "Packet", state: NfHookState) -> int:
 
 def nf_defrag_ipv6_enable(net: "Net") -> None:
     """``nf_defrag_ipv6_enable``: register the two hooks once per namespace (counted)."""
-    st = nf_net(net)
-    st.defrag6_users += 1
-    if st.defrag6_users > 1:
-        return
-    nf_frag6_dir(net)
-    ops = [NfHookOps(ipv6_defrag, NFPROTO_IPV6, NF_INET_PRE_ROUTING,
-                     NF_IP6_PRI_CONNTRACK_DEFRAG, name="ipv6_defrag"),
-           NfHookOps(ipv6_defrag, NFPROTO_IPV6, NF_INET_LOCAL_OUT,
-                     NF_IP6_PRI_CONNTRACK_DEFRAG, name="ipv6_defrag")]
-    for op in ops:
-        nf_register_net_hook(net, op)
-    st.defrag6_ops = ops
+    defrag_hooks_get(net, "defrag6", ipv6_defrag, NFPROTO_IPV6, NF_IP6_PRI_CONNTRACK_DEFRAG,
+                     "ipv6_defrag", on_first=nf_frag6_dir)
 
 
 def nf_defrag_ipv6_disable(net: "Net") -> None:
     """``nf_defrag_ipv6_disable``: drop one user; the hooks go with the last one."""
-    st = nf_net(net)
-    if st.defrag6_users <= 0:
-        return
-    st.defrag6_users -= 1
-    if st.defrag6_users == 0:
-        for op in st.defrag6_ops:
-            nf_unregister_net_hook(net, op)
-        st.defrag6_ops = []
+    defrag_hooks_put(net, "defrag6")
 
 
 def nf_defrag6_enabled(net: "Net") -> bool:

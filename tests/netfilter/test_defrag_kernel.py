@@ -17,17 +17,25 @@ from kernel.cases import IP_H1, script, udp4  # noqa: E402
 def frag4(datagram: bytes, size: int) -> list[bytes]:
     """Split an option-less IPv4 datagram into fragments of at most ``size`` bytes (RFC 791:
     payload in multiples of 8 except the last; MF on all but the last)."""
-    hdr, body = bytearray(datagram[:20]), datagram[20:]
     step = (size - 20) & ~7
+    return frag4_at(datagram, list(range(0, len(datagram) - 20, step)))
+
+
+def frag4_at(datagram: bytes, cuts: list[int]) -> list[bytes]:
+    """Split an option-less IPv4 datagram into fragments starting at payload offsets
+    ``cuts`` (multiples of 8, the first 0): each gets the header with its offset, MF
+    on all but the last, its total length and a recomputed header checksum."""
+    hdr, body = bytearray(datagram[:20]), datagram[20:]
+    cuts = cuts + [len(body)]
     out = []
-    for off in range(0, len(body), step):
-        part = body[off:off + step]
+    for i in range(len(cuts) - 1):
+        part = body[cuts[i]:cuts[i + 1]]
         h = bytearray(hdr)
-        fo = (off >> 3) | (0x2000 if off + step < len(body) else 0)
-        h[6:8] = fo.to_bytes(2, "big")
+        more = i < len(cuts) - 2
+        h[6:8] = ((cuts[i] >> 3) | (0x2000 if more else 0)).to_bytes(2, "big")
         h[2:4] = (20 + len(part)).to_bytes(2, "big")
         h[10:12] = b"\0\0"
-        s = sum(int.from_bytes(h[i:i + 2], "big") for i in range(0, 20, 2))
+        s = sum(int.from_bytes(h[j:j + 2], "big") for j in range(0, 20, 2))
         while s >> 16:
             s = (s & 0xFFFF) + (s >> 16)
         h[10:12] = (~s & 0xFFFF).to_bytes(2, "big")

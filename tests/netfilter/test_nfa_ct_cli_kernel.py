@@ -76,14 +76,20 @@ def _kernel_runs() -> list[tuple[int, str, str]]:
     ns = f"nfa-ctcli-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        out = []
-        for c in SEQ:
-            r = subprocess.run(["ip", "netns", "exec", ns, "conntrack", *c.split()],
-                               capture_output=True, text=True, timeout=20)
-            out.append((r.returncode, r.stdout, r.stderr))
-        return out
+        return conntrack_runs(ns, SEQ)
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def conntrack_runs(ns: str, seq: list[str]) -> list[tuple[int, str, str]]:
+    """Run each ``conntrack`` command line of ``seq`` in kernel namespace ``ns``:
+    (exit code, stdout, stderr) per command, for comparison with netstack's tool."""
+    out = []
+    for c in seq:
+        r = subprocess.run(["ip", "netns", "exec", ns, "conntrack", *c.split()],
+                           capture_output=True, text=True, timeout=20)
+        out.append((r.returncode, r.stdout, r.stderr))
+    return out
 
 
 def _netstack_runs() -> list[tuple[int, str, str]]:

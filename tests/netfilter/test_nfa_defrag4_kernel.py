@@ -17,26 +17,9 @@ if str(_TESTS) not in sys.path:
 from test_ct_kernel import (CT_QUERY, NFT_CT, compare, enable_ct,  # noqa: E402
                             kernel_result, netstack_result, require_oracle, to_h2)
 
+from test_defrag_kernel import frag4_at  # noqa: E402
+
 from kernel.cases import H2, IP_H1, IP_H2, V2H, script, udp4  # noqa: E402
-
-
-def _frag(dgram: bytes, cuts: list[int]) -> list[bytes]:
-    hdr, body = bytearray(dgram[:20]), dgram[20:]
-    cuts = cuts + [len(body)]
-    out = []
-    for i in range(len(cuts) - 1):
-        part = body[cuts[i]:cuts[i + 1]]
-        h = bytearray(hdr)
-        more = i < len(cuts) - 2
-        h[6:8] = ((cuts[i] >> 3) | (0x2000 if more else 0)).to_bytes(2, "big")
-        h[2:4] = (20 + len(part)).to_bytes(2, "big")
-        h[10:12] = b"\0\0"
-        s = sum(int.from_bytes(h[j:j + 2], "big") for j in range(0, 20, 2))
-        while s >> 16:
-            s = (s & 0xFFFF) + (s >> 16)
-        h[10:12] = (~s & 0xFFFF).to_bytes(2, "big")
-        out.append(bytes(h) + part)
-    return out
 
 
 def test_unequal_fragments_keep_their_geometry():
@@ -45,7 +28,7 @@ def test_unequal_fragments_keep_their_geometry():
     if not hasattr(ip_fragment, "_frag_list_geometry"):
         pytest.skip("needs /tmp/s2/patches/NFA-2.patch (ip_do_fragment frag_list fast path)")
     d = udp4(IP_H1, IP_H2, 40000, 7000, bytes(range(256)) * 11, ident=0x901)
-    fr = _frag(d, [0, 1000, 1496])
+    fr = frag4_at(d, [0, 1000, 1496])
     sends = [to_h2(f) for f in (fr[1], fr[2], fr[0])]
     k = kernel_result("nfa_v4_uneq", script("ipv4_router") + NFT_CT, sends, [CT_QUERY])
     n = netstack_result(script("ipv4_router"), enable_ct, sends, [CT_QUERY])

@@ -18,27 +18,18 @@ if str(_TESTS) not in sys.path:
 from netstack.netfilter import conntrack as nfct  # noqa: E402
 from netstack.netfilter import core as nfc  # noqa: E402
 from netstack.netfilter import defrag6  # noqa: E402
+from test_defrag import forwarded, router_stack  # noqa: E402
 from test_nfa_defrag6_kernel import PAYLOAD, atomic6, frag6, to_h2  # noqa: E402
 
-from kernel.cases import H2, IP6_H1, IP6_H2, V2H, script, udp6  # noqa: E402
+from kernel.cases import IP6_H1, IP6_H2, udp6  # noqa: E402
 
 
 def _stack(ct: bool = True):
-    from netstack import Stack
-    s = Stack()
-    s.run_script(script("ipv6_router"), name="nf6.sh")
-    net = s.world.netns("r")
-    if ct:
-        nfct.nf_ct_netns_get(net, nfc.NFPROTO_IPV6)
-    return s, net
+    return router_stack("ipv6_router", nfc.NFPROTO_IPV6, "nf6.sh", ct)
 
 
 def _send(s, frames: list[bytes]) -> list[bytes]:
-    cap = s.capture(H2, V2H)
-    for f in frames:
-        s.inject(to_h2(f).ns, to_h2(f).dev, [to_h2(f).frame])
-    s.advance(0.05)
-    return [bytes(f.data)[14:] for f in cap]
+    return forwarded(s, [to_h2(f) for f in frames])
 
 
 def _hooks(net, hook: int) -> list[str]:

@@ -27,7 +27,7 @@ _TESTS = Path(__file__).resolve().parents[1]
 if str(_TESTS) not in sys.path:
     sys.path.insert(0, str(_TESTS))
 
-from test_ct_kernel import canonical_ct, require_oracle  # noqa: E402
+from test_ct_kernel import canonical_ct, netstack_result, require_oracle  # noqa: E402
 
 from kernel.cases import (H1, H2, IP6_H1, IP6_H2, MAC_H1, MAC_R1, V1H, V2H,  # noqa: E402
                           eth_ip6, script, udp6)
@@ -79,22 +79,8 @@ def _setup(net) -> None:
 
 
 def _netstack(sends: list[Send], via_cli: bool) -> Result:
-    from netstack import Stack
-    st = Stack()
-    st.run_script(script("ipv6_router") + (NFT_CT6 if via_cli else ""), name="nf6.sh")
-    if not via_cli:
-        _setup(st.world.netns("r"))
-    caps = {k: st.capture(*k) for k in ((H1, V1H), (H2, V2H))}
-    for s in sends:
-        st.inject(s.ns, s.dev, [s.frame])
-    st.advance(0.15)
-    res = Result()
-    for k, c in caps.items():
-        res.frames[k] = [bytes(f.data) for f in c]
-    r = st.command(CT6_QUERY)
-    assert r.rc == 0, r.stderr
-    res.queries[CT6_QUERY] = r.stdout
-    return strip_noise(res)
+    return netstack_result(script("ipv6_router") + (NFT_CT6 if via_cli else ""),
+                           (lambda net: None) if via_cli else _setup, sends, [CT6_QUERY])
 
 
 _CACHE: dict[str, Result] = {}

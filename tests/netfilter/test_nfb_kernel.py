@@ -16,34 +16,14 @@ from test_ct_kernel import (CT_QUERY, canonical_ct, kernel_result,  # noqa: F401
                             netstack_result, require_oracle, tcp4, to_h1, to_h2)
 from test_nat_kernel import _no_setup
 
+# the scenario frame of test_scenarios_kernel (one ``nft``/``both``/``assert_same`` for
+# all netfilter differential tests; the conntrack query is popped before comparing here)
+from test_scenarios_kernel import (NFT_LIST, ROUTER, assert_same, both,  # noqa: F401
+                                   nft, udp6_sends)
+
 from kernel.cases import H1, H2, IP_H1, IP_H2, V1H, V2H, ipv4, script, udp4  # noqa: E402
 from kernel.compare import results_diff  # noqa: E402
 from kernel.oracle import Result  # noqa: E402
-
-ROUTER = frozenset({"10.0.1.254", "10.0.2.254"})
-NFT_LIST = "ip netns exec r nft list ruleset"
-
-
-def nft(*lines: str) -> str:
-    return "".join(f"ip netns exec r nft '{ln}'\n" for ln in lines)
-
-
-def both(name: str, rules: str, sends, queries=(NFT_LIST,)) -> tuple[Result, Result]:
-    text = script("ipv4_router") + rules
-    k = kernel_result(name, text, list(sends), list(queries))
-    n = netstack_result(text, _no_setup, list(sends), list(queries))
-    return k, n
-
-
-def assert_same(k: Result, n: Result) -> None:
-    diff = results_diff(Result(frames=k.frames), Result(frames=n.frames), ROUTER)
-    assert diff is None, diff
-    for q, text in k.queries.items():
-        if "conntrack" in q:
-            ck, cn = canonical_ct(text), canonical_ct(n.queries[q])
-            assert [a for a, _ in ck] == [a for a, _ in cn], (text, n.queries[q])
-        else:
-            assert n.queries[q] == text, f"{q}\n--- kernel\n{text}\n--- netstack\n{n.queries[q]}"
 
 
 def ips(res: Result, ns: str, dev: str) -> list[dpkt.ip.IP]:
@@ -485,13 +465,7 @@ def test_fib6_kernel_half():
 
 def test_fib6_matches_kernel():
     require_oracle()
-    text = script("ipv6_router") + FIB6
-    k = kernel_result("nfb_fib6", text, _fib6_sends(), [NFT_LIST])
-    n = netstack_result(text, _no_setup, _fib6_sends(), [NFT_LIST])
-    diff = results_diff(Result(frames=k.frames), Result(frames=n.frames), ROUTER)
-    assert diff is None, diff
-    assert n.queries[NFT_LIST] == k.queries[NFT_LIST], (k.queries[NFT_LIST],
-                                                          n.queries[NFT_LIST])
+    assert_same(*both("nfb_fib6", FIB6, _fib6_sends(), base="ipv6_router"))
 
 
 # ----------------------------------------------------------- ct expectation objects
@@ -716,10 +690,7 @@ DUP6 = nft(
 
 
 def _dup6_sends():
-    from kernel.cases import IP6_H1, IP6_H2, MAC_H1, MAC_R1, eth_ip6, udp6
-    from kernel.oracle import Send
-    return [Send(H1, V1H, eth_ip6(MAC_R1, MAC_H1, udp6(IP6_H1, IP6_H2, 40000, p, b"d6")))
-            for p in (7000, 7001)]
+    return udp6_sends(b"d6")
 
 
 def test_dup_ipv6_kernel_half():

@@ -28,6 +28,7 @@ from netstack.errors import NotSupported
 from netstack.netfilter import conntrack as nfct
 from netstack.netfilter import conntrack_expect as cte
 from netstack.netfilter.conntrack_helper import helper_lookup, nf_ct_helper_ext_add
+from test_nfa_ct_cli_kernel import conntrack_runs
 
 LO = "127.0.0.1"
 M = f"-p tcp -s {LO} -d {LO}"
@@ -144,12 +145,7 @@ def _kernel_runs() -> list[tuple[int, str, str]]:
                                  KERNEL_SETUP], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        out = []
-        for c in SEQ:
-            r = subprocess.run(["ip", "netns", "exec", ns, "conntrack", *c.split()],
-                               capture_output=True, text=True, timeout=20)
-            out.append((r.returncode, r.stdout, r.stderr))
-        return out
+        return conntrack_runs(ns, SEQ)
     finally:
         if proc is not None:
             proc.communicate("\n", timeout=10)

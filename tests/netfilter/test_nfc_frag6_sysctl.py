@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given, settings
@@ -37,13 +39,43 @@ SEQ = [
 ]
 
 
-def _kernel() -> list[tuple[int, str, str]]:
-    if os.geteuid() != 0 or shutil.which("sysctl") is None:
-        pytest.skip("needs root and sysctl")
-    ns = f"nfc-frag6-{os.getpid()}"
+@contextmanager
+def _scratch_ns(prefix: str) -> Iterator[str]:
+    """A kernel namespace for the test's commands (skips when one cannot be created),
+    deleted afterwards."""
+    ns = f"{prefix}-{os.getpid()}"
     if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode:
         pytest.skip("cannot create a network namespace")
     try:
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def _kernel_runs(ns: str, seq: list[str]) -> list[tuple[int, str, str]]:
+    """(exit code, stdout, stderr) of each command of ``seq`` run in kernel namespace
+    ``ns``."""
+    out = []
+    for c in seq:
+        r = subprocess.run(["ip", "netns", "exec", ns, *c.split()], capture_output=True,
+                           text=True)
+        out.append((r.returncode, r.stdout, r.stderr))
+    return out
+
+
+def _netstack_runs(st_: Stack, seq: list[str]) -> list[tuple[int, str, str]]:
+    """The same for netstack's namespace ``a``."""
+    out = []
+    for c in seq:
+        r = st_.command(["ip", "netns", "exec", "a", *c.split()])
+        out.append((r.rc, r.stdout, r.stderr))
+    return out
+
+
+def _kernel() -> list[tuple[int, str, str]]:
+    if os.geteuid() != 0 or shutil.which("sysctl") is None:
+        pytest.skip("needs root and sysctl")
+    with _scratch_ns("nfc-frag6") as ns:
         # conntrack (and its IPv6 defrag sysctls) for this namespace
         subprocess.run(["ip", "netns", "exec", ns, "nft", "add table ip6 t; add chain ip6 t c "
                         "{ type filter hook prerouting priority 0; }; add rule ip6 t c ct state "
@@ -51,14 +83,7 @@ def _kernel() -> list[tuple[int, str, str]]:
         r = subprocess.run(["ip", "netns", "exec", ns, "sysctl", LOW], capture_output=True)
         if r.returncode:
             pytest.skip("nf_conntrack_frag6 sysctls not available")
-        out = []
-        for c in SEQ:
-            r = subprocess.run(["ip", "netns", "exec", ns, *c.split()], capture_output=True,
-                               text=True)
-            out.append((r.returncode, r.stdout, r.stderr))
-        return out
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+        return _kernel_runs(ns, SEQ)
 
 
 def _netstack() -> list[tuple[int, str, str]]:
@@ -66,11 +91,7 @@ def _netstack() -> list[tuple[int, str, str]]:
     st_.run_script("ip netns add a\n"
                    "ip netns exec a nft 'add table ip6 t; add chain ip6 t c { type filter "
                    "hook prerouting priority 0; }; add rule ip6 t c ct state new'\n")
-    out = []
-    for c in SEQ:
-        r = st_.command(["ip", "netns", "exec", "a", *c.split()])
-        out.append((r.rc, r.stdout, r.stderr))
-    return out
+    return _netstack_runs(st_, SEQ)
 
 
 def test_frag6_thresholds_cross_checked_like_kernel():
@@ -130,23 +151,11 @@ IPFRAG_SEQ = [
 def test_ipfrag_thresholds_cross_checked_like_kernel():
     st_ = Stack()
     st_.run_script("ip netns add a\n")
-    n = []
-    for c in IPFRAG_SEQ:
-        r = st_.command(["ip", "netns", "exec", "a", *c.split()])
-        n.append((r.rc, r.stdout, r.stderr))
+    n = _netstack_runs(st_, IPFRAG_SEQ)
     assert n[0] == (1, "", 'sysctl: setting key "net.ipv4.ipfrag_low_thresh": '
                     'Invalid argument\n')
     if os.geteuid() != 0 or shutil.which("sysctl") is None:
         pytest.skip("needs root and sysctl for the kernel side")
-    ns = f"nfc-ipfrag-{os.getpid()}"
-    if subprocess.run(["ip", "netns", "add", ns], capture_output=True).returncode:
-        pytest.skip("cannot create a network namespace")
-    try:
-        k = []
-        for c in IPFRAG_SEQ:
-            r = subprocess.run(["ip", "netns", "exec", ns, *c.split()], capture_output=True,
-                               text=True)
-            k.append((r.returncode, r.stdout, r.stderr))
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    with _scratch_ns("nfc-ipfrag") as ns:
+        k = _kernel_runs(ns, IPFRAG_SEQ)
     assert n == k

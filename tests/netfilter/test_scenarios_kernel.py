@@ -277,11 +277,17 @@ REJECT6 = nft(
 )
 
 
-def _reject6_sends():
+def udp6_sends(payload: bytes, ports: tuple[int, ...] = (7000, 7001)) -> list:
+    """UDP over IPv6 from h1 (port 40000) to h2, one datagram per destination port,
+    injected on h1's veth (ipv6_router.sh addresses)."""
     from kernel.cases import IP6_H1, IP6_H2, MAC_H1, MAC_R1, eth_ip6, udp6
     from kernel.oracle import Send
-    return [Send(H1, V1H, eth_ip6(MAC_R1, MAC_H1, udp6(IP6_H1, IP6_H2, 40000, p, b"six")))
-            for p in (7000, 7001)]
+    return [Send(H1, V1H, eth_ip6(MAC_R1, MAC_H1, udp6(IP6_H1, IP6_H2, 40000, p, payload)))
+            for p in ports]
+
+
+def _reject6_sends():
+    return udp6_sends(b"six")
 
 
 def test_reject_ipv6_kernel_half():

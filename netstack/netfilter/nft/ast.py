@@ -160,6 +160,7 @@ class LogS(Stmt):
 class RejectS(Stmt):
     kind: str | None = None   # None (default), "tcp reset", "icmp", "icmpv6", "icmpx"
     code: str | None = None
+    code_loc: Loc | None = None
 
 
 @dataclass

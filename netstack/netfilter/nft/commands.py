@@ -323,7 +323,8 @@ class Transaction:
                     "ip6": ("prerouting", "input", "forward", "output"),
                     "inet": ("prerouting", "input", "forward", "output", "ingress"),
                     "netdev": ("ingress",),
-                    "bridge": ("prerouting", "input", "forward")}
+                    # nft_reject_bridge_validate: NF_BR_PRE_ROUTING and NF_BR_LOCAL_IN only
+                    "bridge": ("prerouting", "input")}
 
     @staticmethod
     def _targets(exprs: list, t: Table) -> list[tuple[Chain, Any]]:
@@ -625,21 +626,35 @@ class Transaction:
                             f"type {int(bool(expr.is_bytes))} flags "
                             f"{int(bool(expr.invert))} ]")
 
+    def _ct_obj_begin(self, cmd: Cmd, kind: str, create: bool
+                      ) -> tuple[Table, tuple[str, str], int] | None:
+        """What adding a ct helper and a ct expectation object start with: an existing
+        name is EEXIST for ``create`` and nothing for ``add`` (NLM_F_EXCL,
+        nf_tables_newobj), returned as None; else the table, the object key and the
+        ``l3proto`` item as an NFPROTO number (0 when absent; a word other than
+        ip/ip6/inet is nft's syntax error)."""
+        t = self.table(cmd)
+        key = (kind, cmd.name or "")
+        if key in t.objs:
+            if create:
+                raise _eexist(cmd.loc)
+            return None
+        spec = cmd.spec
+        l3 = {"ip": 2, "ip6": 10, "inet": 1}.get(spec.l3proto or "", 0)
+        if spec.l3proto is not None and not l3:
+            raise NftError(f"syntax error, unexpected {spec.l3proto}", spec.loc)
+        return t, key, l3
+
     def do_add_ct_helper(self, cmd: Cmd, create: bool = False) -> None:
         """nft_ct_helper_obj_init (net/netfilter/nft_ct.c): the helper is looked up for
         the table's family (inet/netdev/bridge: IPv4 and IPv6, either suffices); an
         ``l3proto`` contradicting an ip/ip6 table is EINVAL, no helper ENOENT."""
-        t = self.table(cmd)
-        key = ("ct helper", cmd.name or "")
-        if key in t.objs:
-            if create:
-                raise _eexist(cmd.loc)
+        begun = self._ct_obj_begin(cmd, "ct helper", create)
+        if begun is None:
             return
+        t, key, l3 = begun
         spec = cmd.spec
         fam = cmd.family
-        l3 = {"ip": 2, "ip6": 10, "inet": 1}.get(spec.l3proto or "", 0)
-        if spec.l3proto is not None and spec.l3proto not in ("ip", "ip6", "inet"):
-            raise NftError(f"syntax error, unexpected {spec.l3proto}", spec.loc)
         l4 = {"tcp": 6, "udp": 17}[spec.protocol]
         if self.nl is not None:
             self.nl.obj(f"[ ct_helper name {spec.type} family {l3} protocol {l4} ]")
@@ -671,16 +686,11 @@ class Transaction:
     def do_add_ct_expectation(self, cmd: Cmd, create: bool = False) -> None:
         """nft_ct_expect_obj_init: protocol, dport, timeout, size (and l3proto) make an
         expectation template; nft prints ``family`` only when l3proto was given."""
-        t = self.table(cmd)
-        key = ("ct expectation", cmd.name or "")
-        if key in t.objs:
-            if create:
-                raise _eexist(cmd.loc)
+        begun = self._ct_obj_begin(cmd, "ct expectation", create)
+        if begun is None:
             return
+        t, key, l3 = begun
         spec = cmd.spec
-        l3 = {"ip": 2, "ip6": 10, "inet": 1}.get(spec.l3proto or "", 0)
-        if spec.l3proto is not None and not l3:
-            raise NftError(f"syntax error, unexpected {spec.l3proto}", spec.loc)
         l4 = {"tcp": 6, "udp": 17, "sctp": 132, "dccp": 33, "udplite": 136}[spec.protocol]
         if self.nl is not None:
             fam = f"family {l3} " if l3 else ""
@@ -706,16 +716,10 @@ class Transaction:
         self.do_add_ct_expectation(cmd, create=True)
 
     def do_delete_ct_expectation(self, cmd: Cmd) -> None:
-        t, obj = self._obj(cmd, "ct expectation")
-        for c in t.chains.values():
-            for r in c.rules:
-                if any(getattr(e, "obj", None) is obj for e in r.exprs):
-                    raise _ebusy(cmd.loc)
-        del t.objs[("ct expectation", obj.name)]
+        self._del_obj(cmd, "ct expectation")
 
     def do_list_ct_expectation(self, cmd: Cmd) -> None:
-        t, obj = self._obj(cmd, "ct expectation")
-        self.out.append(listing.table_text(t, self.handles, chains=[], sets=[], objs=[obj]))
+        self._list_obj(cmd, "ct expectation")
 
     def do_create_ct_helper(self, cmd: Cmd) -> None:
         self.do_add_ct_helper(cmd, create=True)
@@ -732,12 +736,7 @@ class Transaction:
         return helper_lookup(name, l3num, l4)
 
     def do_delete_ct_helper(self, cmd: Cmd) -> None:
-        t, obj = self._obj(cmd, "ct helper")
-        for c in t.chains.values():
-            for r in c.rules:
-                if any(getattr(e, "obj", None) is obj for e in r.exprs):
-                    raise _ebusy(cmd.loc)
-        del t.objs[("ct helper", obj.name)]
+        self._del_obj(cmd, "ct helper")
 
     def do_destroy_ct_helper(self, cmd: Cmd) -> None:
         t = self.state.find_table(cmd.family, cmd.table or "")
@@ -755,8 +754,7 @@ class Transaction:
                                        for o in objs) + "}\n")
 
     def do_list_ct_helper(self, cmd: Cmd) -> None:
-        t, obj = self._obj(cmd, "ct helper")
-        self.out.append(listing.table_text(t, self.handles, chains=[], sets=[], objs=[obj]))
+        self._list_obj(cmd, "ct helper")
 
     def _obj(self, cmd: Cmd, kind: str) -> tuple[Table, StatefulObj]:
         t = self.table(cmd)
@@ -775,33 +773,40 @@ class Transaction:
         self._del_obj(cmd, "limit")
 
     def _del_obj(self, cmd: Cmd, kind: str) -> None:
+        """``delete <kind> T N`` for every stateful object kind: nf_tables_delobj refuses
+        an object a rule still references (``obj->use``, EBUSY).  A reference is any
+        expression whose ``obj`` is this object: ``Objref`` for counter/quota/limit, the
+        ct helper/expectation set expressions for those kinds."""
         t, obj = self._obj(cmd, kind)
         for c in t.chains.values():
             for r in c.rules:
-                if any(isinstance(e, V.Objref) and e.obj is obj for e in r.exprs):
+                if any(getattr(e, "obj", None) is obj for e in r.exprs):
                     raise _ebusy(cmd.loc)
         del t.objs[(kind, obj.name)]
 
-    def do_list_counter(self, cmd: Cmd) -> None:
-        t, obj = self._obj(cmd, "counter")
+    def _list_obj(self, cmd: Cmd, kind: str) -> StatefulObj:
+        """``list``/``reset <kind> T N``: the table with only that object (nft's
+        do_list_obj output), for every stateful object kind; returns the object so that
+        ``reset`` zeroes it after listing (NFT_MSG_GETOBJ_RESET dumps, then resets)."""
+        t, obj = self._obj(cmd, kind)
         self.out.append(listing.table_text(t, self.handles, chains=[], sets=[], objs=[obj]))
+        return obj
+
+    def do_list_counter(self, cmd: Cmd) -> None:
+        self._list_obj(cmd, "counter")
 
     def do_list_quota(self, cmd: Cmd) -> None:
-        t, obj = self._obj(cmd, "quota")
-        self.out.append(listing.table_text(t, self.handles, chains=[], sets=[], objs=[obj]))
+        self._list_obj(cmd, "quota")
 
     def do_list_limit(self, cmd: Cmd) -> None:
-        t, obj = self._obj(cmd, "limit")
-        self.out.append(listing.table_text(t, self.handles, chains=[], sets=[], objs=[obj]))
+        self._list_obj(cmd, "limit")
 
     def do_reset_counter(self, cmd: Cmd) -> None:
-        t, obj = self._obj(cmd, "counter")
-        self.out.append(listing.table_text(t, self.handles, chains=[], sets=[], objs=[obj]))
+        obj = self._list_obj(cmd, "counter")
         obj.expr.packets = obj.expr.bytes = 0
 
     def do_reset_quota(self, cmd: Cmd) -> None:
-        t, obj = self._obj(cmd, "quota")
-        self.out.append(listing.table_text(t, self.handles, chains=[], sets=[], objs=[obj]))
+        obj = self._list_obj(cmd, "quota")
         obj.expr.consumed = 0
 
     def do_reset_counters(self, cmd: Cmd) -> None:

@@ -650,63 +650,13 @@ class RuleCompiler:
         self.emit([lg], [txt])
 
     def reject(self, st: A.RejectS) -> None:
-        fam = self.family
-        if fam in ("bridge", "netdev"):
-            # nft_reject_bridge / nft_reject_netdev build the reply themselves and send
-            # it back out of the input port (br_forward / dev_queue_xmit); not modelled,
-            # and this kernel has neither module to measure against
-            raise NotSupported(f"reject in the {fam} family")
-        if st.kind == "tcp reset":
-            had = len(self.codes)
-            self.need_l4("tcp", st.loc, kill=False)
-            if len(self.codes) > had:
-                # nft lists the dependency it added for the reset (it is not implied by
-                # a later header match, so it is not removed as redundant)
-                self.codes[-1].dep = False
-                self.codes[-1].text = ["meta l4proto tcp"]
-                self.codes[-1].json = [{"match": {"op": "==", "left": {"meta": {
-                    "key": "l4proto"}}, "right": "tcp"}}]
-            self.emit([V.Reject(1, 0, fam)], ["reject with tcp reset"])
-            return
-        if st.kind == "icmpx":
-            code = T.ICMPX_CODES.get(st.code or "")
-            if code is None:
-                raise NftError("Could not parse icmpx code", st.loc)
-            # nft's reject_stmt_print (src/statement.c) prints icmpx port-unreachable,
-            # the default, as a bare ``reject``
-            txt = "reject" if code == 1 else f"reject with icmpx {st.code}"
-            self.emit([V.Reject(2, code, fam)], [txt])
-            return
-        if st.kind in ("icmp", "icmpv6"):
-            proto = "ip" if st.kind == "icmp" else "ip6"
-            had = len(self.codes)
-            self.need_nh(proto, st.loc)
-            if fam == "inet" and len(self.codes) > had:
-                # stmt_reject_gen_dependency (nft src/evaluate.c) puts ``meta nfproto``
-                # at the head of the rule, and the listing keeps it (measured, nft 1.0.6)
-                dep = self.codes.pop()
-                name = "ipv4" if proto == "ip" else "ipv6"
-                dep.dep = False
-                dep.text = [f"meta nfproto {name}"]
-                dep.json = [{"match": {"op": "==", "left": {"meta": {"key": "nfproto"}},
-                                       "right": name}}]
-                self.codes.insert(0, dep)
-            table = T.ICMP_CODES if st.kind == "icmp" else T.ICMP6_CODES
-            code = table.get(st.code or "")
-            if code is None:
-                raise NftError(f"Could not parse {st.kind} code", st.loc)
-            self.emit([V.Reject(0, code, fam)], [f"reject with {st.kind} {st.code}"])
-            return
-        if self.nh == "ip":
-            txt = "reject" if fam == "ip" else "reject with icmp port-unreachable"
-            self.emit([V.Reject(0, 3, fam)], [txt])
-        elif self.nh == "ip6":
-            txt = "reject" if fam == "ip6" else "reject with icmpv6 port-unreachable"
-            self.emit([V.Reject(0, 4, fam)], [txt])
-        elif fam == "inet":
-            self.emit([V.Reject(2, 1, fam)], ["reject"])
-        else:
-            raise NotSupported(f"reject in the {fam} family")
+        """``reject`` in every family: nft's stmt_evaluate_reject is reproduced in
+        netstack/netfilter/nft/reject.py ``compile_reject``; the bridge and netdev
+        families get the layer-2 expression of nft_reject_bridge.c /
+        nft_reject_netdev.c."""
+        from netstack.netfilter.nft.reject import L2Reject, compile_reject
+        compile_reject(self, st, L2Reject if self.family in ("bridge", "netdev")
+                       else V.Reject)
 
     def set_stmt(self, st: A.SetS) -> None:
         tgt = st.target

@@ -169,42 +169,30 @@ class ExthdrLoad(VmExpr):
                 f"{self.offset}{p} => reg {reg_name(self.dreg)} ]")
 
     def eval(self, regs: Regs, info: PktInfo) -> None:
+        # each op finds where the field starts (None: header/option absent); the
+        # ``present`` flag and the not-found break are then the same for all three
+        # (nft_exthdr_ipv4_eval, nft_exthdr_tcp_eval, nft_exthdr_ipv6_eval)
         pkt = info.pkt
+        start: int | None
         if self.op == NFT_EXTHDR_OP_IPV4:
             if pkt.protocol != 0x0800:
                 regs.code = NFT_BREAK
                 return
             off = ipv4_find_option(pkt, self.type)
-            if self.present:
-                _put(regs, self.dreg, bytes([off is not None]))
-                return
-            if off is None:
-                regs.code = NFT_BREAK
-                return
-            start = pkt.network_header + off + self.offset
+            start = None if off is None else pkt.network_header + off + self.offset
         elif self.op == NFT_EXTHDR_OP_TCPOPT:
             found = tcp_option(info, self.type)
-            if found is not None:
-                th, i, olen = found
-                if self.length + self.offset > olen:
-                    found = None
-            if self.present:
-                _put(regs, self.dreg, bytes([found is not None]))
-                return
-            if found is None:
-                regs.code = NFT_BREAK
-                return
-            start = th + i + self.offset
+            if found is None or self.length + self.offset > found[2]:
+                start = None
+            else:
+                start = found[0] + found[1] + self.offset
         else:
             off = ipv6_find_hdr(pkt, self.type)
-            if self.present:
-                _put(regs, self.dreg, bytes([off is not None]))
-                return
-            if off is None:
-                regs.code = NFT_BREAK
-                return
-            start = off + self.offset
-        if start + self.length > pkt.tail:
+            start = None if off is None else off + self.offset
+        if self.present:
+            _put(regs, self.dreg, bytes([start is not None]))
+            return
+        if start is None or start + self.length > pkt.tail:
             regs.code = NFT_BREAK
             return
         _put(regs, self.dreg, bytes(pkt.buf[start:start + self.length]))

@@ -84,8 +84,18 @@ def nft_do_chain(chain: Chain, pkt: Any, state: Any) -> int:
         # protocol handler, so the netdev family takes it from data here
         pkt.network_header = pkt.data
     info = pktinfo(pkt, state, net)
-    if pkt.trace is not None:
-        return _nft_do_chain_traced(chain, pkt, info)
+    return _nft_traverse(chain, pkt, info, pkt.trace is not None)
+
+
+def _nft_traverse(chain: Chain, pkt: Any, info: V.PktInfo, traced: bool) -> int:
+    """nft_do_chain's walk (net/netfilter/nf_tables_core.c): rules in order, ``jump``
+    pushing the return point on a stack of NFT_JUMP_STACK_SIZE (overflow drops),
+    ``goto`` replacing the chain, ``return``/falling off popping, the base chain's policy
+    when the stack is empty.  ``traced`` adds what the kernel's ``nft_trace_packet``
+    calls report: a rule event for every rule that ran to its end (``verdict
+    continue``) or gave a verdict (``jump X``, ``return``, ``accept``, ``drop`` …), and
+    the base chain's ``policy`` event when the traversal falls off (or returns from)
+    it; an untraced packet pays one test per rule that does not break."""
     regs = V.Regs()
     stack: list[tuple[Chain, int]] = []
     cur, ri = chain, 0
@@ -99,7 +109,12 @@ def nft_do_chain(chain: Chain, pkt: Any, state: Any) -> int:
             run = rule.__dict__.get("_fast") or rule_runner(rule)
             run(regs, info)
             code = regs.code
-            if code in (V.NFT_CONTINUE, V.NFT_BREAK):
+            if code == V.NFT_BREAK:
+                continue
+            if traced:
+                target = regs.chain if code in (V.NFT_JUMP, V.NFT_GOTO) else None
+                _trace_nft(pkt, cur, "rule", _verdict_text(code, target), rule)
+            if code == V.NFT_CONTINUE:
                 continue
             if code >= 0:                      # accept, drop, stolen, queue
                 return code
@@ -116,11 +131,15 @@ def nft_do_chain(chain: Chain, pkt: Any, state: Any) -> int:
                 popped = True
                 break
         else:
+            # falling off the end of a jumped-to chain reports nothing (measured on 6.18:
+            # ``nft monitor trace`` shows the next rule or the base chain's policy)
             popped = True
         if popped:
             if stack:
                 cur, ri = stack.pop()
                 continue
+            if traced:
+                _trace_nft(pkt, chain, "policy", chain.policy)
             return V.NF_ACCEPT if chain.policy == "accept" else V.NF_DROP
 
 
@@ -161,58 +180,6 @@ def _trace_nft(pkt: Any, chain: Chain, kind: str, verdict: str, rule: Any = None
         info = f"{family} {tname} {chain.name} policy {verdict}"
     pkt.trace.event(pkt, "nft_trace_packet", verdict=verdict if kind != "rule" else "",
                     info=info, attrs=attrs)
-
-
-def _nft_do_chain_traced(chain: Chain, pkt: Any, info: V.PktInfo) -> int:
-    """:func:`nft_do_chain` for a traced packet, emitting what the kernel's
-    ``nft_trace_packet`` calls in net/netfilter/nf_tables_core.c report: a rule event for
-    every rule that ran to its end (``verdict continue``) or gave a verdict (``jump X``,
-    ``return``, ``accept``, ``drop`` …), and the base chain's ``policy`` event when the
-    traversal falls off (or returns from) it.  A separate function so that untraced
-    packets pay one test."""
-    regs = V.Regs()
-    stack: list[tuple[Chain, int]] = []
-    cur, ri = chain, 0
-    while True:
-        rules = cur.rules
-        popped = False
-        while ri < len(rules):
-            rule = rules[ri]
-            ri += 1
-            regs.code = V.NFT_CONTINUE
-            run = rule.__dict__.get("_fast") or rule_runner(rule)
-            run(regs, info)
-            code = regs.code
-            if code == V.NFT_BREAK:
-                continue
-            target = regs.chain if code in (V.NFT_JUMP, V.NFT_GOTO) else None
-            _trace_nft(pkt, cur, "rule", _verdict_text(code, target), rule)
-            if code == V.NFT_CONTINUE:
-                continue
-            if code >= 0:
-                return code
-            if code == V.NFT_JUMP:
-                if len(stack) >= V.NFT_JUMP_STACK_SIZE:
-                    return V.NF_DROP
-                stack.append((cur, ri))
-                cur, ri = regs.chain, 0
-                break
-            if code == V.NFT_GOTO:
-                cur, ri = regs.chain, 0
-                break
-            if code == V.NFT_RETURN:
-                popped = True
-                break
-        else:
-            # falling off the end of a jumped-to chain reports nothing (measured on 6.18:
-            # ``nft monitor trace`` shows the next rule or the base chain's policy)
-            popped = True
-        if popped:
-            if stack:
-                cur, ri = stack.pop()
-                continue
-            _trace_nft(pkt, chain, "policy", chain.policy)
-            return V.NF_ACCEPT if chain.policy == "accept" else V.NF_DROP
 
 
 def _hookfn(priv: Chain, pkt: Any, state: Any) -> int:

@@ -670,64 +670,73 @@ class Parser:
     def parse_ct_helper_block(self) -> A.CtHelperSpec:
         """``{ type "ftp" protocol tcp; [l3proto ip;] [comment "…"] }``
         (parser_bison.y ct_helper_block)."""
+        return self._object_block(A.CtHelperSpec, self._ct_helper_item)
+
+    def _object_block(self, make: Any, item: Any) -> Any:
+        """The ``{ item; item … }`` frame a stateful object's body has in
+        parser_bison.y (ct_helper_block, ct_expect_block): ``make(loc=…)`` builds the
+        spec at the ``{``, ``item(spec, tok)`` parses one item starting at ``tok``
+        (not yet consumed); separators between items are skipped."""
         start = self.expect_op("{")
-        spec = A.CtHelperSpec(loc=start.loc)
+        spec = make(loc=start.loc)
         while True:
             self.skip_seps()
             t = self.tok
             if t.is_op("}"):
                 self.next()
                 return spec
-            if t.is_word("type"):
-                self.next()
-                nt = self.tok
-                if nt.kind != STRING:
-                    raise self.unexpected()
-                self.next()
-                spec.type = nt.text
-                self.expect_word("protocol")
-                p = self.expect_word()
-                if p.text not in ("tcp", "udp"):
-                    raise self.unexpected(p)
-                spec.protocol = p.text
-                spec.loc = Loc(t.line, t.col, p.col + len(p.text) - 1)
-            elif t.is_word("l3proto"):
-                self.next()
-                spec.l3proto = self.expect_word().text
-            elif t.is_word("comment"):
-                self.next()
-                spec.comment = self.expect_word().text
-            else:
+            item(spec, t)
+
+    def _ct_helper_item(self, spec: A.CtHelperSpec, t: Any) -> None:
+        """One ct_helper_config item: ``type "NAME" protocol tcp|udp``, ``l3proto F``,
+        ``comment "…"``."""
+        if t.is_word("type"):
+            self.next()
+            nt = self.tok
+            if nt.kind != STRING:
                 raise self.unexpected()
+            self.next()
+            spec.type = nt.text
+            self.expect_word("protocol")
+            p = self.expect_word()
+            if p.text not in ("tcp", "udp"):
+                raise self.unexpected(p)
+            spec.protocol = p.text
+            spec.loc = Loc(t.line, t.col, p.col + len(p.text) - 1)
+        elif t.is_word("l3proto"):
+            self.next()
+            spec.l3proto = self.expect_word().text
+        elif t.is_word("comment"):
+            self.next()
+            spec.comment = self.expect_word().text
+        else:
+            raise self.unexpected()
 
     def parse_ct_expect_block(self) -> A.CtExpectSpec:
         """``{ protocol tcp; dport N; timeout T; size N; [l3proto ip;] }``
         (parser_bison.y ct_expect_config)."""
-        start = self.expect_op("{")
-        spec = A.CtExpectSpec(loc=start.loc)
-        while True:
-            self.skip_seps()
-            t = self.tok
-            if t.is_op("}"):
-                self.next()
-                return spec
-            self.next()
-            if t.text == "protocol":
-                p = self.expect_word()
-                if p.text not in ("tcp", "udp", "sctp", "dccp", "udplite"):
-                    raise self.unexpected(p)
-                spec.protocol = p.text
-            elif t.text == "dport":
-                spec.dport = self._int_word()
-            elif t.text == "timeout":
-                w = self.expect_word()
-                spec.timeout = parse_time(w.text, w.loc)
-            elif t.text == "size":
-                spec.size = self._int_word()
-            elif t.text == "l3proto":
-                spec.l3proto = self.expect_word().text
-            else:
-                raise self.unexpected(t)
+        return self._object_block(A.CtExpectSpec, self._ct_expect_item)
+
+    def _ct_expect_item(self, spec: A.CtExpectSpec, t: Any) -> None:
+        """One ct_expect_config item: ``protocol P``, ``dport N``, ``timeout T``,
+        ``size N``, ``l3proto F``."""
+        self.next()
+        if t.text == "protocol":
+            p = self.expect_word()
+            if p.text not in ("tcp", "udp", "sctp", "dccp", "udplite"):
+                raise self.unexpected(p)
+            spec.protocol = p.text
+        elif t.text == "dport":
+            spec.dport = self._int_word()
+        elif t.text == "timeout":
+            w = self.expect_word()
+            spec.timeout = parse_time(w.text, w.loc)
+        elif t.text == "size":
+            spec.size = self._int_word()
+        elif t.text == "l3proto":
+            spec.l3proto = self.expect_word().text
+        else:
+            raise self.unexpected(t)
 
     # ------------------------------------------------------------------ statements
     def parse_queue(self, loc: Loc) -> A.QueueS:
@@ -896,7 +905,10 @@ class Parser:
                     r.kind = k.text
                     if self.tok.is_word("type"):
                         self.next()
-                    r.code = self.expect_word().text
+                    ct = self.expect_word()
+                    r.code = ct.text
+                    # where nft points its "Could not parse … code" errors
+                    r.code_loc = ct.loc
                 else:
                     raise self.unexpected(k)
             return r

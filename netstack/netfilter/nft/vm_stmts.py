@@ -114,22 +114,16 @@ def nf_dup_ipv4(net: Any, pkt: Any, hook: int, gw: bytes, oif: int) -> None:
     in PREROUTING/INPUT, route to ``gw`` with FLOWI_FLAG_KNOWN_NH (the uncached route's
     gateway is ``gw``, so the copy's next hop is the gateway whatever its destination),
     ``ip_local_out``.  ``nf_skb_duplicated`` stops a copy from being copied again."""
-    if net is None or getattr(net, "_nf_skb_duplicated", False):
+    c = _dup_copy(net, pkt, hook, 20, 8)
+    if c is None:
         return
     from netstack.errors import KernelError
     from netstack.ipv4.fib import FLOWI_FLAG_KNOWN_NH, Flowi4
     from netstack.ipv4.ip_output import ip_local_out
     from netstack.ipv4.route import ip_route_output
-    nh = pkt.network_header
-    if nh < 0 or nh + 20 > pkt.tail:
-        return
-    c = pkt.clone()
-    c.data = nh
-    _untrack(c)
+    nh = c.data
     b = c.buf
     b[nh + 6] |= 0x40                                   # IP_DF
-    if hook in (_PRE_ROUTING, _LOCAL_IN):
-        b[nh + 8] = (b[nh + 8] - 1) & 0xFF
     fl4 = Flowi4(daddr=gw, tos=b[nh + 1] & 0x1C, flags=FLOWI_FLAG_KNOWN_NH,
                  oif=oif if oif != -1 else 0)
     try:
@@ -140,32 +134,20 @@ def nf_dup_ipv4(net: Any, pkt: Any, hook: int, gw: bytes, oif: int) -> None:
         return
     if rt.gateway is None:
         rt.gateway = bytes(gw)                          # rt_set_nexthop, uncached route
-    c.dst = rt
-    c.dev = rt.dev
-    net._nf_skb_duplicated = True
-    try:
-        ip_local_out(net, c)
-    finally:
-        net._nf_skb_duplicated = False
+    _dup_xmit(net, c, rt, ip_local_out)
 
 
 def nf_dup_ipv6(net: Any, pkt: Any, hook: int, gw: bytes, oif: int) -> None:
     """net/ipv6/netfilter/nf_dup_ipv6.c: as IPv4 with the hop limit; the route to
     ``gw`` is an output route with FLOWI_FLAG_KNOWN_NH."""
-    if net is None or getattr(net, "_nf_skb_duplicated", False):
+    c = _dup_copy(net, pkt, hook, 40, 7)
+    if c is None:
         return
     from netstack.errors import KernelError
     from netstack.ipv6.ip6_output import ip6_local_out
     from netstack.ipv6.route import Flowi6, ip6_route_output
-    nh = pkt.network_header
-    if nh < 0 or nh + 40 > pkt.tail:
-        return
-    c = pkt.clone()
-    c.data = nh
-    _untrack(c)
+    nh = c.data
     b = c.buf
-    if hook in (_PRE_ROUTING, _LOCAL_IN):
-        b[nh + 7] = (b[nh + 7] - 1) & 0xFF
     fl6 = Flowi6(bytes(gw), b"\0" * 16, oif=oif if oif != -1 else 0,
                  flowlabel=int.from_bytes(b[nh:nh + 4], "big") & 0x0FFFFFFF)
     try:
@@ -180,11 +162,38 @@ def nf_dup_ipv6(net: Any, pkt: Any, hook: int, gw: bytes, oif: int) -> None:
         import copy
         dst = copy.copy(dst)
         dst.gateway = bytes(gw)
+    _dup_xmit(net, c, dst, ip6_local_out)
+
+
+def _dup_copy(net: Any, pkt: Any, hook: int, hlen: int, ttl_off: int) -> Any:
+    """The copy nf_dup_ipv4 and nf_dup_ipv6 both start from: none while a duplicate
+    is being sent (``nf_skb_duplicated``) or without a whole network header of
+    ``hlen`` bytes; else a clone at the network header, detached from conntrack
+    (untracked), its TTL / hop limit (at ``ttl_off``) decremented in PREROUTING and
+    INPUT as forwarding would."""
+    if net is None or getattr(net, "_nf_skb_duplicated", False):
+        return None
+    nh = pkt.network_header
+    if nh < 0 or nh + hlen > pkt.tail:
+        return None
+    c = pkt.clone()
+    c.data = nh
+    _untrack(c)
+    if hook in (_PRE_ROUTING, _LOCAL_IN):
+        b = c.buf
+        b[nh + ttl_off] = (b[nh + ttl_off] - 1) & 0xFF
+    return c
+
+
+def _dup_xmit(net: Any, c: Any, dst: Any, local_out: Any) -> None:
+    """Send the routed copy as nf_dup_ipv{4,6} do: ``local_out`` with the per-CPU
+    ``nf_skb_duplicated`` flag (here per namespace) set, so the copy's own trip through
+    the hooks is not duplicated again."""
     c.dst = dst
     c.dev = dst.dev
     net._nf_skb_duplicated = True
     try:
-        ip6_local_out(net, c)
+        local_out(net, c)
     finally:
         net._nf_skb_duplicated = False
 
