@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from netstack.cli.errors import ToolError
 from netstack.cli.ipcommon import Args, get_addr, get_unsigned, invarg, kernel_error, matches
+from netstack.cli.iplink_gre import tnl_lower_index
 from netstack.cli.jsonout import dumps
 from netstack.errors import KernelError
 from netstack.ipv4.fou import FOU_ENCAP_DIRECT, FOU_ENCAP_GUE, Fou, fou_create, fou_destroy, fous
@@ -86,11 +87,7 @@ def _parse(ctx: "Ctx", argv: list[str], adding: bool) -> Fou:
                 raise invarg("invalid peer port", v)
             peer_port = n
         elif a == "dev":
-            v = args.next_arg()
-            d = ctx.net.get(v)
-            if d is None:
-                raise ToolError(f'Cannot find device "{v}"\n', 255)
-            ifindex = d.ifindex
+            ifindex = tnl_lower_index(ctx, args.next_arg())
         else:
             raise ToolError(USAGE, 255)
         args.advance()

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from netstack.cli.errors import ToolError
 from netstack.cli.ipcommon import Args, duparg2, get_addr, get_unsigned, invarg, matches
+from netstack.cli.iplink_gre import tnl_newlink_finish, tnl_newlink_name
+from netstack.cli.iplink_vxlan import udptnl_parse_df, udptnl_parse_ttl, udptnl_parse_vni
 from netstack.drivers.geneve import (GENEVE_DF_INHERIT, GENEVE_DF_SET, GENEVE_DF_UNSET,
                                      GeneveConfig, GeneveDevice, geneve_newlink)
 from netstack.errors import KernelError, NotSupported
@@ -42,6 +44,22 @@ USAGE = ("Usage: ... geneve id VNI\n"
          "\tLABEL := 0-1048575\n")
 
 
+#: boolean keywords: (word, attribute, field, value) in geneve_parse_opt's order (the
+#: first word an abbreviation matches wins)
+_BOOLS = (
+    ("udpcsum", "udpcsum", "udp_csum", True), ("noudpcsum", "udpcsum", "udp_csum", False),
+    ("udp6zerocsumtx", "udp6zerocsumtx", "udp6_zero_csum_tx", True),
+    ("noudp6zerocsumtx", "udp6zerocsumtx", "udp6_zero_csum_tx", False),
+    ("udp6zerocsumrx", "udp6zerocsumrx", "udp6_zero_csum_rx", True),
+    ("noudp6zerocsumrx", "udp6zerocsumrx", "udp6_zero_csum_rx", False),
+)
+
+
+def _bool_word(a: str) -> tuple[str, str, bool] | None:
+    """The (attribute, field, value) of the first boolean keyword *a* abbreviates."""
+    return next(((k, f, v) for w, k, f, v in _BOOLS if matches(a, w)), None)
+
+
 def parse_geneve_opts(argv: list[str], set_op: bool = False,
                       seen: set[str] | None = None) -> GeneveConfig:
     """``geneve_parse_opt``.  ``set_op`` (``ip link set``): the VNI is still required (it
@@ -62,10 +80,7 @@ def parse_geneve_opts(argv: list[str], set_op: bool = False,
         if matches(a, "id") or matches(a, "vni"):
             v = args.next_arg()
             dup("id", v)
-            n = get_unsigned(v)
-            if n is None or n >= 1 << 24:
-                raise invarg("invalid id", v)
-            cfg.vni = n
+            cfg.vni = udptnl_parse_vni(v)
         elif matches(a, "remote"):
             v = args.next_arg()
             dup("remote", v)
@@ -80,12 +95,7 @@ def parse_geneve_opts(argv: list[str], set_op: bool = False,
             if v == "inherit":
                 cfg.ttl_inherit = True
             elif v != "auto":
-                n = get_unsigned(v)
-                if n is None:
-                    raise invarg("invalid TTL", v)
-                if n > 255:
-                    raise invarg("TTL must be <= 255", v)
-                cfg.ttl = n
+                cfg.ttl = udptnl_parse_ttl(v)
         elif matches(a, "tos") or matches(a, "dsfield"):
             v = args.next_arg()
             dup("tos", v)
@@ -104,10 +114,7 @@ def parse_geneve_opts(argv: list[str], set_op: bool = False,
         elif a == "df":
             v = args.next_arg()
             dup("df", v)
-            m = {"unset": GENEVE_DF_UNSET, "set": GENEVE_DF_SET, "inherit": GENEVE_DF_INHERIT}
-            if v not in m:
-                raise invarg("DF must be 'unset', 'set' or 'inherit'", v)
-            cfg.df = m[v]
+            cfg.df = udptnl_parse_df(v)
         elif matches(a, "label") or matches(a, "flowlabel"):
             v = args.next_arg()
             dup("flowlabel", v)
@@ -126,24 +133,10 @@ def parse_geneve_opts(argv: list[str], set_op: bool = False,
             raise NotSupported("ip link add type geneve external (flow-based metadata)")
         elif matches(a, "noexternal"):
             dup("external", a)
-        elif matches(a, "udpcsum"):
-            dup("udpcsum", a)
-            cfg.udp_csum = True
-        elif matches(a, "noudpcsum"):
-            dup("udpcsum", a)
-            cfg.udp_csum = False
-        elif matches(a, "udp6zerocsumtx"):
-            dup("udp6zerocsumtx", a)
-            cfg.udp6_zero_csum_tx = True
-        elif matches(a, "noudp6zerocsumtx"):
-            dup("udp6zerocsumtx", a)
-            cfg.udp6_zero_csum_tx = False
-        elif matches(a, "udp6zerocsumrx"):
-            dup("udp6zerocsumrx", a)
-            cfg.udp6_zero_csum_rx = True
-        elif matches(a, "noudp6zerocsumrx"):
-            dup("udp6zerocsumrx", a)
-            cfg.udp6_zero_csum_rx = False
+        elif (flag := _bool_word(a)) is not None:
+            key, fld, val = flag
+            dup(key, a)
+            setattr(cfg, fld, val)
         elif matches(a, "innerprotoinherit"):
             raise NotSupported("ip link add type geneve innerprotoinherit")
         elif matches(a, "help"):
@@ -163,23 +156,10 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     cfg = parse_geneve_opts(req.type_args)
     if req.link is not None:
         raise NotSupported("ip link add link DEV type geneve")
-    name = req.name or req.dev
-    if name is not None and len(name) >= 16:
-        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
-    if name is not None and name in net.devices:
-        raise KernelError(errno.EEXIST)
-    if name is None:
-        i = 0
-        while f"geneve{i}" in net.devices:
-            i += 1
-        name = f"geneve{i}"
+    name = tnl_newlink_name(req, net, "geneve%d")
     mac = req.address or ctx.world.random_mac()
     dev = geneve_newlink(net, name, mac, cfg, req.mtu, req.index or 0)
-    if req.txqlen is not None:
-        dev.txqlen = req.txqlen
-    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
-    if req.up:
-        net.dev_open(dev)
+    tnl_newlink_finish(req, net, dev)
 
 
 def info_data_text(dev: GeneveDevice) -> str:

@@ -28,6 +28,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from netstack.cli.ipcommon import Ctx
     from netstack.cli.iplink import LinkReq
 
+#: The usage lines every IP tunnel kind prints for the collect-metadata and FOU/GUE
+#: encapsulation words (iproute2 6.1 link_gre.c, link_gre6.c, link_iptnl.c,
+#: link_ip6tnl.c ``print_usage``)
+TNL_ENCAP_USAGE = ("\t\t\t[ external ]\n"
+                   "\t\t\t[ noencap ]\n"
+                   "\t\t\t[ encap { fou | gue | none } ]\n"
+                   "\t\t\t[ encap-sport PORT ]\n"
+                   "\t\t\t[ encap-dport PORT ]\n"
+                   "\t\t\t[ [no]encap-csum ]\n"
+                   "\t\t\t[ [no]encap-csum6 ]\n"
+                   "\t\t\t[ [no]encap-remcsum ]\n")
 _GRE_BODY = ("\t\t\t[ local ADDR ]\n"
              "\t\t\t[ [no][i|o]seq ]\n"
              "\t\t\t[ [i|o]key KEY | no[i|o]key ]\n"
@@ -38,14 +49,7 @@ _GRE_BODY = ("\t\t\t[ local ADDR ]\n"
              "\t\t\t[ [no]ignore-df ]\n"
              "\t\t\t[ dev PHYS_DEV ]\n"
              "\t\t\t[ fwmark MARK ]\n"
-             "\t\t\t[ external ]\n"
-             "\t\t\t[ noencap ]\n"
-             "\t\t\t[ encap { fou | gue | none } ]\n"
-             "\t\t\t[ encap-sport PORT ]\n"
-             "\t\t\t[ encap-dport PORT ]\n"
-             "\t\t\t[ [no]encap-csum ]\n"
-             "\t\t\t[ [no]encap-csum6 ]\n"
-             "\t\t\t[ [no]encap-remcsum ]\n"
+             + TNL_ENCAP_USAGE +
              "\n"
              "Where:\tADDR := { IP_ADDRESS | any }\n"
              "\tTOS  := { NUMBER | inherit }\n"
@@ -64,14 +68,7 @@ _GRE6_BODY = ("\t\t\t[ local ADDR ]\n"
               "\t\t\t[ dev PHYS_DEV ]\n"
               "\t\t\t[ fwmark MARK ]\n"
               "\t\t\t[ [no]allow-localremote ]\n"
-              "\t\t\t[ external ]\n"
-              "\t\t\t[ noencap ]\n"
-              "\t\t\t[ encap { fou | gue | none } ]\n"
-              "\t\t\t[ encap-sport PORT ]\n"
-              "\t\t\t[ encap-dport PORT ]\n"
-              "\t\t\t[ [no]encap-csum ]\n"
-              "\t\t\t[ [no]encap-csum6 ]\n"
-              "\t\t\t[ [no]encap-remcsum ]\n"
+              + TNL_ENCAP_USAGE +
               "\t\t\t[ erspan_ver version ]\n"
               "\t\t\t[ erspan IDX ]\n"
               "\t\t\t[ erspan_dir { ingress | egress } ]\n"
@@ -159,6 +156,72 @@ def parse_encap(args: Args, enc: TunnelEncap) -> bool:
     return True
 
 
+def tnl_lower_index(ctx: "Ctx", name: str) -> int:
+    """``dev NAME`` of a tunnel (gre/ip6gre/ip6tnl/vxlan link options, ``ip fou``):
+    ``ll_name_to_index``, and when there is no such device iproute2's link parsers print
+    ``Cannot find device "NAME"`` and ``exit(-1)`` (status 255, unlike the exit 1 of
+    :func:`netstack.cli.ipcommon.lookup_dev`)."""
+    d = ctx.net.get(name)
+    if d is None:
+        raise ToolError(f'Cannot find device "{name}"\n', 255)
+    return d.ifindex
+
+
+def tnl_parse_ttl(v: str, err: str) -> int:
+    """``ttl``/``hoplimit`` of gre/ipip/sit/ip6gre/ip6tnl: ``inherit`` is 0, else a
+    ``get_u8`` number; *err* is the parser's own text (``invalid TTL``/``invalid HLIM``)."""
+    if v == "inherit":
+        return 0
+    n = get_unsigned(v, 8)
+    if n is None:
+        raise invarg(err, v)
+    return n
+
+
+def tnl_parse_hex_u8(v: str, err: str) -> int:
+    """The ``tos``/``tclass`` byte of link_gre.c/link_gre6.c: a hexadecimal number up to
+    255 (``rtnl_dsfield_a2n`` without its name table); *err* is the ``invarg`` text."""
+    try:
+        n = int(v, 16)
+    except ValueError:
+        raise invarg(err, v) from None
+    if not 0 <= n <= 255:
+        raise invarg(err, v)
+    return n
+
+
+def tnl_parse_fwmark(v: str) -> int:
+    """``fwmark MARK`` of gre/ip6gre/ipip/sit/ip6tnl: a ``get_u32`` number (``invalid
+    fwmark``)."""
+    n = get_unsigned(v)
+    if n is None:
+        raise invarg("invalid fwmark\n", v)
+    return n
+
+
+def _io_flag_word(a: str, p: TunnelParms) -> bool:
+    """``[i|o]seq``, ``[i|o]csum`` and their ``no`` forms (gre_parse_opt): set or clear
+    the flag on the input side, the output side or both; False if *a* is none of them
+    (abbreviations match in gre_parse_opt's order)."""
+    for word, flag in (("seq", TUNNEL_SEQ), ("csum", TUNNEL_CSUM)):
+        if matches(a, word):
+            p.i_flags |= flag
+            p.o_flags |= flag
+        elif matches(a, "i" + word):
+            p.i_flags |= flag
+        elif matches(a, "o" + word):
+            p.o_flags |= flag
+        elif a in ("no" + word, "noi" + word, "noo" + word):
+            if a != "noo" + word:
+                p.i_flags &= ~flag
+            if a != "noi" + word:
+                p.o_flags &= ~flag
+        else:
+            continue
+        return True
+    return False
+
+
 def parse_common(ctx: "Ctx", args: Args, p: TunnelParms) -> bool:
     """remote/local/dev/ttl/tos/pmtudisc words shared by gre and iptnl."""
     a = args.cur
@@ -169,32 +232,12 @@ def parse_common(ctx: "Ctx", args: Args, p: TunnelParms) -> bool:
         v = args.next_arg()
         p.saddr = b"\0\0\0\0" if v == "any" else get_addr(v, 2).addr
     elif matches(a, "dev"):
-        v = args.next_arg()
-        d = ctx.net.get(v)
-        if d is None:
-            raise ToolError(f'Cannot find device "{v}"\n', 255)
-        p.link = d.ifindex
+        p.link = tnl_lower_index(ctx, args.next_arg())
     elif matches(a, "ttl") or matches(a, "hoplimit") or matches(a, "hlim"):
-        v = args.next_arg()
-        if v == "inherit":
-            p.ttl = 0
-        else:
-            n = get_unsigned(v, 8)
-            if n is None:
-                raise invarg("invalid TTL\n", v)
-            p.ttl = n
+        p.ttl = tnl_parse_ttl(args.next_arg(), "invalid TTL\n")
     elif matches(a, "tos") or matches(a, "tclass") or matches(a, "dsfield"):
         v = args.next_arg()
-        if v == "inherit":
-            p.tos = 1
-        else:
-            try:
-                n = int(v, 16)
-            except ValueError:
-                raise invarg("bad TOS value", v) from None
-            if not 0 <= n <= 255:
-                raise invarg("bad TOS value", v)
-            p.tos = n
+        p.tos = 1 if v == "inherit" else tnl_parse_hex_u8(v, "bad TOS value")
     elif a == "nopmtudisc":
         p.pmtudisc = False
     elif a == "pmtudisc":
@@ -250,40 +293,14 @@ def parse_gre_opts(ctx: "Ctx", kind: str, argv: list[str],
             if a != "noikey":
                 p.o_flags &= ~TUNNEL_KEY
                 p.o_key = 0
-        elif matches(a, "seq"):
-            p.i_flags |= TUNNEL_SEQ
-            p.o_flags |= TUNNEL_SEQ
-        elif matches(a, "iseq"):
-            p.i_flags |= TUNNEL_SEQ
-        elif matches(a, "oseq"):
-            p.o_flags |= TUNNEL_SEQ
-        elif a in ("noseq", "noiseq", "nooseq"):
-            if a != "nooseq":
-                p.i_flags &= ~TUNNEL_SEQ
-            if a != "noiseq":
-                p.o_flags &= ~TUNNEL_SEQ
-        elif matches(a, "csum"):
-            p.i_flags |= TUNNEL_CSUM
-            p.o_flags |= TUNNEL_CSUM
-        elif matches(a, "icsum"):
-            p.i_flags |= TUNNEL_CSUM
-        elif matches(a, "ocsum"):
-            p.o_flags |= TUNNEL_CSUM
-        elif a in ("nocsum", "noicsum", "noocsum"):
-            if a != "noocsum":
-                p.i_flags &= ~TUNNEL_CSUM
-            if a != "noicsum":
-                p.o_flags &= ~TUNNEL_CSUM
+        elif _io_flag_word(a, p):
+            pass
         elif a == "ignore-df":
             ignore_df = True
         elif a == "noignore-df":
             ignore_df = False
         elif a == "fwmark":
-            v = args.next_arg()
-            n = get_unsigned(v)
-            if n is None:
-                raise invarg("invalid fwmark\n", v)
-            fwmark = n
+            fwmark = tnl_parse_fwmark(args.next_arg())
         elif a == "external":
             raise NotSupported(f"ip link add type {kind} external")
         elif a.startswith("erspan"):
@@ -304,6 +321,39 @@ def parse_gre_opts(ctx: "Ctx", kind: str, argv: list[str],
     return p, enc, ignore_df, fwmark
 
 
+def tnl_newlink_name(req: "LinkReq", net: Any, template: str, first: int = 0) -> str:
+    """The name ``rtnl_newlink`` gives a new tunnel device: ``IFLA_IFNAME`` must pass the
+    netlink policy (shorter than ``IFNAMSIZ``) and be free (``EEXIST``); without one,
+    ``alloc_netdev(template)`` takes the lowest free ``%d`` from *first* (1 where the
+    kernel keeps index 0 for the per-namespace fallback device, e.g. ``ipip0``, ``sit0``,
+    ``ip6tnl0``).  Shared by every tunnel kind (net/core/rtnetlink.c, net/core/dev.c
+    ``dev_alloc_name``) so the checks live in one place.
+    """
+    name = req.name or req.dev
+    if name is not None and len(name) >= 16:
+        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
+    if name is not None and name in net.devices:
+        raise KernelError(errno.EEXIST)
+    if name is None:
+        i = first
+        while template % i in net.devices:
+            i += 1
+        name = template % i
+    return name
+
+
+def tnl_newlink_finish(req: "LinkReq", net: Any, dev: Any) -> None:
+    """What ``rtnl_newlink`` applies to a registered tunnel device after the kind's
+    ``newlink``: ``IFLA_TXQLEN``, the ``ifi_flags``/``ifi_change`` pair and ``up``
+    (``rtnl_configure_link`` → ``dev_open``).  One place for all tunnel kinds.
+    """
+    if req.txqlen is not None:
+        dev.txqlen = req.txqlen
+    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
+    if req.up:
+        net.dev_open(dev)
+
+
 def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     """``rtnl_newlink`` for gre/gretap (ip6gre/ip6gretap: not supported)."""
     kind = req.kind
@@ -314,17 +364,7 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     if ignore_df and p.pmtudisc:
         # ipgre_netlink_parms: ignore-df needs nopmtudisc (DF set otherwise)
         raise KernelError(errno.EINVAL)
-    name = req.name or req.dev
-    if name is not None and len(name) >= 16:
-        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
-    if name is not None and name in net.devices:
-        raise KernelError(errno.EEXIST)
-    if name is None:
-        tmpl = "gre%d" if kind == "gre" else "gretap%d"
-        i = 0
-        while tmpl % i in net.devices:
-            i += 1
-        name = tmpl % i
+    name = tnl_newlink_name(req, net, "gre%d" if kind == "gre" else "gretap%d")
     if kind == "gretap":
         dev: GreDevice = GretapDevice(name, p, enc, req.address or ctx.world.random_mac())
     else:
@@ -332,16 +372,72 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     dev.ignore_df = ignore_df
     dev.fwmark = fwmark
     gre_newlink(net, dev, req.mtu, req.index or 0)
-    if req.txqlen is not None:
-        dev.txqlen = req.txqlen
-    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
-    if req.up:
-        net.dev_open(dev)
+    tnl_newlink_finish(req, net, dev)
 
 
 # ------------------------------------------------------------------------ output
-def _ip(raw: bytes) -> str:
+def tnl_addr_text(raw: bytes) -> str:
+    """A tunnel endpoint as ``ip -d link`` prints it: ``any`` for the unspecified address
+    (iproute2 ip/tunnel.c ``tnl_print_endpoint``)."""
     return str(ipaddress.ip_address(raw)) if any(raw) else "any"
+
+
+def tnl_lower_name(dev: Any) -> str | None:
+    """The name of a tunnel's ``dev`` (``IFLA_*_LINK``) for ``ip -d link``, None when the
+    tunnel is not bound or the device is gone (``ll_index_to_name`` in gre_print_opt,
+    gre6_print_opt, iptunnel_print_opt)."""
+    link = dev.parms.link
+    if link and dev.net is not None:
+        lower = dev.net.get_by_index(link)
+        if lower is not None:
+            return str(lower.name)
+    return None
+
+
+def tnl4_head_text(dev: Any) -> str:
+    """``remote``, ``local``, ``dev``, ``ttl`` and ``tos`` as gre_print_opt and
+    iptunnel_print_opt print them for an IPv4 tunnel."""
+    p = dev.parms
+    s = f"remote {tnl_addr_text(p.daddr)} local {tnl_addr_text(p.saddr)} "
+    lower = tnl_lower_name(dev)
+    if lower is not None:
+        s += f"dev {lower} "
+    s += f"ttl {p.ttl} " if p.ttl else "ttl inherit "
+    if p.tos:
+        s += "tos inherit " if p.tos == 1 else f"tos {p.tos:#x} "
+    return s
+
+
+def tnl4_head_json(dev: Any, d: dict[str, Any]) -> dict[str, Any]:
+    """JSON twin of :func:`tnl4_head_text`, added to *d* (returned)."""
+    p = dev.parms
+    d["remote"] = tnl_addr_text(p.daddr)
+    d["local"] = tnl_addr_text(p.saddr)
+    lower = tnl_lower_name(dev)
+    if lower is not None:
+        d["link"] = lower
+    d["ttl"] = p.ttl
+    if p.tos:
+        d["tos"] = f"{p.tos:#x}"
+    return d
+
+
+def tnl_tail_text(dev: Any) -> str:
+    """The end every IP tunnel's ``print_opt`` text shares: ``fwmark`` when set, then
+    :func:`encap_text`."""
+    s = f"fwmark {dev.fwmark:#x} " if dev.fwmark else ""
+    return s + encap_text(dev.encap)
+
+
+def tnl_tail_json(dev: Any, d: dict[str, Any]) -> dict[str, Any]:
+    """JSON twin of :func:`tnl_tail_text`: ``fwmark`` and the ``encap`` object, added
+    to *d* (returned)."""
+    if dev.fwmark:
+        d["fwmark"] = f"{dev.fwmark:#x}"
+    e = encap_json(dev.encap)
+    if e is not None:
+        d["encap"] = e
+    return d
 
 
 def encap_text(enc: TunnelEncap) -> str:
@@ -372,33 +468,12 @@ def info_data_text(dev: GreDevice) -> str:
     if dev.kind in ("ip6gre", "ip6gretap"):
         return _info6_text(dev)
     p = dev.parms
-    s = f"remote {_ip(p.daddr)} local {_ip(p.saddr)} "
-    if p.link and dev.net is not None:
-        lower = dev.net.get_by_index(p.link)
-        if lower is not None:
-            s += f"dev {lower.name} "
-    s += f"ttl {p.ttl} " if p.ttl else "ttl inherit "
-    if p.tos:
-        s += "tos inherit " if p.tos == 1 else f"tos {p.tos:#x} "
+    s = tnl4_head_text(dev)
     if not p.pmtudisc:
         s += "nopmtudisc "
     if dev.ignore_df:
         s += "ignore-df "
-    if p.i_flags & TUNNEL_KEY:
-        s += f"ikey {ipaddress.IPv4Address(p.i_key)} "
-    if p.o_flags & TUNNEL_KEY:
-        s += f"okey {ipaddress.IPv4Address(p.o_key)} "
-    if p.i_flags & TUNNEL_SEQ:
-        s += "iseq "
-    if p.o_flags & TUNNEL_SEQ:
-        s += "oseq "
-    if p.i_flags & TUNNEL_CSUM:
-        s += "icsum "
-    if p.o_flags & TUNNEL_CSUM:
-        s += "ocsum "
-    if dev.fwmark:
-        s += f"fwmark {dev.fwmark:#x} "
-    return s + encap_text(dev.encap)
+    return s + _keys_text(p) + tnl_tail_text(dev)
 
 
 def info_data_json(dev: GreDevice) -> dict[str, Any]:
@@ -406,32 +481,12 @@ def info_data_json(dev: GreDevice) -> dict[str, Any]:
     if dev.kind in ("ip6gre", "ip6gretap"):
         return _info6_json(dev)
     p = dev.parms
-    d: dict[str, Any] = {"remote": _ip(p.daddr), "local": _ip(p.saddr)}
-    if p.link and dev.net is not None:
-        lower = dev.net.get_by_index(p.link)
-        if lower is not None:
-            d["link"] = lower.name
-    d["ttl"] = p.ttl
-    if p.tos:
-        d["tos"] = f"{p.tos:#x}"
+    d = tnl4_head_json(dev, {})
     d["pmtudisc"] = p.pmtudisc
     if dev.ignore_df:
         d["ignore_df"] = True
-    if p.i_flags & TUNNEL_KEY:
-        d["ikey"] = str(ipaddress.IPv4Address(p.i_key))
-    if p.o_flags & TUNNEL_KEY:
-        d["okey"] = str(ipaddress.IPv4Address(p.o_key))
-    for flag, key in ((TUNNEL_SEQ, "seq"), (TUNNEL_CSUM, "csum")):
-        if p.i_flags & flag:
-            d["i" + key] = True
-        if p.o_flags & flag:
-            d["o" + key] = True
-    if dev.fwmark:
-        d["fwmark"] = f"{dev.fwmark:#x}"
-    e = encap_json(dev.encap)
-    if e is not None:
-        d["encap"] = e
-    return d
+    _keys_json(p, d)
+    return tnl_tail_json(dev, d)
 
 
 # ------------------------------------------------------------------ ip6gre (link_gre6.c)
@@ -455,33 +510,16 @@ def parse_gre6_opts(ctx: "Ctx", kind: str, argv: list[str],
             else:
                 p.saddr = raw
         elif matches(a, "dev"):
-            v = args.next_arg()
-            d = ctx.net.get(v)
-            if d is None:
-                raise ToolError(f'Cannot find device "{v}"\n', 255)
-            p.link = d.ifindex
+            p.link = tnl_lower_index(ctx, args.next_arg())
         elif matches(a, "ttl") or matches(a, "hoplimit") or matches(a, "hlim"):
-            v = args.next_arg()
-            if v == "inherit":
-                p.hop_limit = 0
-            else:
-                n = get_unsigned(v, 8)
-                if n is None:
-                    raise invarg("invalid HLIM\n", v)
-                p.hop_limit = n
+            p.hop_limit = tnl_parse_ttl(args.next_arg(), "invalid HLIM\n")
         elif matches(a, "tos") or matches(a, "tclass") or matches(a, "dsfield"):
             v = args.next_arg()
             p.flowinfo &= ~(0xFF << 20)
             if v == "inherit":
                 p.flags |= IP6_TNL_F_USE_ORIG_TCLASS
             else:
-                try:
-                    n = int(v, 16)
-                except ValueError:
-                    raise invarg("invalid TClass", v) from None
-                if not 0 <= n <= 255:
-                    raise invarg("invalid TClass", v)
-                p.flowinfo |= n << 20
+                p.flowinfo |= tnl_parse_hex_u8(v, "invalid TClass") << 20
                 p.flags &= ~IP6_TNL_F_USE_ORIG_TCLASS
         elif matches(a, "flowlabel") or matches(a, "fl"):
             v = args.next_arg()
@@ -508,11 +546,7 @@ def parse_gre6_opts(ctx: "Ctx", kind: str, argv: list[str],
                 p.encap_limit = n
                 p.flags &= ~IP6_TNL_F_IGN_ENCAP_LIMIT
         elif a == "fwmark":
-            v = args.next_arg()
-            n = get_unsigned(v)
-            if n is None:
-                raise invarg("invalid fwmark\n", v)
-            fwmark = n
+            fwmark = tnl_parse_fwmark(args.next_arg())
         elif enc is not None and parse_encap(args, enc):
             pass
         elif a in ("external", "allow-localremote", "noallow-localremote") or \
@@ -536,31 +570,32 @@ def _link_add6(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     kind = req.kind
     enc = TunnelEncap(flags=TUNNEL_ENCAP_FLAG_CSUM6)
     p, fwmark = parse_gre6_opts(ctx, kind, req.type_args, enc)
-    name = req.name or req.dev
-    if name is not None and len(name) >= 16:
-        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
-    if name is not None and name in net.devices:
-        raise KernelError(errno.EEXIST)
-    if name is None:
-        tmpl = "ip6gre%d" if kind == "ip6gre" else "ip6gretap%d"
-        i = 0
-        while tmpl % i in net.devices:
-            i += 1
-        name = tmpl % i
+    name = tnl_newlink_name(req, net, "ip6gre%d" if kind == "ip6gre" else "ip6gretap%d")
     if kind == "ip6gretap":
         dev: Any = Ip6GretapDevice(name, p, enc, req.address or ctx.world.random_mac())
     else:
         dev = Ip6GreDevice(name, p, enc)
     dev.fwmark = fwmark
     ip6gre_newlink(net, dev, req.mtu, req.index or 0)
-    if req.txqlen is not None:
-        dev.txqlen = req.txqlen
-    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
-    if req.up:
-        net.dev_open(dev)
+    tnl_newlink_finish(req, net, dev)
+
+
+def _keys_json(p: TunnelParms, d: dict[str, Any]) -> None:
+    """``ikey``/``okey`` (dotted quads) and ``iseq``/``oseq``/``icsum``/``ocsum`` of
+    gre_print_opt/gre6_print_opt, added to *d*."""
+    if p.i_flags & TUNNEL_KEY:
+        d["ikey"] = str(ipaddress.IPv4Address(p.i_key))
+    if p.o_flags & TUNNEL_KEY:
+        d["okey"] = str(ipaddress.IPv4Address(p.o_key))
+    for flag, key in ((TUNNEL_SEQ, "seq"), (TUNNEL_CSUM, "csum")):
+        if p.i_flags & flag:
+            d["i" + key] = True
+        if p.o_flags & flag:
+            d["o" + key] = True
 
 
 def _keys_text(p: TunnelParms) -> str:
+    """Text twin of :func:`_keys_json`."""
     s = ""
     if p.i_flags & TUNNEL_KEY:
         s += f"ikey {ipaddress.IPv4Address(p.i_key)} "
@@ -578,11 +613,10 @@ def _info6_text(dev: Any) -> str:
     from netstack.drivers.ip6_gre import (IP6_TNL_F_IGN_ENCAP_LIMIT, IP6_TNL_F_USE_ORIG_FLOWLABEL,
                                           IP6_TNL_F_USE_ORIG_TCLASS)
     p = dev.parms
-    s = f"remote {_ip(p.daddr)} local {_ip(p.saddr)} "
-    if p.link and dev.net is not None:
-        lower = dev.net.get_by_index(p.link)
-        if lower is not None:
-            s += f"dev {lower.name} "
+    s = f"remote {tnl_addr_text(p.daddr)} local {tnl_addr_text(p.saddr)} "
+    lower = tnl_lower_name(dev)
+    if lower is not None:
+        s += f"dev {lower} "
     s += f"hoplimit {p.hop_limit} " if p.hop_limit else "hoplimit inherit "
     if p.flags & IP6_TNL_F_IGN_ENCAP_LIMIT:
         s += "encaplimit none "
@@ -596,21 +630,17 @@ def _info6_text(dev: Any) -> str:
         s += "tclass inherit "
     else:
         s += f"tclass 0x{(p.flowinfo >> 20) & 0xFF:02x} "
-    s += _keys_text(p)
-    if dev.fwmark:
-        s += f"fwmark {dev.fwmark:#x} "
-    return s + encap_text(dev.encap)
+    return s + _keys_text(p) + tnl_tail_text(dev)
 
 
 def _info6_json(dev: Any) -> dict[str, Any]:
     from netstack.drivers.ip6_gre import (IP6_TNL_F_IGN_ENCAP_LIMIT, IP6_TNL_F_USE_ORIG_FLOWLABEL,
                                           IP6_TNL_F_USE_ORIG_TCLASS)
     p = dev.parms
-    d: dict[str, Any] = {"remote": _ip(p.daddr), "local": _ip(p.saddr)}
-    if p.link and dev.net is not None:
-        lower = dev.net.get_by_index(p.link)
-        if lower is not None:
-            d["link"] = lower.name
+    d: dict[str, Any] = {"remote": tnl_addr_text(p.daddr), "local": tnl_addr_text(p.saddr)}
+    lower = tnl_lower_name(dev)
+    if lower is not None:
+        d["link"] = lower
     d["ttl"] = p.hop_limit
     if p.flags & IP6_TNL_F_IGN_ENCAP_LIMIT:
         d["ip6_tnl_f_ign_encap_limit"] = True
@@ -624,21 +654,8 @@ def _info6_json(dev: Any) -> dict[str, Any]:
         d["ip6_tnl_f_use_orig_tclass"] = True
     else:
         d["tclass"] = f"0x{(p.flowinfo >> 20) & 0xFF:02x}"
-    if p.i_flags & TUNNEL_KEY:
-        d["ikey"] = str(ipaddress.IPv4Address(p.i_key))
-    if p.o_flags & TUNNEL_KEY:
-        d["okey"] = str(ipaddress.IPv4Address(p.o_key))
-    for flag, key in ((TUNNEL_SEQ, "seq"), (TUNNEL_CSUM, "csum")):
-        if p.i_flags & flag:
-            d["i" + key] = True
-        if p.o_flags & flag:
-            d["o" + key] = True
-    if dev.fwmark:
-        d["fwmark"] = f"{dev.fwmark:#x}"
-    e = encap_json(dev.encap)
-    if e is not None:
-        d["encap"] = e
-    return d
+    _keys_json(p, d)
+    return tnl_tail_json(dev, d)
 
 
 def link_change(ctx: "Ctx", req: "LinkReq", dev: Any) -> None:

@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING, Any
 from netstack.cli.errors import ToolError
 from netstack.cli.ipcommon import Args, get_addr, get_unsigned, invarg, matches, strtol
 from netstack.core.netdevice import IFF_POINTOPOINT
-from netstack.cli.iplink_gre import encap_json, encap_text, parse_common, parse_encap
+from netstack.cli.iplink_gre import (TNL_ENCAP_USAGE, encap_json, encap_text, parse_common,
+                                     parse_encap, tnl4_head_json, tnl4_head_text,
+                                     tnl_lower_index, tnl_newlink_finish, tnl_newlink_name,
+                                     tnl_parse_fwmark, tnl_parse_ttl, tnl_tail_json,
+                                     tnl_tail_text)
 from netstack.drivers.ipip import IPPROTO_IPIP, IPPROTO_IPV6, IpipDevice, SitDevice, iptnl_newlink
 from netstack.errors import KernelError, NotSupported
 from netstack.ipv4.ip_tunnel_core import TunnelEncap, TunnelParms
@@ -35,14 +39,7 @@ _BODY = ("\t\t\t[ local ADDR ]\n"
          "\t\t\t[ 6rd-reset ]\n"
          "\t\t\t[ dev PHYS_DEV ]\n"
          "\t\t\t[ fwmark MARK ]\n"
-         "\t\t\t[ external ]\n"
-         "\t\t\t[ noencap ]\n"
-         "\t\t\t[ encap { fou | gue | none } ]\n"
-         "\t\t\t[ encap-sport PORT ]\n"
-         "\t\t\t[ encap-dport PORT ]\n"
-         "\t\t\t[ [no]encap-csum ]\n"
-         "\t\t\t[ [no]encap-csum6 ]\n"
-         "\t\t\t[ [no]encap-remcsum ]\n")
+         + TNL_ENCAP_USAGE)
 _WHERE = ("\n"
           "Where:\tADDR := { IP_ADDRESS | any }\n"
           "\tTOS  := { NUMBER | inherit }\n"
@@ -96,11 +93,7 @@ def parse_iptnl_opts(ctx: "Ctx", kind: str, argv: list[str],
             else:
                 raise invarg("Cannot guess tunnel mode.", v)
         elif a == "fwmark":
-            v = args.next_arg()
-            n = get_unsigned(v)
-            if n is None:
-                raise invarg("invalid fwmark\n", v)
-            fwmark = n
+            fwmark = tnl_parse_fwmark(args.next_arg())
         elif a in ("external", "isatap") or a.startswith("6rd"):
             raise NotSupported(f"ip link add type {kind} {a}")
         elif not (parse_common(ctx, args, p) or parse_encap(args, enc)):
@@ -120,29 +113,11 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     if kind not in ("ipip", "sit"):
         raise NotSupported(f"ip link add type {kind}")
     p, enc, fwmark = parse_iptnl_opts(ctx, kind, req.type_args)
-    name = req.name or req.dev
-    if name is not None and len(name) >= 16:
-        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
-    if name is not None and name in net.devices:
-        raise KernelError(errno.EEXIST)
-    if name is None:
-        tmpl = "ipip%d" if kind == "ipip" else "sit%d"
-        i = 1
-        while tmpl % i in net.devices:
-            i += 1
-        name = tmpl % i
+    name = tnl_newlink_name(req, net, "ipip%d" if kind == "ipip" else "sit%d", first=1)
     dev = (IpipDevice if kind == "ipip" else SitDevice)(name, p, enc)
     dev.fwmark = fwmark
     iptnl_newlink(net, dev, req.mtu, req.index or 0)
-    if req.txqlen is not None:
-        dev.txqlen = req.txqlen
-    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
-    if req.up:
-        net.dev_open(dev)
-
-
-def _ip(raw: bytes) -> str:
-    return str(ipaddress.ip_address(raw)) if any(raw) else "any"
+    tnl_newlink_finish(req, net, dev)
 
 
 def info_data_text(dev: IpipDevice) -> str:
@@ -150,19 +125,9 @@ def info_data_text(dev: IpipDevice) -> str:
     if dev.kind == "ip6tnl":
         return str(_info_ip6tnl(dev, False))
     p = dev.parms
-    s = f"{_PROTO_NAMES.get(p.protocol, str(p.protocol))} remote {_ip(p.daddr)} " \
-        f"local {_ip(p.saddr)} "
-    if p.link and dev.net is not None:
-        lower = dev.net.get_by_index(p.link)
-        if lower is not None:
-            s += f"dev {lower.name} "
-    s += f"ttl {p.ttl} " if p.ttl else "ttl inherit "
-    if p.tos:
-        s += "tos inherit " if p.tos == 1 else f"tos {p.tos:#x} "
+    s = f"{_PROTO_NAMES.get(p.protocol, str(p.protocol))} " + tnl4_head_text(dev)
     s += "pmtudisc " if p.pmtudisc else "nopmtudisc "
-    if dev.fwmark:
-        s += f"fwmark {dev.fwmark:#x} "
-    return s + encap_text(dev.encap)
+    return s + tnl_tail_text(dev)
 
 
 def info_data_json(dev: IpipDevice) -> dict[str, Any]:
@@ -170,22 +135,9 @@ def info_data_json(dev: IpipDevice) -> dict[str, Any]:
     if dev.kind == "ip6tnl":
         return dict(_info_ip6tnl(dev, True))
     p = dev.parms
-    d: dict[str, Any] = {"proto": _PROTO_NAMES.get(p.protocol, str(p.protocol)),
-                         "remote": _ip(p.daddr), "local": _ip(p.saddr)}
-    if p.link and dev.net is not None:
-        lower = dev.net.get_by_index(p.link)
-        if lower is not None:
-            d["link"] = lower.name
-    d["ttl"] = p.ttl
-    if p.tos:
-        d["tos"] = f"{p.tos:#x}"
+    d = tnl4_head_json(dev, {"proto": _PROTO_NAMES.get(p.protocol, str(p.protocol))})
     d["pmtudisc"] = p.pmtudisc
-    if dev.fwmark:
-        d["fwmark"] = f"{dev.fwmark:#x}"
-    e = encap_json(dev.encap)
-    if e is not None:
-        d["encap"] = e
-    return d
+    return tnl_tail_json(dev, d)
 
 
 # ------------------------------------------------------------------------ ip6tnl
@@ -200,14 +152,7 @@ IP6TNL_USAGE = ("Usage: ... ip6tnl\t[ remote ADDR ]\n"
                 "\t\t\t[ [no]allow-localremote ]\n"
                 "\t\t\t[ dev PHYS_DEV ]\n"
                 "\t\t\t[ fwmark MARK ]\n"
-                "\t\t\t[ external ]\n"
-                "\t\t\t[ noencap ]\n"
-                "\t\t\t[ encap { fou | gue | none } ]\n"
-                "\t\t\t[ encap-sport PORT ]\n"
-                "\t\t\t[ encap-dport PORT ]\n"
-                "\t\t\t[ [no]encap-csum ]\n"
-                "\t\t\t[ [no]encap-csum6 ]\n"
-                "\t\t\t[ [no]encap-remcsum ]\n"
+                + TNL_ENCAP_USAGE +
                 "\t\t\t[ mode { ip6ip6 | ipip6 | any } ]\n"
                 "\n"
                 "Where:\tADDR\t  := IPV6_ADDRESS\n"
@@ -259,20 +204,9 @@ def parse_ip6tnl_opts(ctx: "Ctx", argv: list[str], base: Any = None) -> tuple[An
             else:
                 p.saddr = raw
         elif matches(a, "dev"):
-            v = args.next_arg()
-            d = ctx.net.get(v)
-            if d is None:
-                raise ToolError(f'Cannot find device "{v}"\n', 255)
-            p.link = d.ifindex
+            p.link = tnl_lower_index(ctx, args.next_arg())
         elif a in ("ttl", "hoplimit", "hlim"):
-            v = args.next_arg()
-            if v == "inherit":
-                p.hop_limit = 0
-            else:
-                n = get_unsigned(v, 8)
-                if n is None:
-                    raise invarg("invalid HLIM\n", v)
-                p.hop_limit = n
+            p.hop_limit = tnl_parse_ttl(args.next_arg(), "invalid HLIM\n")
         elif a == "encaplimit":
             v = args.next_arg()
             if v == "none":
@@ -318,10 +252,7 @@ def parse_ip6tnl_opts(ctx: "Ctx", argv: list[str], base: Any = None) -> tuple[An
                 p.flags |= IP6_TNL_F_USE_ORIG_FWMARK
                 fwmark = 0
             else:
-                n = get_unsigned(v)
-                if n is None:
-                    raise invarg("invalid fwmark\n", v)
-                fwmark = n
+                fwmark = tnl_parse_fwmark(v)
                 p.flags &= ~IP6_TNL_F_USE_ORIG_FWMARK
         elif a == "allow-localremote":
             p.flags |= IP6_TNL_F_ALLOW_LOCAL_REMOTE
@@ -338,25 +269,12 @@ def parse_ip6tnl_opts(ctx: "Ctx", argv: list[str], base: Any = None) -> tuple[An
 def _ip6tnl_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
     from netstack.drivers.ip6_tunnel import Ip6TnlDevice, ip6_tnl_newlink
     p, enc, fwmark = parse_ip6tnl_opts(ctx, req.type_args)
-    name = req.name or req.dev
-    if name is not None and len(name) >= 16:
-        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
-    if name is not None and name in net.devices:
-        raise KernelError(errno.EEXIST)
-    if name is None:
-        # alloc_netdev("ip6tnl%d"): ip6tnl0 is the (unmodelled) fallback device
-        i = 1
-        while f"ip6tnl{i}" in net.devices:
-            i += 1
-        name = f"ip6tnl{i}"
+    # alloc_netdev("ip6tnl%d"): ip6tnl0 is the (unmodelled) fallback device
+    name = tnl_newlink_name(req, net, "ip6tnl%d", first=1)
     dev = Ip6TnlDevice(name, p, enc)
     dev.fwmark = fwmark
     ip6_tnl_newlink(net, dev, req.mtu, req.index or 0)
-    if req.txqlen is not None:
-        dev.txqlen = req.txqlen
-    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
-    if req.up:
-        net.dev_open(dev)
+    tnl_newlink_finish(req, net, dev)
 
 
 def _info_ip6tnl(dev: Any, js: bool) -> Any:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from netstack.cli.errors import ToolError
 from netstack.cli.ipcommon import (AF_INET6, AF_UNSPEC, Args, duparg2, get_addr, get_unsigned,
                                    invarg, matches)
+from netstack.cli.iplink_gre import tnl_lower_index, tnl_newlink_finish, tnl_newlink_name
 from netstack.drivers.vxlan.device import (VXLAN_DF_INHERIT, VXLAN_DF_SET, VXLAN_DF_UNSET,
                                            VxlanConfig, VxlanDevice, vxlan_newlink)
 from netstack.errors import KernelError, NotSupported
@@ -81,6 +82,37 @@ _DSFIELD = {"default": 0, "AF11": 0x28, "AF12": 0x30, "AF13": 0x38, "AF21": 0x48
             "CS3": 0x60, "CS4": 0x80, "CS5": 0xA0, "CS6": 0xC0, "CS7": 0xE0, "EF": 0xB8}
 
 
+def udptnl_parse_vni(v: str) -> int:
+    """``id``/``vni`` of vxlan and geneve: a 24-bit number (``invalid id`` otherwise;
+    iproute2 link_vxlan.c/link_geneve.c)."""
+    n = get_unsigned(v)
+    if n is None or n >= 1 << 24:
+        raise invarg("invalid id", v)
+    return n
+
+
+def udptnl_parse_ttl(v: str) -> int:
+    """A numeric ``ttl``/``hoplimit`` of vxlan and geneve (``inherit``/``auto`` are the
+    callers'): ``get_u32`` then the ``TTL must be <= 255`` check of both parsers."""
+    n = get_unsigned(v)
+    if n is None:
+        raise invarg("invalid TTL", v)
+    if n > 255:
+        raise invarg("TTL must be <= 255", v)
+    return n
+
+
+#: ``df`` words of vxlan and geneve (``VXLAN_DF_*`` = ``GENEVE_DF_*``)
+_DF_WORDS = {"unset": VXLAN_DF_UNSET, "set": VXLAN_DF_SET, "inherit": VXLAN_DF_INHERIT}
+
+
+def udptnl_parse_df(v: str) -> int:
+    """``df unset|set|inherit`` of vxlan and geneve (same values, same error text)."""
+    if v not in _DF_WORDS:
+        raise invarg("DF must be 'unset', 'set' or 'inherit'", v)
+    return _DF_WORDS[v]
+
+
 def _is_mc(raw: bytes) -> bool:
     return (len(raw) == 4 and 224 <= raw[0] <= 239) or (len(raw) == 16 and raw[0] == 0xFF)
 
@@ -120,10 +152,7 @@ def parse_vxlan_opts(ctx: "Ctx", argv: list[str], set_op: bool = False,
         if matches(a, "id") or matches(a, "vni"):
             v = args.next_arg()
             dup("id", "id", v)
-            n = get_unsigned(v)
-            if n is None or n >= 1 << 24:
-                raise invarg("invalid id", v)
-            cfg.vni = n
+            cfg.vni = udptnl_parse_vni(v)
         elif matches(a, "group") or matches(a, "remote"):
             is_group = matches(a, "group")
             if daddr and _is_mc(daddr) != is_group:
@@ -148,10 +177,7 @@ def parse_vxlan_opts(ctx: "Ctx", argv: list[str], set_op: bool = False,
         elif matches(a, "dev"):
             v = args.next_arg()
             dup("dev", "dev", v)
-            lower = ctx.net.get(v)
-            if lower is None:
-                raise ToolError(f'Cannot find device "{v}"\n', 255)
-            cfg.link = lower.ifindex
+            cfg.link = tnl_lower_index(ctx, v)
         elif matches(a, "ttl") or matches(a, "hoplimit"):
             v = args.next_arg()
             dup("ttl", "ttl", v)
@@ -160,12 +186,7 @@ def parse_vxlan_opts(ctx: "Ctx", argv: list[str], set_op: bool = False,
             elif v == "auto":
                 cfg.ttl = 0
             else:
-                n = get_unsigned(v)
-                if n is None:
-                    raise invarg("invalid TTL", v)
-                if n > 255:
-                    raise invarg("TTL must be <= 255", v)
-                cfg.ttl = n
+                cfg.ttl = udptnl_parse_ttl(v)
         elif matches(a, "tos") or matches(a, "dsfield"):
             v = args.next_arg()
             dup("tos", "tos", v)
@@ -179,14 +200,7 @@ def parse_vxlan_opts(ctx: "Ctx", argv: list[str], set_op: bool = False,
         elif a == "df":
             v = args.next_arg()
             dup("df", "df", v)
-            if v == "unset":
-                cfg.df = VXLAN_DF_UNSET
-            elif v == "set":
-                cfg.df = VXLAN_DF_SET
-            elif v == "inherit":
-                cfg.df = VXLAN_DF_INHERIT
-            else:
-                raise invarg("DF must be 'unset', 'set' or 'inherit'", v)
+            cfg.df = udptnl_parse_df(v)
         elif matches(a, "label") or matches(a, "flowlabel"):
             v = args.next_arg()
             dup("label", "flowlabel", v)
@@ -283,18 +297,9 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
         raise KernelError(errno.EINVAL, "Invalid source port range")
     if cfg.remote and _is_mc(cfg.remote) and not cfg.link:
         raise KernelError(errno.EINVAL, "Local interface required for multicast remote destination")
-    name = req.name or req.dev
-    if name is not None and len(name) >= 16:
-        raise KernelError(errno.EINVAL, "Attribute failed policy validation")
-    if name is not None and name in net.devices:
-        raise KernelError(errno.EEXIST)
+    name = tnl_newlink_name(req, net, "vxlan%d")
     if req.index is not None and req.index in net.by_index:
         raise KernelError(errno.EEXIST)
-    if name is None:
-        i = 0
-        while f"vxlan{i}" in net.devices:
-            i += 1
-        name = f"vxlan{i}"
     if req.address is not None:
         if len(req.address) != 6:
             raise KernelError(errno.EINVAL)
@@ -306,13 +311,9 @@ def link_add(ctx: "Ctx", req: "LinkReq", net: Any) -> None:
         dev.addr_assign_type = 3
     else:
         dev.addr_assign_type = 1  # NET_ADDR_RANDOM (eth_hw_addr_random)
-    if req.txqlen is not None:
-        dev.txqlen = req.txqlen
     if req.alias:
         dev.alias = req.alias
-    dev.flags = (dev.flags | req.flags_on) & ~req.flags_off
-    if req.up:
-        net.dev_open(dev)
+    tnl_newlink_finish(req, net, dev)
 
 
 def link_change(ctx: "Ctx", req: "LinkReq", dev: VxlanDevice) -> None:

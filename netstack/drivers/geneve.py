@@ -35,12 +35,15 @@ from netstack.core.eth import eth_type_trans
 from netstack.core.netdevice import IFF_BROADCAST, IFF_MULTICAST, NetDevice
 from netstack.core.skb_csum import skb_postpull_rcsum
 from netstack.errors import KernelError
-from netstack.ipv4.ip_tunnel_core import (IP_DF, ecn_decapsulate, ip_tunnel_ecn_encap,
-                                          ip_tunnel_get_dsfield, ip_tunnel_get_ttl,
-                                          iptunnel_handle_offloads, iptunnel_pull_header,
-                                          skb_set_inner_protocol, tunnel_route4, tunnel_route6)
-from netstack.ipv4.udp_tunnel import (AF_INET, AF_INET6, UdpTunnelSock, setup_udp_tunnel_sock,
+from netstack.ipv4.ip_tunnel_core import (GSO_SOFTWARE, IP_DF, TUNNEL_FEATURES, ecn_decapsulate,
+                                          ip_tunnel_ecn_encap, ip_tunnel_get_dsfield,
+                                          ip_tunnel_get_ttl, iptunnel_handle_offloads,
+                                          iptunnel_pull_header, skb_set_inner_protocol,
+                                          tunnel_route4, tunnel_route6, tunnel_start_xmit,
+                                          tunnel_tx_loops, tunnel_tx_no_route, tunnels_of)
+from netstack.ipv4.udp_tunnel import (AF_INET, AF_INET6, UdpTunnelSock,
                                       udp_flow_src_port, udp_tunnel6_xmit_skb,
+                                      udp_tunnel_dev_sock_setup, udp_tunnel_gro_hdr_flows,
                                       udp_tunnel_sock_release, udp_tunnel_xmit_skb)
 from netstack.packet.errors import ParseError
 from netstack.packet.skb import SKB_GSO_UDP_TUNNEL, SKB_GSO_UDP_TUNNEL_CSUM, UNSET
@@ -58,12 +61,8 @@ GENEVE_DF_UNSET = 0
 GENEVE_DF_SET = 1
 GENEVE_DF_INHERIT = 2
 GENEVE_CRIT_OPT_TYPE = 0x80
-GENEVE_FEATURES = frozenset({
-    "tx-scatter-gather", "tx-checksum-ip-generic", "rx-checksum", "tx-generic-segmentation",
-    "tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
-    "tx-tcp6-segmentation", "tx-udp-segmentation", "tx-lockless", "rx-gro", "highdma",
-    "tx-gso-list", "tx-sctp-segmentation", "tx-scatter-gather-fraglist",
-})
+#: ``geneve_setup``: SG, HW_CSUM, RXCSUM, FRAGLIST, GSO_SOFTWARE, LLTX (as vxlan)
+GENEVE_FEATURES = TUNNEL_FEATURES | GSO_SOFTWARE | {"rx-checksum"}
 
 
 # ------------------------------------------------------------------ TLV codec
@@ -166,10 +165,8 @@ class GeneveSock:
 
 
 def _socks(net: Any) -> list[GeneveSock]:
-    lst = net.proto.get("geneve_socks")
-    if lst is None:
-        lst = net.proto["geneve_socks"] = []
-    return lst
+    """``geneve_net->sock_list``: the namespace's open geneve sockets."""
+    return tunnels_of(net, "geneve_socks")
 
 
 class GeneveDevice(NetDevice):
@@ -196,13 +193,7 @@ class GeneveDevice(NetDevice):
                    s.port == cfg.dst_port), None)
         if gs is None:
             gs = GeneveSock(net, cfg.family, cfg.dst_port, cfg.udp6_zero_csum_rx)
-            try:
-                setup_udp_tunnel_sock(gs.sock)
-            except KernelError:
-                # __dev_open: a failing ndo_open leaves the device down
-                self.flags &= ~0x1
-                self.qdisc_attached = self.__dict__.get("activated", False)
-                raise
+            udp_tunnel_dev_sock_setup(self, gs.sock)
             _socks(net).append(gs)
         self.__dict__["activated"] = True
         gs.refcnt += 1
@@ -224,12 +215,7 @@ class GeneveDevice(NetDevice):
         self.extra_stats[name] = self.extra_stats.get(name, 0) + 1
 
     # ---------------------------------------------------------------- transmit
-    def start_xmit(self, pkt: "Packet", more: bool) -> None:
-        try:
-            self._xmit(pkt)
-        finally:
-            if not more:
-                self.ring_doorbell()
+    start_xmit = tunnel_start_xmit
 
     def _xmit(self, pkt: "Packet") -> None:
         """``geneve_xmit`` → ``geneve_xmit_skb``/``geneve6_xmit_skb``."""
@@ -257,14 +243,9 @@ class GeneveDevice(NetDevice):
                 rt, saddr = tunnel_route4(net, cfg.remote, b"", 0, tos, 17, sport,
                                           cfg.dst_port, pkt.mark)
         except KernelError:
-            self.stats.tx_carrier_errors += 1
-            self.stats.tx_errors += 1
-            kfree_skb_reason(pkt, "IP_OUTNOROUTES", net)
+            tunnel_tx_no_route(self, pkt, net)
             return
-        if rt.dev is self:
-            self.stats.collisions += 1
-            self.stats.tx_errors += 1
-            kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        if tunnel_tx_loops(self, pkt, rt.dev, net):
             return
         tos = ip_tunnel_ecn_encap(tos, pkt, inner_proto)
         if pkt.trace is not None:
@@ -325,15 +306,7 @@ def geneve_gro_receive(sock: UdpTunnelSock, napi: Any, head: list["Packet"],
     if pkt.tail - off < gh_len:
         cbp.flush |= 1
         return None
-    rel = off - pkt.data
-    hdr = bytes(b[off:off + gh_len])
-    for p in head:
-        pc = p.cb
-        if not pc.same_flow:
-            continue
-        o2 = p.data + rel
-        if p.buf[o2:o2 + gh_len] != hdr:
-            pc.same_flow = False
+    udp_tunnel_gro_hdr_flows(head, pkt, off, gh_len)
     skb_gro_pull(pkt, gh_len)
     skb_gro_postpull_rcsum(pkt, off, gh_len)
     proto = (b[off + 2] << 8) | b[off + 3]

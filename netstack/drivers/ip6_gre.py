@@ -35,10 +35,11 @@ from netstack.drivers.ip_gre import (ETH_P_IP, ETH_P_IPV6, ETH_P_TEB, GRE_FEATUR
                                      GreDevice, gre_calc_hlen, gre_parse_header)
 from netstack.errors import KernelError
 from netstack.ipv4.ip_tunnel_core import (TUNNEL_CSUM, TUNNEL_KEY, TUNNEL_SEQ, TunnelEncap,
-                                          TunnelParms, ecn_decapsulate, ip_tunnel_get_dsfield,
-                                          iptunnel_handle_offloads, iptunnel_pull_header,
-                                          skb_scrub_packet, tunnel_route6, tunnels_of)
-from netstack.packet.skb import SKB_GSO_GRE, SKB_GSO_GRE_CSUM, UNSET
+                                          TunnelParms, ip_tunnel_get_dsfield, ip_tunnel_register,
+                                          iptunnel_pull_header, skb_scrub_packet, tunnel_rcv_checks,
+                                          tunnel_rcv_set_dev, tunnel_rcv_unmatched, tunnel_route6,
+                                          tunnel_tx_loops, tunnel_tx_no_route, tunnels_of)
+from netstack.packet.skb import UNSET
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.packet.skb import Packet
@@ -120,20 +121,10 @@ class Ip6GreDevice(GreDevice):
     def _xmit(self, pkt: "Packet") -> None:
         """``ip6gre_tunnel_xmit`` / ``ip6gre_tap_xmit``."""
         p: Ip6TunnelParms = self.parms  # type: ignore[assignment]
-        if self.ether:
-            if pkt.tail - pkt.data < 14:
-                self.stats.tx_dropped += 1
-                kfree_skb_reason(pkt, "PKT_TOO_SMALL", self.net)
-                return
-            pkt.mac_header = pkt.data
-            inner_proto = (pkt.buf[pkt.data + 12] << 8) | pkt.buf[pkt.data + 13]
-            if pkt.network_header == UNSET or pkt.network_header < pkt.data:
-                pkt.network_header = pkt.data + 14
-            proto = ETH_P_TEB
-        else:
-            inner_proto = pkt.protocol
-            pkt.network_header = pkt.data
-            proto = inner_proto
+        protos = self.gre_inner_protos(pkt)
+        if protos is None:
+            return
+        inner_proto, proto = protos
         encap_limit = -1 if p.flags & IP6_TNL_F_IGN_ENCAP_LIMIT else p.encap_limit
         nh = pkt.network_header
         if inner_proto == ETH_P_IPV6:
@@ -160,15 +151,7 @@ class Ip6GreDevice(GreDevice):
         if p.flags & IP6_TNL_F_USE_ORIG_FLOWLABEL and inner_proto == ETH_P_IPV6:
             b = pkt.buf
             label = ((b[nh + 1] & 0x0F) << 16) | (b[nh + 2] << 8) | b[nh + 3]
-        if pkt.protocol == 0:
-            pkt.protocol = inner_proto
-        csum = bool(p.o_flags & TUNNEL_CSUM)
-        iptunnel_handle_offloads(pkt, SKB_GSO_GRE_CSUM if csum else SKB_GSO_GRE)
-        seq = 0
-        if p.o_flags & TUNNEL_SEQ:
-            seq = self.o_seqno
-            self.o_seqno = (self.o_seqno + 1) & 0xFFFFFFFF
-        self.gre_build_header(pkt, proto, seq)
+        self.gre_push(pkt, proto, inner_proto)
         self.ip6_tnl_xmit(pkt, dsfield, label, encap_limit, inner_proto)
 
     def ip6_tnl_xmit(self, pkt: "Packet", dsfield: int, label: int, encap_limit: int,
@@ -182,14 +165,9 @@ class Ip6GreDevice(GreDevice):
             dst, saddr = tunnel_route6(net, p.daddr, p.saddr, p.link, IPPROTO_GRE,
                                        mark=self.fwmark)
         except KernelError:
-            self.stats.tx_carrier_errors += 1
-            self.stats.tx_errors += 1
-            kfree_skb_reason(pkt, "IP_OUTNOROUTES", net)
+            tunnel_tx_no_route(self, pkt, net)
             return
-        if dst.dev is self:
-            self.stats.collisions += 1
-            self.stats.tx_errors += 1
-            kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        if tunnel_tx_loops(self, pkt, dst.dev, net):
             return
         tun_hlen = gre_calc_hlen(p.o_flags)
         eth_hlen = 14 if self.ether else 0
@@ -305,12 +283,7 @@ def ip6gre_rcv(pkt: "Packet") -> None:
     daddr = bytes(b[nh + 24:nh + 40])
     t = ip6gre_tunnel_lookup(net, pkt.dev.ifindex, saddr, daddr, tpi.key, tpi.proto)
     if t is None:
-        from netstack.ipv6.icmp import icmp6_send
-        data = pkt.data
-        pkt.data = nh
-        icmp6_send(pkt, 1, 4, 0)
-        pkt.data = data
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        tunnel_rcv_unmatched(pkt, net, nh, ipv6=True)
         return
     if not iptunnel_pull_header(pkt, tpi.hdr_len, tpi.proto, False, t.net is not net):
         kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
@@ -325,52 +298,14 @@ def ip6gre_rcv(pkt: "Packet") -> None:
 def _ip6_tnl_rcv(t: Any, pkt: "Packet", flags: int, seq: int, outer_nh: int) -> None:
     """``__ip6_tnl_rcv``: the icsum/iseq checks, ECN, delivery on the tunnel device."""
     from netstack.core.dev import netif_rx
-    from netstack.core.skb_csum import skb_postpull_rcsum
-    p = t.parms
     net = pkt.dev.net
-    ex = t.extra_stats
-
-    def drop(counter: str) -> None:
-        ex[counter] = ex.get(counter, 0) + 1
-        t.stats.rx_errors += 1
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
-
-    if bool(p.i_flags & TUNNEL_CSUM) != bool(flags & TUNNEL_CSUM):
-        drop("rx_crc_errors")
-        return
-    if p.i_flags & TUNNEL_SEQ:
-        iseq = t.__dict__.get("i_seqno", 0)
-        if not flags & TUNNEL_SEQ or (iseq and ((seq - iseq) & 0x80000000)):
-            drop("rx_fifo_errors")
-            return
-        t.__dict__["i_seqno"] = (seq + 1) & 0xFFFFFFFF
     b = pkt.buf
-    ether = t.ether
-    pkt.network_header = pkt.data + (14 if ether else 0)
-    proto = (b[pkt.data + 12] << 8) | b[pkt.data + 13] if ether and \
-        pkt.tail - pkt.data >= 14 else pkt.protocol
-    need = 20 if proto == ETH_P_IP else 40 if proto == ETH_P_IPV6 else 0
-    if pkt.tail - pkt.network_header < need or (ether and pkt.tail - pkt.data < 14):
-        drop("rx_length_errors")
-        return
     outer_tc = ((b[outer_nh] & 0x0F) << 4) | (b[outer_nh + 1] >> 4)
-    saved = pkt.protocol
-    pkt.protocol = proto
-    ok = ecn_decapsulate(pkt, outer_tc)
-    pkt.protocol = saved
-    if not ok:
-        drop("rx_frame_errors")
+    if not tunnel_rcv_checks(t, pkt, net, flags, seq, outer_tc, t.ether):
         return
     t.stats.rx_packets += 1
     t.stats.rx_bytes += pkt.tail - pkt.data
-    if ether:
-        from netstack.core.eth import eth_type_trans
-        start = pkt.data
-        pkt.protocol = eth_type_trans(pkt, t)
-        skb_postpull_rcsum(pkt, start, 14)
-    else:
-        pkt.dev = t
-        pkt.mac_header = pkt.data
+    tunnel_rcv_set_dev(t, pkt, t.ether)
     netif_rx(pkt)
 
 
@@ -400,12 +335,7 @@ def ip6gre_newlink(net: Any, dev: Ip6GreDevice, mtu: int | None, ifindex: int = 
     dev.mtu = max(lower - overhead, 1280)
     dev.min_mtu = 1280 if not dev.ether else 68
     dev.max_mtu = 65535 - overhead
-    if mtu is not None:
-        if mtu < dev.min_mtu or mtu > dev.max_mtu:
-            raise KernelError(errno.EINVAL)
-        dev.mtu = mtu
-    net.register_netdevice(dev, ifindex=ifindex)
-    tunnels_of(net, dev.list_key).append(dev)
+    ip_tunnel_register(net, dev, mtu, dev.min_mtu, ifindex, dev.list_key)
     world = net.world
     if not world.__dict__.get("tunnel6_proto_47"):
         world.__dict__["tunnel6_proto_47"] = True

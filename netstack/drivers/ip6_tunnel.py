@@ -45,10 +45,11 @@ from netstack.drivers.ip6_gre import (IP6_TNL_F_IGN_ENCAP_LIMIT, IP6_TNL_F_USE_O
 from netstack.drivers.ipip import IPTNL_FEATURES
 from netstack.errors import KernelError, NotSupported
 from netstack.ipv4.ip_tunnel_core import (TUNNEL_ENCAP_NONE, TunnelEncap, ecn_decapsulate,
-                                          ip6tunnel_xmit, ip_tunnel_get_dsfield,
+                                          ip6tunnel_xmit, ip_tunnel_dellink, ip_tunnel_get_dsfield,
                                           iptunnel_handle_offloads, iptunnel_pull_header,
                                           skb_scrub_packet, skb_set_inner_ipproto,
-                                          tunnel_route6, tunnels_of)
+                                          tunnel_rcv_unmatched, tunnel_route6, tunnel_rx_error,
+                                          tunnel_start_xmit, tunnels_of)
 from netstack.packet.skb import SKB_GSO_IPXIP6
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,25 +166,17 @@ class Ip6TnlDevice(NetDevice):
         return lo <= new_mtu <= hi
 
     def dellink(self) -> None:
-        lst = tunnels_of(self.net, LIST_KEY)
-        if self in lst:
-            lst.remove(self)
-        self.net.unregister_netdevice(self)
+        ip_tunnel_dellink(self, LIST_KEY)
 
     # -------------------------------------------------------------- transmit
-    def start_xmit(self, pkt: "Packet", more: bool) -> None:
-        try:
-            self._start_xmit(pkt)
-        finally:
-            if not more:
-                self.ring_doorbell()
+    start_xmit = tunnel_start_xmit
 
     def _tx_err(self, pkt: "Packet", reason: str = "NOT_SPECIFIED") -> None:
         self.stats.tx_errors += 1
         self.stats.tx_dropped += 1
         kfree_skb_reason(pkt, reason, self.net)
 
-    def _start_xmit(self, pkt: "Packet") -> None:
+    def _xmit(self, pkt: "Packet") -> None:
         """``ip6_tnl_start_xmit``: the inner protocol picks the mode."""
         pkt.network_header = pkt.data
         avail = pkt.tail - pkt.data
@@ -366,37 +359,25 @@ def _ipxip6_rcv(pkt: "Packet", ipproto: int, inner_proto: int) -> None:
     t = ip6_tnl_lookup(net, pkt.dev.ifindex, saddr, daddr)
     if t is None:
         # tunnel6_rcv: no handler took it
-        from netstack.ipv6.icmp import icmp6_send
-        data = pkt.data
-        pkt.data = nh
-        icmp6_send(pkt, 1, 4, 0)
-        pkt.data = data
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        tunnel_rcv_unmatched(pkt, net, nh, ipv6=True)
         return
     p = t.parms
     if p.protocol not in (ipproto, 0) or not ip6_tnl_rcv_ctl(t, daddr, saddr) or \
             not iptunnel_pull_header(pkt, 0, inner_proto, False, t.net is not net):
         kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
         return
-    ex = t.extra_stats
-
-    def drop(counter: str) -> None:
-        ex[counter] = ex.get(counter, 0) + 1
-        t.stats.rx_errors += 1
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
-
     pkt.protocol = inner_proto
     pkt.dev = t
     pkt.mac_header = pkt.data
     pkt.network_header = pkt.data
     if pkt.tail - pkt.data < (20 if inner_proto == ETH_P_IP else 40):
-        drop("rx_length_errors")
+        tunnel_rx_error(t, pkt, net, "rx_length_errors")
         return
     outer_tc = ((b[nh] & 0x0F) << 4) | (b[nh + 1] >> 4)
     if p.flags & IP6_TNL_F_RCV_DSCP_COPY:
         _copy_dscp(pkt, outer_tc)
     if not ecn_decapsulate(pkt, outer_tc):
-        drop("rx_frame_errors")
+        tunnel_rx_error(t, pkt, net, "rx_frame_errors")
         return
     t.stats.rx_packets += 1
     t.stats.rx_bytes += pkt.tail - pkt.data

@@ -32,11 +32,13 @@ from netstack.core.netdevice import (IFF_BROADCAST, IFF_MULTICAST, IFF_NOARP, IF
 from netstack.core.skb_csum import (lco_csum, null_compute_pseudo, skb_checksum_simple_validate,
                                     skb_checksum_try_convert)
 from netstack.errors import KernelError
-from netstack.ipv4.ip_tunnel_core import (TUNNEL_CSUM, TUNNEL_KEY, TUNNEL_SEQ, TunnelEncap,
-                                          TunnelParms, ip_tunnel_bind_mtu, ip_tunnel_lookup,
-                                          ip_tunnel_rcv, ip_tunnel_xmit, iptunnel_handle_offloads,
-                                          iptunnel_pull_header, skb_set_inner_protocol,
-                                          tunnel_proto_register, tunnels_of)
+from netstack.ipv4.ip_tunnel_core import (GSO_SOFTWARE, TUNNEL_CSUM, TUNNEL_FEATURES, TUNNEL_KEY,
+                                          TUNNEL_SEQ, TunnelEncap, TunnelParms, ip_tunnel_bind_mtu,
+                                          ip_tunnel_dellink, ip_tunnel_lookup, ip_tunnel_rcv,
+                                          ip_tunnel_register, ip_tunnel_xmit,
+                                          iptunnel_handle_offloads, iptunnel_pull_header,
+                                          skb_set_inner_protocol, tunnel_proto_register,
+                                          tunnel_rcv_unmatched, tunnel_start_xmit, tunnels_of)
 from netstack.packet.checksum import csum_fold
 from netstack.packet.errors import ParseError
 from netstack.packet.skb import (CHECKSUM_PARTIAL, SKB_GSO_GRE, SKB_GSO_GRE_CSUM, UNSET)
@@ -56,18 +58,10 @@ ETH_P_WCCP = 0x883E
 IPPROTO_GRE = 47
 ARPHRD_IPGRE = 778
 
-#: ``GRE_FEATURES`` (SG, FRAGLIST, HIGHDMA, HW_CSUM) plus what every device gets (GSO, GRO)
-#: and LLTX (ip_gre.c ``__gre_tunnel_init``, net/core/dev.c ``register_netdevice``)
-GRE_FEATURES = frozenset({
-    "tx-scatter-gather", "tx-scatter-gather-fraglist", "highdma", "tx-checksum-ip-generic",
-    "tx-generic-segmentation", "rx-gro", "tx-lockless",
-})
-#: ``NETIF_F_GSO_SOFTWARE``: added unless the tunnel numbers its packets (``oseq``: a
-#: per-segment field) or puts a GRE checksum under FOU/GUE (two outer headers to update)
-GSO_SOFTWARE = frozenset({
-    "tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
-    "tx-tcp6-segmentation", "tx-sctp-segmentation", "tx-udp-segmentation", "tx-gso-list",
-})
+#: ``GRE_FEATURES`` (ip_gre.c ``__gre_tunnel_init``): the common tunnel set; GRE adds
+#: ``GSO_SOFTWARE`` unless the tunnel numbers its packets (``oseq``: a per-segment field)
+#: or puts a GRE checksum under FOU/GUE (two outer headers to update)
+GRE_FEATURES = TUNNEL_FEATURES
 
 
 def gre_calc_hlen(flags: int) -> int:
@@ -199,36 +193,44 @@ class GreDevice(NetDevice):
 
     def dellink(self) -> None:
         """``ip_tunnel_dellink``: unhash and unregister."""
-        net = self.net
-        lst = tunnels_of(net, self.list_key)
-        if self in lst:
-            lst.remove(self)
-        net.unregister_netdevice(self)
+        ip_tunnel_dellink(self, self.list_key)
 
-    def start_xmit(self, pkt: "Packet", more: bool) -> None:
-        try:
-            self._xmit(pkt)
-        finally:
-            if not more:
-                self.ring_doorbell()
+    start_xmit = tunnel_start_xmit
 
     def _xmit(self, pkt: "Packet") -> None:
         """``ipgre_xmit``/``gre_tap_xmit`` → ``__gre_xmit``."""
-        p = self.parms
+        protos = self.gre_inner_protos(pkt)
+        if protos is None:
+            return
+        inner_proto, proto = protos
+        self.gre_push(pkt, proto, inner_proto)
+        ip_tunnel_xmit(self, pkt, IPPROTO_GRE, inner_proto)
+
+    def gre_inner_protos(self, pkt: "Packet") -> tuple[int, int] | None:
+        """The (inner, GRE) protocol pair of a packet to send, shared by the IPv4 and
+        IPv6 GRE devices: a tap device (``gre_tap_xmit``/``ip6gre_tap_xmit``) needs a
+        whole Ethernet header (``pskb_inet_may_pull``: else a ``PKT_TOO_SMALL`` drop,
+        ``None``) and sends ``ETH_P_TEB``; a layer-3 device sends ``skb->protocol``.
+        """
         if self.ether:
             if pkt.tail - pkt.data < 14:
                 self.stats.tx_dropped += 1
                 kfree_skb_reason(pkt, "PKT_TOO_SMALL", self.net)
-                return
+                return None
             pkt.mac_header = pkt.data
             inner_proto = (pkt.buf[pkt.data + 12] << 8) | pkt.buf[pkt.data + 13]
             if pkt.network_header == UNSET or pkt.network_header < pkt.data:
                 pkt.network_header = pkt.data + 14
-            proto = ETH_P_TEB
-        else:
-            inner_proto = pkt.protocol
-            pkt.network_header = pkt.data
-            proto = inner_proto
+            return inner_proto, ETH_P_TEB
+        pkt.network_header = pkt.data
+        return pkt.protocol, pkt.protocol
+
+    def gre_push(self, pkt: "Packet", proto: int, inner_proto: int) -> None:
+        """What ``__gre_xmit`` and ``__gre6_xmit`` share before the outer IP header:
+        ``gre_handle_offloads`` (GSO type GRE or GRE_CSUM), the next ``o_seqno`` when
+        ``oseq`` is on, and :meth:`gre_build_header` (net/ipv4/ip_gre.c,
+        net/ipv6/ip6_gre.c)."""
+        p = self.parms
         if pkt.protocol == 0:
             pkt.protocol = inner_proto
         csum = bool(p.o_flags & TUNNEL_CSUM)
@@ -238,7 +240,6 @@ class GreDevice(NetDevice):
             seq = self.o_seqno
             self.o_seqno = (self.o_seqno + 1) & 0xFFFFFFFF
         self.gre_build_header(pkt, proto, seq)
-        ip_tunnel_xmit(self, pkt, IPPROTO_GRE, inner_proto)
 
     def gre_build_header(self, pkt: "Packet", proto: int, seq: int) -> None:
         """``gre_build_header``."""
@@ -300,12 +301,7 @@ def gre_rcv(pkt: "Packet") -> None:
     t = ip_tunnel_lookup(tunnels_of(net, kind), pkt.dev.ifindex, key_flag, saddr, daddr,
                          tpi.key)
     if t is None:
-        from netstack.ipv4.icmp import icmp_send
-        data = pkt.data
-        pkt.data = nh
-        icmp_send(pkt, 3, 3, 0)
-        pkt.data = data
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        tunnel_rcv_unmatched(pkt, net, nh, ipv6=False)
         return
     if not iptunnel_pull_header(pkt, tpi.hdr_len, tpi.proto, False, t.net is not net):
         kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
@@ -332,12 +328,7 @@ def gre_newlink(net: Any, dev: GreDevice, mtu: int | None, ifindex: int = 0) -> 
     t_hlen = dev.tun_hlen() + 20
     dev.mtu = ip_tunnel_bind_mtu(net, dev, p, t_hlen, dev.ether)
     dev.max_mtu = 65535 - t_hlen - (14 if dev.ether else 0)
-    if mtu is not None:
-        if mtu < 68 or mtu > dev.max_mtu:
-            raise KernelError(errno.EINVAL)
-        dev.mtu = mtu
-    net.register_netdevice(dev, ifindex=ifindex)
-    tunnels_of(net, dev.list_key).append(dev)
+    ip_tunnel_register(net, dev, mtu, 68, ifindex, dev.list_key)
     tunnel_proto_register(net.world, IPPROTO_GRE, gre_rcv)
     return dev
 

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.netdevice import IFF_NOARP, IFF_POINTOPOINT, NetDevice
 from netstack.errors import KernelError
-from netstack.ipv4.ip_tunnel_core import (TunnelEncap, TunnelParms, ip_tunnel_bind_mtu,
-                                          ip_tunnel_lookup, ip_tunnel_rcv, ip_tunnel_xmit,
+from netstack.ipv4.ip_tunnel_core import (GSO_SOFTWARE, TUNNEL_FEATURES, TunnelEncap, TunnelParms,
+                                          ip_tunnel_bind_mtu, ip_tunnel_dellink, ip_tunnel_lookup,
+                                          ip_tunnel_rcv, ip_tunnel_register, ip_tunnel_xmit,
                                           iptunnel_handle_offloads, iptunnel_pull_header,
                                           skb_set_inner_ipproto, tunnel_proto_register,
-                                          tunnels_of)
+                                          tunnel_rcv_unmatched, tunnel_start_xmit, tunnels_of)
 from netstack.packet.skb import SKB_GSO_IPXIP4
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,12 +43,7 @@ ARPHRD_SIT = 776
 
 #: ``IPIP_FEATURES`` (SG, FRAGLIST, HIGHDMA, GSO_SOFTWARE, HW_CSUM) plus GSO/GRO and LLTX
 #: (ipip.c ``ipip_tunnel_setup``, sit.c ``ipip6_tunnel_setup``)
-IPTNL_FEATURES = frozenset({
-    "tx-scatter-gather", "tx-scatter-gather-fraglist", "highdma", "tx-checksum-ip-generic",
-    "tx-generic-segmentation", "rx-gro", "tx-lockless", "tx-tcp-segmentation",
-    "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation", "tx-tcp6-segmentation",
-    "tx-sctp-segmentation", "tx-udp-segmentation", "tx-gso-list",
-})
+IPTNL_FEATURES = TUNNEL_FEATURES | GSO_SOFTWARE
 
 
 class IpipDevice(NetDevice):
@@ -80,17 +76,9 @@ class IpipDevice(NetDevice):
 
     def dellink(self) -> None:
         """``ip_tunnel_dellink``."""
-        lst = tunnels_of(self.net, self.list_key)
-        if self in lst:
-            lst.remove(self)
-        self.net.unregister_netdevice(self)
+        ip_tunnel_dellink(self, self.list_key)
 
-    def start_xmit(self, pkt: "Packet", more: bool) -> None:
-        try:
-            self._xmit(pkt)
-        finally:
-            if not more:
-                self.ring_doorbell()
+    start_xmit = tunnel_start_xmit
 
     def _xmit(self, pkt: "Packet") -> None:
         """``ipip_tunnel_xmit`` / ``sit_tunnel_xmit``."""
@@ -155,12 +143,7 @@ def _tunnel4_rcv(pkt: "Packet", kind: str, ipproto: int, inner_eth: int) -> None
     daddr = bytes(b[nh + 16:nh + 20])
     t = ip_tunnel_lookup(tunnels_of(net, kind), pkt.dev.ifindex, 0, saddr, daddr, 0)
     if t is None:
-        from netstack.ipv4.icmp import icmp_send
-        data = pkt.data
-        pkt.data = nh
-        icmp_send(pkt, 3, 3, 0)
-        pkt.data = data
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        tunnel_rcv_unmatched(pkt, net, nh, ipv6=False)
         return
     if t.parms.protocol and t.parms.protocol != ipproto:
         kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
@@ -199,12 +182,7 @@ def iptnl_newlink(net: Any, dev: IpipDevice, mtu: int | None, ifindex: int = 0) 
     if dev.kind == "sit":
         dev.min_mtu = 1280
         dev.mtu = max(dev.mtu, 1280)
-    if mtu is not None:
-        if mtu < dev.min_mtu or mtu > dev.max_mtu:
-            raise KernelError(errno.EINVAL)
-        dev.mtu = mtu
-    net.register_netdevice(dev, ifindex=ifindex)
-    tunnels_of(net, dev.list_key).append(dev)
+    ip_tunnel_register(net, dev, mtu, dev.min_mtu, ifindex, dev.list_key)
     tunnel_proto_register(net.world, dev.ipproto,
                           ipip_rcv if dev.ipproto == IPPROTO_IPIP else ipip6_rcv)
     return dev

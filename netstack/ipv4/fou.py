@@ -150,8 +150,9 @@ def fou_destroy(net: Any, port: int, family: int, local: bytes = b"", peer: byte
     raise KernelError(errno.ENOENT)
 
 
-def _recv_pull(pkt: "Packet", fou: Fou, length: int) -> None:
-    """``fou_recv_pull``: shorten the outer IPv4 total length, pull ``length`` bytes."""
+def _shorten_outer(pkt: "Packet", fou: Fou, length: int) -> None:
+    """Take the ``length`` bytes FOU/GUE remove off the outer header's length field:
+    IPv4 ``tot_len`` or IPv6 ``payload_len`` (``fou_recv_pull``, ``gue_udp_recv``)."""
     nh = pkt.network_header
     b = pkt.buf
     if fou.family == AF_INET:
@@ -162,6 +163,11 @@ def _recv_pull(pkt: "Packet", fou: Fou, length: int) -> None:
         pl = ((b[nh + 4] << 8) | b[nh + 5]) - length
         b[nh + 4] = (pl >> 8) & 0xFF
         b[nh + 5] = pl & 0xFF
+
+
+def _recv_pull(pkt: "Packet", fou: Fou, length: int) -> None:
+    """``fou_recv_pull``: shorten the outer IPv4 total length, pull ``length`` bytes."""
+    _shorten_outer(pkt, fou, length)
     start = pkt.data
     pkt.pull(length)
     skb_postpull_rcsum(pkt, start, length)
@@ -213,15 +219,7 @@ def gue_udp_recv(sock: UdpTunnelSock, pkt: "Packet") -> int:
         kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
         return 0
     hdrlen = GUE_HLEN + optlen
-    nh = pkt.network_header
-    if fou.family == AF_INET:
-        tot = ((b[nh + 2] << 8) | b[nh + 3]) - length
-        b[nh + 2] = (tot >> 8) & 0xFF
-        b[nh + 3] = tot & 0xFF
-    else:
-        pl = ((b[nh + 4] << 8) | b[nh + 5]) - length
-        b[nh + 4] = (pl >> 8) & 0xFF
-        b[nh + 5] = pl & 0xFF
+    _shorten_outer(pkt, fou, length)
     skb_postpull_rcsum(pkt, d, length)
     if flags & GUE_FLAG_PRIV:
         pflags = int.from_bytes(b[g + 4:g + 8], "big")
@@ -347,7 +345,7 @@ def gue_gro_receive(sock: UdpTunnelSock, napi: Any, head: list["Packet"], pkt: "
     :func:`netstack.ipv4.udp_tunnel.skb_gro_remcsum_process`."""
     from netstack.core.gro import _l4_receive, call_gro_receive, skb_gro_postpull_rcsum, skb_gro_pull
     from netstack.ipv4.udp_tunnel import (GroRemcsum, skb_gro_remcsum_cleanup,
-                                          skb_gro_remcsum_process)
+                                          skb_gro_remcsum_process, udp_tunnel_gro_hdr_flows)
     grc = GroRemcsum()
     cbp = pkt.cb
     off = cbp.off
@@ -383,15 +381,7 @@ def gue_gro_receive(sock: UdpTunnelSock, napi: Any, head: list["Packet"], pkt: "
                 cbp.flush |= 1
                 return None
         skb_gro_pull(pkt, hdrlen)
-        rel = off - pkt.data
-        hdr = bytes(b[off:off + hdrlen])
-        for p in head:
-            pc = p.cb
-            if not pc.same_flow:
-                continue
-            o2 = p.data + rel
-            if p.buf[o2:o2 + hdrlen] != hdr:
-                pc.same_flow = False
+        udp_tunnel_gro_hdr_flows(head, pkt, off, hdrlen)
         proto = b[off + 1]
     else:
         cbp.flush |= 1

@@ -37,6 +37,21 @@ INET_ECN_ECT_0 = 2
 INET_ECN_CE = 3
 INET_ECN_MASK = 3
 
+#: The ethtool features every software tunnel device starts with: SG, FRAGLIST, HIGHDMA,
+#: HW_CSUM (``GRE_FEATURES``/``IPIP_FEATURES``/``vxlan_setup``/``geneve_setup``) plus what
+#: ``register_netdevice`` gives every device (GSO, GRO) and LLTX (net/ipv4/ip_gre.c,
+#: net/ipv4/ipip.c, drivers/net/vxlan/vxlan_core.c, drivers/net/geneve.c).
+TUNNEL_FEATURES = frozenset({
+    "tx-scatter-gather", "tx-scatter-gather-fraglist", "highdma", "tx-checksum-ip-generic",
+    "tx-generic-segmentation", "rx-gro", "tx-lockless",
+})
+#: ``NETIF_F_GSO_SOFTWARE``: the segmentations the stack can do in software
+#: (include/linux/netdev_features.h).
+GSO_SOFTWARE = frozenset({
+    "tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
+    "tx-tcp6-segmentation", "tx-sctp-segmentation", "tx-udp-segmentation", "tx-gso-list",
+})
+
 
 # ------------------------------------------------------------------- offloads
 def skb_reset_inner_headers(pkt: "Packet") -> None:
@@ -461,16 +476,9 @@ def ip_tunnel_xmit(tdev: Any, pkt: "Packet", protocol: int, inner_proto: int) ->
                                   17 if enc.type else protocol, sport, enc.dport,
                                   getattr(tdev, "fwmark", 0))
     except Exception:  # noqa: BLE001 - KernelError: no route
-        tdev.stats.tx_carrier_errors += 1
-        tdev.stats.tx_errors += 1
-        from netstack.core.drop_reason import kfree_skb_reason
-        kfree_skb_reason(pkt, "IP_OUTNOROUTES", net)
+        tunnel_tx_no_route(tdev, pkt, net)
         return
-    if rt.dev is tdev:
-        tdev.stats.collisions += 1
-        tdev.stats.tx_errors += 1
-        from netstack.core.drop_reason import kfree_skb_reason
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+    if tunnel_tx_loops(tdev, pkt, rt.dev, net):
         return
     df = IP_DF if p.pmtudisc else 0
     if inner_proto == ETH_P_IP and not getattr(tdev, "ignore_df", False) and \
@@ -528,46 +536,80 @@ def ip_tunnel_rcv(tdev: Any, pkt: "Packet", tpi_flags: int, seq: int, outer_nh: 
     plain ``kfree_skb`` (NOT_SPECIFIED); the device counters say why."""
     from netstack.core.dev import netif_rx
     from netstack.core.drop_reason import kfree_skb_reason
-    p: TunnelParms = tdev.parms
     net = pkt.dev.net if pkt.dev is not None else tdev.net
-    ex = tdev.__dict__.setdefault("extra_stats", {})
-
-    def drop(counter: str) -> None:
-        ex[counter] = ex.get(counter, 0) + 1
-        tdev.stats.rx_errors += 1
-        kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
-
     b = pkt.buf
     if 224 <= b[outer_nh + 16] <= 239:
         tdev.stats.multicast += 1
         pkt.pkt_type = 1  # PACKET_BROADCAST
-    if bool(p.i_flags & TUNNEL_CSUM) != bool(tpi_flags & TUNNEL_CSUM):
-        drop("rx_crc_errors")
+    if not tunnel_rcv_checks(tdev, pkt, net, tpi_flags, seq, b[outer_nh + 1], ether):
         return
+    tdev.stats.rx_packets += 1
+    tdev.stats.rx_bytes += pkt.tail - pkt.data
+    skb_scrub_packet(pkt, tdev.net is not net)
+    tunnel_rcv_set_dev(tdev, pkt, ether)
+    if not tdev.is_up:
+        tdev.stats.rx_dropped += 1
+        kfree_skb_reason(pkt, "DEV_READY", net)
+        return
+    if pkt.trace is not None:
+        pkt.trace.event(pkt, "ip_tunnel_rcv", info=f"dev={tdev.name}")
+    netif_rx(pkt)
+
+
+def tunnel_rx_error(tdev: Any, pkt: "Packet", net: Any, counter: str) -> None:
+    """A receive error on a tunnel device: ``rx_errors`` and the detail counter the
+    kernel bumps with it (``rx_crc_errors``, ``rx_fifo_errors``, ``rx_length_errors``,
+    ``rx_frame_errors``), then a plain ``kfree_skb`` (``NOT_SPECIFIED``): the drop path of
+    ``ip_tunnel_rcv`` and ``__ip6_tnl_rcv`` (net/ipv4/ip_tunnel.c, net/ipv6/ip6_tunnel.c)."""
+    from netstack.core.drop_reason import kfree_skb_reason
+    ex = tdev.__dict__.setdefault("extra_stats", {})
+    ex[counter] = ex.get(counter, 0) + 1
+    tdev.stats.rx_errors += 1
+    kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+
+
+def tunnel_rcv_checks(tdev: Any, pkt: "Packet", net: Any, tpi_flags: int, seq: int,
+                      outer_tos: int, ether: bool) -> bool:
+    """The checks ``ip_tunnel_rcv`` and ``__ip6_tnl_rcv`` share on a decapsulated packet:
+    the C flag must match ``icsum`` (rx_crc_errors), a sequenced tunnel refuses missing or
+    old sequence numbers (rx_fifo_errors, serial-number arithmetic), the inner IP header
+    (and Ethernet header for a tap) must be there (rx_length_errors), and RFC 6040
+    decapsulation against the outer TOS/traffic class (rx_frame_errors).  Sets the inner
+    network header; False when the packet was dropped (:func:`tunnel_rx_error`)."""
+    p = tdev.parms
+    if bool(p.i_flags & TUNNEL_CSUM) != bool(tpi_flags & TUNNEL_CSUM):
+        tunnel_rx_error(tdev, pkt, net, "rx_crc_errors")
+        return False
     if p.i_flags & TUNNEL_SEQ:
         iseq = tdev.__dict__.get("i_seqno", 0)
         if not tpi_flags & TUNNEL_SEQ or (iseq and ((seq - iseq) & 0x80000000)):
-            drop("rx_fifo_errors")
-            return
+            tunnel_rx_error(tdev, pkt, net, "rx_fifo_errors")
+            return False
         tdev.__dict__["i_seqno"] = (seq + 1) & 0xFFFFFFFF
+    b = pkt.buf
     pkt.network_header = pkt.data + (14 if ether else 0)
     proto = pkt.protocol
     if ether and pkt.tail - pkt.data >= 14:
         proto = (b[pkt.data + 12] << 8) | b[pkt.data + 13]
     need = 20 if proto == ETH_P_IP else 40 if proto == ETH_P_IPV6 else 0
     if pkt.tail - pkt.network_header < need or (ether and pkt.tail - pkt.data < 14):
-        drop("rx_length_errors")
-        return
+        tunnel_rx_error(tdev, pkt, net, "rx_length_errors")
+        return False
     saved = pkt.protocol
     pkt.protocol = proto
-    ok = ecn_decapsulate(pkt, b[outer_nh + 1])
+    ok = ecn_decapsulate(pkt, outer_tos)
     pkt.protocol = saved
     if not ok:
-        drop("rx_frame_errors")
-        return
-    tdev.stats.rx_packets += 1
-    tdev.stats.rx_bytes += pkt.tail - pkt.data
-    skb_scrub_packet(pkt, tdev.net is not net)
+        tunnel_rx_error(tdev, pkt, net, "rx_frame_errors")
+        return False
+    return True
+
+
+def tunnel_rcv_set_dev(tdev: Any, pkt: "Packet", ether: bool) -> None:
+    """Hand a decapsulated packet to the tunnel device: a tap tunnel (gretap, ip6gretap)
+    runs ``eth_type_trans`` and pulls the Ethernet header from the checksum, a layer-3
+    tunnel just points the device and MAC header at the inner packet (``ip_tunnel_rcv``,
+    ``__ip6_tnl_rcv``)."""
     if ether:
         from netstack.core.eth import eth_type_trans
         start = pkt.data
@@ -576,13 +618,24 @@ def ip_tunnel_rcv(tdev: Any, pkt: "Packet", tpi_flags: int, seq: int, outer_nh: 
     else:
         pkt.dev = tdev
         pkt.mac_header = pkt.data
-    if not tdev.is_up:
-        tdev.stats.rx_dropped += 1
-        kfree_skb_reason(pkt, "DEV_READY", net)
-        return
-    if pkt.trace is not None:
-        pkt.trace.event(pkt, "ip_tunnel_rcv", info=f"dev={tdev.name}")
-    netif_rx(pkt)
+
+
+def tunnel_rcv_unmatched(pkt: "Packet", net: Any, nh: int, ipv6: bool) -> None:
+    """No tunnel takes an encapsulated packet: ``ipgre_rcv``/``ipip_rcv`` answer with
+    ICMP port unreachable (``icmp_send(ICMP_DEST_UNREACH, ICMP_PORT_UNREACH)``),
+    ``ip6gre_rcv``/``tunnel6_rcv`` with ICMPv6 port unreachable, quoting from the outer
+    header at *nh*; then the packet is freed (``NOT_SPECIFIED``)."""
+    from netstack.core.drop_reason import kfree_skb_reason
+    data = pkt.data
+    pkt.data = nh
+    if ipv6:
+        from netstack.ipv6.icmp import icmp6_send
+        icmp6_send(pkt, 1, 4, 0)
+    else:
+        from netstack.ipv4.icmp import icmp_send
+        icmp_send(pkt, 3, 3, 0)
+    pkt.data = data
+    kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
 
 
 def tunnel_proto_register(world: Any, proto: int, handler: Any) -> None:
@@ -609,3 +662,66 @@ def tunnels_of(net: Any, key: str) -> list[Any]:
     if lst is None:
         lst = net.proto[key] = []
     return lst
+
+
+def tunnel_start_xmit(tdev: Any, pkt: "Packet", more: bool) -> None:
+    """``ndo_start_xmit`` of the software tunnels (gre, ipip/sit, ip6tnl, vxlan, geneve):
+    the device's ``_xmit`` takes the packet, and the last packet of a batch (no
+    ``xmit_more``) rings the doorbell even when ``_xmit`` raised.  Assign it as the class's
+    ``start_xmit``."""
+    try:
+        tdev._xmit(pkt)
+    finally:
+        if not more:
+            tdev.ring_doorbell()
+
+
+def tunnel_tx_no_route(tdev: Any, pkt: "Packet", net: Any, carrier: bool = True) -> None:
+    """The ``tx_error`` path every tunnel's transmit takes when the outer route lookup
+    fails: ``tx_carrier_errors`` (``ip_tunnel_xmit``, ``ip6_tnl_xmit``, ``geneve_xmit``;
+    vxlan counts it only for ``-ENETUNREACH``, hence *carrier*), ``tx_errors``, and an
+    ``IP_OUTNOROUTES`` drop (net/ipv4/ip_tunnel.c, net/ipv6/ip6_tunnel.c)."""
+    from netstack.core.drop_reason import kfree_skb_reason
+    if carrier:
+        tdev.stats.tx_carrier_errors += 1
+    tdev.stats.tx_errors += 1
+    kfree_skb_reason(pkt, "IP_OUTNOROUTES", net)
+
+
+def tunnel_tx_loops(tdev: Any, pkt: "Packet", out_dev: Any, net: Any) -> bool:
+    """Whether the outer route leads back into the tunnel device itself (``rt->dst.dev
+    == dev``: ``ip_tunnel_xmit``, ``ip6_tnl_xmit``, ``geneve_get_v4_rt``,
+    ``vxlan_xmit_one``'s ``-ELOOP``); then the packet is dropped with ``collisions`` and
+    ``tx_errors`` counted, as all of them do (net/ipv4/ip_tunnel.c)."""
+    if out_dev is not tdev:
+        return False
+    from netstack.core.drop_reason import kfree_skb_reason
+    tdev.stats.collisions += 1
+    tdev.stats.tx_errors += 1
+    kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+    return True
+
+
+def ip_tunnel_register(net: Any, dev: Any, mtu: int | None, min_mtu: int, ifindex: int,
+                       list_key: str) -> None:
+    """The end of a tunnel's ``newlink`` (``ip_tunnel_newlink``, ``ip6gre_newlink``,
+    ``ipip``/``sit``): an explicit ``IFLA_MTU`` must lie within ``[min_mtu,
+    dev.max_mtu]`` (``EINVAL``, ``dev_validate_mtu``), then ``register_netdevice`` and
+    the tunnel is hashed into its namespace list (net/ipv4/ip_tunnel.c)."""
+    import errno
+    from netstack.errors import KernelError
+    if mtu is not None:
+        if mtu < min_mtu or mtu > dev.max_mtu:
+            raise KernelError(errno.EINVAL)
+        dev.mtu = mtu
+    net.register_netdevice(dev, ifindex=ifindex)
+    tunnels_of(net, list_key).append(dev)
+
+
+def ip_tunnel_dellink(dev: Any, list_key: str) -> None:
+    """``ip_tunnel_dellink``/``ip6_tnl_dellink``: unhash the tunnel from its namespace
+    list and unregister the device."""
+    lst = tunnels_of(dev.net, list_key)
+    if dev in lst:
+        lst.remove(dev)
+    dev.net.unregister_netdevice(dev)

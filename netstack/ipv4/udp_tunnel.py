@@ -105,6 +105,19 @@ def setup_udp_tunnel_sock(sock: UdpTunnelSock) -> UdpTunnelSock:
     return sock
 
 
+def udp_tunnel_dev_sock_setup(dev: Any, sock: UdpTunnelSock) -> None:
+    """:func:`setup_udp_tunnel_sock` from a tunnel device's ``ndo_open`` (``vxlan_open``,
+    ``geneve_open``): when the port cannot be bound, ``__dev_open`` leaves the device
+    down (no ``IFF_UP``) and no qdisc is attached unless one was before, and the error
+    reaches the caller (net/core/dev.c)."""
+    try:
+        setup_udp_tunnel_sock(sock)
+    except KernelError:
+        dev.flags &= ~0x1
+        dev.qdisc_attached = dev.__dict__.get("activated", False)
+        raise
+
+
 def _user_socket_on(net: "Net", family: int, port: int, local: bytes) -> bool:
     """Is an ordinary UDP socket bound to ``port`` with an overlapping address?"""
     if family == AF_INET:
@@ -378,3 +391,20 @@ def skb_gro_remcsum_cleanup(pkt: "Packet", grc: GroRemcsum) -> None:
     new = csum_fold(csum_sub(grc.delta, cur))
     b[f] = new >> 8
     b[f + 1] = new & 0xFF
+
+
+def udp_tunnel_gro_hdr_flows(head: list["Packet"], pkt: "Packet", off: int,
+                             hlen: int) -> None:
+    """GRO of a UDP encapsulation: a held packet whose encapsulation header (``hlen``
+    bytes at the same place as in *pkt*, at *off*) differs is no longer the same flow
+    (``vxlan_gro_prepare_receive``, ``geneve_gro_receive``, ``gue_gro_receive``:
+    drivers/net/vxlan/vxlan_core.c, drivers/net/geneve.c, net/ipv4/fou_core.c)."""
+    rel = off - pkt.data
+    hdr = bytes(pkt.buf[off:off + hlen])
+    for p in head:
+        pc = p.cb
+        if not pc.same_flow:
+            continue
+        o2 = p.data + rel
+        if p.buf[o2:o2 + hlen] != hdr:
+            pc.same_flow = False

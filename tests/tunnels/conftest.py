@@ -12,30 +12,21 @@ import sys
 
 import pytest
 
-from kernel.oracle import Result, Send, complete_partial_checksum
+from kernel.oracle import Result, Send
 
 
 def run_ns(script: str, sends: list[Send], captures: list[tuple[str, str]],
            queries: list[str] = (), settle: float = 0.2):  # type: ignore[assignment]
     """(Result, Stack) of a netstack run with completed PARTIAL checksums."""
     from netstack import Stack
-    from netstack.packet.skb import CHECKSUM_PARTIAL
+    from tunnels.helpers import wire_tap
     st = Stack()
     st.run_script(script, name="tunnel.sh")
     res = Result()
     for ns, devname in captures:
-        dev = st._dev(ns, devname)
         lst: list[bytes] = []
         res.frames[(ns, devname)] = lst
-
-        def tap(pkt, lst=lst) -> None:  # type: ignore[no-untyped-def]
-            frame = bytes(pkt.buf[pkt.mac_header:pkt.tail])
-            if pkt.ip_summed == CHECKSUM_PARTIAL:
-                frame = complete_partial_checksum(frame, pkt.csum_start - pkt.mac_header,
-                                                  pkt.csum_offset)
-            lst.append(frame)
-
-        dev.net.add_rx_tap(dev, tap)
+        wire_tap(st, ns, devname, lst)
     for s in sends:
         if s.delay_s:
             st.advance(s.delay_s)

@@ -50,6 +50,32 @@ def udp_ip(src: str, dst: str, sport: int, dport: int, payload: bytes, ttl: int 
     return bytes(ip)
 
 
+def wire_tap(st: Stack, ns: str, dev: str, out: list[bytes], finish: bool = True) -> None:
+    """Append every frame ``ns:dev`` receives to ``out``; with ``finish`` a
+    CHECKSUM_PARTIAL sum is completed as the kernel oracle's capture sees it on a wire."""
+    from kernel.oracle import complete_partial_checksum
+    d = st._dev(ns, dev)
+
+    def tap(pkt) -> None:  # type: ignore[no-untyped-def]
+        f = bytes(pkt.buf[pkt.mac_header:pkt.tail])
+        if finish and pkt.ip_summed == CHECKSUM_PARTIAL:
+            f = complete_partial_checksum(f, pkt.csum_start - pkt.mac_header, pkt.csum_offset)
+        out.append(f)
+
+    d.net.add_rx_tap(d, tap)
+
+
+def wire_and_tunnel_taps(st: Stack, ns: str = "d", wire_dev: str = "vd",
+                         tun_dev: str = "t6") -> tuple[list[bytes], list[bytes]]:
+    """The (wire, decapsulated) captures of the two-namespace IPv6 tunnel topologies: the
+    underlay device (sums finished) and the tunnel device (as received)."""
+    wire: list[bytes] = []
+    got: list[bytes] = []
+    wire_tap(st, ns, wire_dev, wire)
+    wire_tap(st, ns, tun_dev, got, finish=False)
+    return wire, got
+
+
 class Topo:
     """The stack, the capture on ``b:vb`` and the tunnel device captures."""
 
@@ -60,17 +86,7 @@ class Topo:
         self._tap("b", "vb", self.wire)
 
     def _tap(self, ns: str, dev: str, out: list[bytes]) -> None:
-        from kernel.oracle import complete_partial_checksum
-        d = self.st._dev(ns, dev)
-
-        def tap(pkt) -> None:  # type: ignore[no-untyped-def]
-            f = bytes(pkt.buf[pkt.mac_header:pkt.tail])
-            if pkt.ip_summed == CHECKSUM_PARTIAL:
-                f = complete_partial_checksum(f, pkt.csum_start - pkt.mac_header,
-                                              pkt.csum_offset)
-            out.append(f)
-
-        d.net.add_rx_tap(d, tap)
+        wire_tap(self.st, ns, dev, out)
 
     def capture(self, ns: str, dev: str) -> list[bytes]:
         out: list[bytes] = []
@@ -154,3 +170,32 @@ def udp4_csum_ok(frame: bytes) -> bool:
         return True
     ph = ip[12:20] + struct.pack("!BBH", 0, 17, len(u))
     return dpkt.in_cksum(ph + u) == 0
+
+
+def assert_cli_matches_kernel(cmd: str, ns_prefix: str, setup: str = "") -> None:
+    """Run ``cmd`` (``{ns}`` stands for the namespace) with the machine's ``ip`` in a
+    scratch namespace ``<ns_prefix>-<pid>`` and in netstack (namespace ``t``), both after
+    the optional ``setup`` (``ip -n NS`` arguments, e.g. ``link add …``), and require the
+    same exit code and stderr: iproute2 and the kernel are the oracle for the CLI's errors.
+    """
+    import os
+    import subprocess
+    ns = f"{ns_prefix}-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
+    try:
+        if setup:
+            subprocess.run(f"ip -n {ns} {setup}".split(), check=True, capture_output=True)
+        k = subprocess.run(cmd.format(ns=ns).split(), capture_output=True, text=True)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    st = Stack()
+    st.run_script("ip netns add t\n" + (f"ip -n t {setup}\n" if setup else ""))
+    n = st.command(cmd.format(ns="t"))
+    assert (n.rc, n.stderr) == (k.returncode, k.stderr)
+
+
+def link_detail_part(text: str) -> str:
+    """The kind's part of ``ip -d link show DEV`` text: the third line up to
+    ``addrgenmode`` (what follows is the device's generic detail)."""
+    line = text.splitlines()[2]
+    return line[:line.index(" addrgenmode")]

@@ -4,12 +4,11 @@ text and JSON of several configurations, and the parser's errors (message and ex
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 
 from kernel.oracle import run_kernel
+from tunnels.helpers import assert_cli_matches_kernel, link_detail_part
 
 SETUP = """\
 ip netns add t
@@ -51,11 +50,7 @@ def test_ip_d_link_text_vxlan_part_matches_kernel(kernel_queries: dict[str, str]
     st = Stack()
     st.run_script(SETUP)
     q = f"ip -n t -d link show {dev}"
-
-    def vxlan_part(text: str) -> str:
-        line = text.splitlines()[2]
-        return line[:line.index(" addrgenmode")]
-    assert vxlan_part(st.command(q).stdout) == vxlan_part(kernel_queries[q])
+    assert link_detail_part(st.command(q).stdout) == link_detail_part(kernel_queries[q])
 
 
 ERRORS = [
@@ -78,17 +73,7 @@ ERRORS = [
 
 @pytest.mark.parametrize("cmd", ERRORS)
 def test_vxlan_cli_errors_match_kernel(kernel_ok: None, cmd: str) -> None:
-    ns = f"tun-cli-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
-        k = subprocess.run(cmd.format(ns=ns).split(), capture_output=True, text=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    from netstack import Stack
-    st = Stack()
-    st.run_script("ip netns add t\n")
-    n = st.command(cmd.format(ns="t"))
-    assert (n.rc, n.stderr) == (k.returncode, k.stderr)
+    assert_cli_matches_kernel(cmd, "tun-cli")
 
 
 # iproute2 parses these before asking the kernel, so the machine's `ip` is the oracle even
@@ -131,21 +116,7 @@ PARSE_ERRORS = [
 
 @pytest.mark.parametrize("cmd", PARSE_ERRORS)
 def test_tunnel_cli_parse_errors_match_iproute2(kernel_ok: None, cmd: str) -> None:
-    _compare(cmd)
-
-
-def _compare(cmd: str) -> None:
-    ns = f"tun-cli-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
-        k = subprocess.run(cmd.format(ns=ns).split(), capture_output=True, text=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    from netstack import Stack
-    st = Stack()
-    st.run_script("ip netns add t\n")
-    n = st.command(cmd.format(ns="t"))
-    assert (n.rc, n.stderr) == (k.returncode, k.stderr)
+    assert_cli_matches_kernel(cmd, "tun-cli")
 
 
 CHANGE = SETUP + """\
@@ -178,17 +149,5 @@ CHANGE_ERRORS = ["id 43", "dstport 4790", "srcport 1000 2000", "noudpcsum", "rem
 @pytest.mark.parametrize("opts", CHANGE_ERRORS)
 def test_vxlan_changelink_errors_match_kernel(kernel_ok: None, opts: str) -> None:
     cmd = "ip -n {ns} link set vx0 type vxlan " + opts
-    ns = f"tun-chg-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
-        subprocess.run(f"ip -n {ns} link add vx0 type vxlan id 42 remote 10.9.0.2 "
-                       "dstport 4789".split(), check=True, capture_output=True)
-        k = subprocess.run(cmd.format(ns=ns).split(), capture_output=True, text=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    from netstack import Stack
-    st = Stack()
-    st.run_script("ip netns add t\nip -n t link add vx0 type vxlan id 42 remote 10.9.0.2 "
-                  "dstport 4789\n")
-    n = st.command(cmd.format(ns="t"))
-    assert (n.rc, n.stderr) == (k.returncode, k.stderr)
+    assert_cli_matches_kernel(cmd, "tun-chg",
+                              "link add vx0 type vxlan id 42 remote 10.9.0.2 dstport 4789")

@@ -52,6 +52,16 @@ def _super(t: Topo, dev: str):  # type: ignore[no-untyped-def]
     return captured
 
 
+def _wire_bytes(seg) -> bytes:  # type: ignore[no-untyped-def]
+    """A software segment as the wire would carry it: a CHECKSUM_PARTIAL sum finished."""
+    from kernel.oracle import complete_partial_checksum
+    from netstack.packet.skb import CHECKSUM_PARTIAL
+    raw = seg.bytes()
+    if seg.ip_summed == CHECKSUM_PARTIAL:
+        raw = complete_partial_checksum(raw, seg.csum_start - seg.data, seg.csum_offset)
+    return raw
+
+
 def _valid(seg: bytes, outer_l4: int) -> None:
     ip = dpkt.ethernet.Ethernet(seg).data
     assert dpkt.in_cksum(seg[14:34]) == 0
@@ -87,12 +97,7 @@ def test_vxlan_gso_fields_and_software_segmentation(opts: str, gso_bit: int) -> 
     segs = skb_gso_segment(p, frozenset({"tx-checksum-ip-generic"}))
     assert segs is not None and len(segs) == 4
     for s in segs:
-        from kernel.oracle import complete_partial_checksum
-        from netstack.packet.skb import CHECKSUM_PARTIAL
-        raw = s.bytes()
-        if s.ip_summed == CHECKSUM_PARTIAL:
-            raw = complete_partial_checksum(raw, s.csum_start - s.data, s.csum_offset)
-        _valid(raw, 17)
+        _valid(_wire_bytes(s), 17)
 
 
 @pytest.mark.parametrize("gopts,gso_bit", [("", SKB_GSO_GRE), ("csum", SKB_GSO_GRE_CSUM)])
@@ -105,12 +110,7 @@ def test_gretap_gso_fields_and_software_segmentation(gopts: str, gso_bit: int) -
     segs = skb_gso_segment(p, frozenset({"tx-checksum-ip-generic"}))
     assert segs is not None and len(segs) == 4
     for s in segs:
-        from kernel.oracle import complete_partial_checksum
-        from netstack.packet.skb import CHECKSUM_PARTIAL
-        raw = s.bytes()
-        if s.ip_summed == CHECKSUM_PARTIAL:
-            raw = complete_partial_checksum(raw, s.csum_start - s.data, s.csum_offset)
-        _valid(raw, 47)
+        _valid(_wire_bytes(s), 47)
 
 
 def test_gre_seq_refuses_gso() -> None:

@@ -4,12 +4,11 @@ four flags on changelink, whatever the value)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import pytest
 
 from kernel.oracle import run_kernel
+from tunnels.helpers import assert_cli_matches_kernel, link_detail_part
 
 SETUP = """\
 ip netns add t
@@ -37,11 +36,7 @@ def test_ip_d_link_matches_kernel(kq: dict[str, str], dev: str) -> None:
     assert json.loads(st.command(q).stdout)[0]["linkinfo"] == \
         json.loads(kq[q])[0]["linkinfo"]
     q = f"ip -n t -d link show {dev}"
-
-    def part(text: str) -> str:
-        line = text.splitlines()[2]
-        return line[:line.index(" addrgenmode")]
-    assert part(st.command(q).stdout) == part(kq[q])
+    assert link_detail_part(st.command(q).stdout) == link_detail_part(kq[q])
 
 
 CHANGE_ERRORS = ["proxy", "noproxy", "rsc", "norsc", "l2miss", "nol2miss", "l3miss",
@@ -53,18 +48,7 @@ CHANGE_ERRORS = ["proxy", "noproxy", "rsc", "norsc", "l2miss", "nol2miss", "l3mi
 def test_changelink_refusals_match_kernel(kernel_ok: None, opts: str) -> None:
     cmd = "ip -n {ns} link set vx0 type vxlan " + opts
     add = "link add vx0 type vxlan id 42 remote 10.9.0.2 dstport 4789 proxy l3miss"
-    ns = f"tun2-chg-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
-        subprocess.run(f"ip -n {ns} {add}".split(), check=True, capture_output=True)
-        k = subprocess.run(cmd.format(ns=ns).split(), capture_output=True, text=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    from netstack import Stack
-    st = Stack()
-    st.run_script(f"ip netns add t\nip -n t {add}\n")
-    n = st.command(cmd.format(ns="t"))
-    assert (n.rc, n.stderr) == (k.returncode, k.stderr)
+    assert_cli_matches_kernel(cmd, "tun2-chg", add)
 
 
 ADD_ERRORS = ["proxy noproxy", "l2miss l2miss", "rsc norsc", "nol3miss l3miss"]
@@ -73,14 +57,4 @@ ADD_ERRORS = ["proxy noproxy", "l2miss l2miss", "rsc norsc", "nol3miss l3miss"]
 @pytest.mark.parametrize("opts", ADD_ERRORS)
 def test_add_parse_errors_match_kernel(kernel_ok: None, opts: str) -> None:
     cmd = "ip -n {ns} link add vx0 type vxlan id 42 dstport 4789 " + opts
-    ns = f"tun2-add-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
-        k = subprocess.run(cmd.format(ns=ns).split(), capture_output=True, text=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    from netstack import Stack
-    st = Stack()
-    st.run_script("ip netns add t\n")
-    n = st.command(cmd.format(ns="t"))
-    assert (n.rc, n.stderr) == (k.returncode, k.stderr)
+    assert_cli_matches_kernel(cmd, "tun2-add")

@@ -5,14 +5,12 @@ parses before it asks the kernel)."""
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
 
 import dpkt
 import pytest
 
-from tunnels.helpers import udp_ip
+from tunnels.helpers import udp_ip, wire_tap
 
 INNER4 = udp_ip("192.168.9.1", "192.168.9.2", 1000, 7777, b"tunnel payload", ttl=33)
 A6 = bytes.fromhex("20010db8000000000000000000000001")
@@ -49,27 +47,16 @@ def inner6(src: str = "2001:db8:9::1", dst: str = "2001:db8:9::2", tclass: int =
 
 class T:
     def __init__(self, opts: str = "", dopts: str | None = None, extra: str = "") -> None:
-        from kernel.oracle import complete_partial_checksum
         from netstack import Stack
-        from netstack.packet.skb import CHECKSUM_PARTIAL
         self.st = Stack()
         self.st.run_script(TOPO.format(opts=opts, dopts=opts if dopts is None else dopts,
                                        extra=extra))
         self.wire: list[bytes] = []
         self.back: list[bytes] = []
         self.got: list[bytes] = []
-        for ns, dev, lst in (("d", "vd", self.wire), ("c", "vc", self.back)):
-            d = self.st._dev(ns, dev)
-
-            def tap(p, lst=lst) -> None:  # type: ignore[no-untyped-def]
-                f = bytes(p.buf[p.mac_header:p.tail])
-                if p.ip_summed == CHECKSUM_PARTIAL:
-                    f = complete_partial_checksum(f, p.csum_start - p.mac_header,
-                                                  p.csum_offset)
-                lst.append(f)
-            d.net.add_rx_tap(d, tap)
-        t6 = self.st._dev("d", "t6")
-        t6.net.add_rx_tap(t6, lambda p: self.got.append(bytes(p.buf[p.mac_header:p.tail])))
+        wire_tap(self.st, "d", "vd", self.wire)
+        wire_tap(self.st, "c", "vc", self.back)
+        wire_tap(self.st, "d", "t6", self.got, finish=False)
 
     def send(self, ip: bytes, proto: int = 0x0800, dev: str = "t6", ns: str = "c") -> None:
         from netstack.core.dev import dev_queue_xmit
@@ -246,17 +233,8 @@ PARSE_ERRORS = ["mode foo", "hoplimit 300", "hoplimit x", "tclass 0x1ff", "tclas
 @pytest.mark.parametrize("opts", PARSE_ERRORS)
 def test_ip6tnl_parser_matches_iproute2(kernel_ok: None, opts: str) -> None:
     cmd = "ip -n {ns} link add t6 type ip6tnl " + opts
-    ns = f"tun2-p-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True)
-    try:
-        k = subprocess.run(cmd.format(ns=ns).split(), capture_output=True, text=True)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    from netstack import Stack
-    st = Stack()
-    st.run_script("ip netns add t\n")
-    n = st.command(cmd.format(ns="t"))
-    assert (n.rc, n.stderr) == (k.returncode, k.stderr)
+    from tunnels.helpers import assert_cli_matches_kernel
+    assert_cli_matches_kernel(cmd, "tun2-p")
 
 
 def test_ip6gre_over_fou6_both_ways() -> None:
@@ -269,20 +247,8 @@ def test_ip6gre_over_fou6_both_ways() -> None:
     st.run_script(script.format(opts="encap fou encap-sport 4002 encap-dport 5555",
                                 dopts="", extra="ip -n d fou add port 5555 ipproto 47 -6\n"))
     assert st._dev("c", "t6").mtu == 1500 - 40 - 8 - 4 - 8
-    wire: list[bytes] = []
-    vd = st._dev("d", "vd")
-    from kernel.oracle import complete_partial_checksum
-    from netstack.packet.skb import CHECKSUM_PARTIAL
-
-    def tap(p) -> None:  # type: ignore[no-untyped-def]
-        f = bytes(p.buf[p.mac_header:p.tail])
-        if p.ip_summed == CHECKSUM_PARTIAL:
-            f = complete_partial_checksum(f, p.csum_start - p.mac_header, p.csum_offset)
-        wire.append(f)
-    vd.net.add_rx_tap(vd, tap)
-    got: list[bytes] = []
-    t6 = st._dev("d", "t6")
-    t6.net.add_rx_tap(t6, lambda p: got.append(bytes(p.buf[p.mac_header:p.tail])))
+    from tunnels.helpers import wire_and_tunnel_taps
+    wire, got = wire_and_tunnel_taps(st)
     from netstack.core.dev import dev_queue_xmit
     pkt = st.world.new_packet(INNER4)
     pkt.protocol = 0x0800

@@ -350,21 +350,8 @@ def _ip6gre_topo(kind: str, opts: str):  # type: ignore[no-untyped-def]
     from netstack import Stack
     st = Stack()
     st.run_script(IP6GRE.format(kind=kind, opts=opts))
-    from kernel.oracle import complete_partial_checksum
-    from netstack.packet.skb import CHECKSUM_PARTIAL
-    wire: list[bytes] = []
-    vd = st._dev("d", "vd")
-
-    def tap(p) -> None:  # type: ignore[no-untyped-def]
-        f = bytes(p.buf[p.mac_header:p.tail])
-        if p.ip_summed == CHECKSUM_PARTIAL:
-            f = complete_partial_checksum(f, p.csum_start - p.mac_header, p.csum_offset)
-        wire.append(f)
-
-    vd.net.add_rx_tap(vd, tap)
-    got: list[bytes] = []
-    t6 = st._dev("d", "t6")
-    t6.net.add_rx_tap(t6, lambda p: got.append(bytes(p.buf[p.mac_header:p.tail])))
+    from tunnels.helpers import wire_and_tunnel_taps
+    wire, got = wire_and_tunnel_taps(st)
     return st, wire, got
 
 
@@ -441,21 +428,8 @@ def test_geneve_ipv6_underlay_checksum_default_on(opts: str, zero: bool) -> None
                   .replace("type {kind} remote 2001:db8::1 local 2001:db8::2 {opts}",
                            "address 02:00:00:00:09:02 type geneve id 5 remote 2001:db8::1 {opts}")
                   .format(opts=opts))
-    wire: list[bytes] = []
-    vd = st._dev("d", "vd")
-    from kernel.oracle import complete_partial_checksum
-    from netstack.packet.skb import CHECKSUM_PARTIAL
-
-    def tap(p) -> None:  # type: ignore[no-untyped-def]
-        f = bytes(p.buf[p.mac_header:p.tail])
-        if p.ip_summed == CHECKSUM_PARTIAL:
-            f = complete_partial_checksum(f, p.csum_start - p.mac_header, p.csum_offset)
-        wire.append(f)
-
-    vd.net.add_rx_tap(vd, tap)
-    got: list[bytes] = []
-    t6 = st._dev("d", "t6")
-    t6.net.add_rx_tap(t6, lambda p: got.append(bytes(p.buf[p.mac_header:p.tail])))
+    from tunnels.helpers import wire_and_tunnel_taps
+    wire, got = wire_and_tunnel_taps(st)
     pkt = st.world.new_packet(_frame())
     pkt.protocol = 0x0800
     dev_queue_xmit(pkt, st._dev("c", "t6"))

@@ -30,11 +30,14 @@ from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.netdevice import IFF_BROADCAST, IFF_MULTICAST, NetDevice
 from netstack.drivers.vxlan.fdb import ALL_ZEROS_MAC, Rdst, VxlanFdb, is_any, is_multicast_ip
 from netstack.errors import KernelError
-from netstack.ipv4.ip_tunnel_core import (IP_DF, ip_tunnel_ecn_encap, ip_tunnel_get_dsfield,
-                                          ip_tunnel_get_ttl, iptunnel_handle_offloads,
-                                          skb_set_inner_protocol, tunnel_route4, tunnel_route6)
-from netstack.ipv4.udp_tunnel import (AF_INET, AF_INET6, UdpTunnelSock, setup_udp_tunnel_sock,
+from netstack.ipv4.ip_tunnel_core import (GSO_SOFTWARE, IP_DF, TUNNEL_FEATURES, ip_tunnel_ecn_encap,
+                                          ip_tunnel_get_dsfield, ip_tunnel_get_ttl,
+                                          iptunnel_handle_offloads, skb_set_inner_protocol,
+                                          tunnel_route4, tunnel_route6, tunnel_start_xmit,
+                                          tunnel_tx_loops, tunnel_tx_no_route, tunnels_of)
+from netstack.ipv4.udp_tunnel import (AF_INET, AF_INET6, UdpTunnelSock,
                                       udp_flow_src_port, udp_tunnel6_xmit_skb,
+                                      udp_tunnel_dev_sock_setup,
                                       udp_tunnel_sock_release, udp_tunnel_xmit_skb)
 from netstack.packet.skb import (CHECKSUM_NONE, CHECKSUM_PARTIAL, SKB_GSO_TUNNEL_REMCSUM,
                                  SKB_GSO_UDP_TUNNEL, SKB_GSO_UDP_TUNNEL_CSUM, UNSET)
@@ -70,12 +73,7 @@ VXLAN_DF_INHERIT = 2
 
 #: ethtool features vxlan_setup turns on (NETIF_F_SG | HW_CSUM | RXCSUM | GSO_SOFTWARE
 #: | FRAGLIST, LLTX; vlan challenged is off)
-VXLAN_FEATURES = frozenset({
-    "tx-scatter-gather", "tx-checksum-ip-generic", "rx-checksum", "tx-generic-segmentation",
-    "tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
-    "tx-tcp6-segmentation", "tx-udp-segmentation", "tx-gso-list", "tx-lockless",
-    "tx-scatter-gather-fraglist", "rx-gro", "highdma", "tx-sctp-segmentation",
-})
+VXLAN_FEATURES = TUNNEL_FEATURES | GSO_SOFTWARE | {"rx-checksum"}
 
 
 @dataclass
@@ -140,10 +138,8 @@ class VxlanSock:
 
 
 def _vxlan_socks(net: Any) -> list[VxlanSock]:
-    lst = net.proto.get("vxlan_socks")
-    if lst is None:
-        lst = net.proto["vxlan_socks"] = []
-    return lst
+    """``vxlan_net->sock_list``: the namespace's open vxlan sockets."""
+    return tunnels_of(net, "vxlan_socks")
 
 
 class VxlanDevice(NetDevice):
@@ -178,13 +174,7 @@ class VxlanDevice(NetDevice):
                    s.port == cfg.dst_port and s.flags == key), None)
         if vs is None:
             vs = VxlanSock(net, cfg.family, cfg.dst_port, key)
-            try:
-                setup_udp_tunnel_sock(vs.sock)
-            except KernelError:
-                # __dev_open: a failing ndo_open leaves the device down, no qdisc attached
-                self.flags &= ~0x1
-                self.qdisc_attached = self.__dict__.get("activated", False)
-                raise
+            udp_tunnel_dev_sock_setup(self, vs.sock)
             _vxlan_socks(net).append(vs)
         self.__dict__["activated"] = True
         vs.refcnt += 1
@@ -239,16 +229,11 @@ class VxlanDevice(NetDevice):
         return self.fdb.dump()
 
     # ------------------------------------------------------------------ transmit
-    def start_xmit(self, pkt: "Packet", more: bool) -> None:
-        """``vxlan_xmit``: FDB lookup on the inner destination MAC (the all-zeros default
-        entry if unknown) and one encapsulated copy per remote."""
-        try:
-            self._xmit(pkt)
-        finally:
-            if not more:
-                self.ring_doorbell()
+    start_xmit = tunnel_start_xmit
 
     def _xmit(self, pkt: "Packet") -> None:
+        """``vxlan_xmit``: FDB lookup on the inner destination MAC (the all-zeros default
+        entry if unknown) and one encapsulated copy per remote."""
         from netstack.drivers.vxlan import proxy
         pkt.mac_header = pkt.data
         if pkt.tail - pkt.data < 14:
@@ -340,16 +325,9 @@ class VxlanDevice(NetDevice):
                 rt, saddr = tunnel_route6(net, rd.ip, cfg.local, ifindex, 17, sport, dport,
                                           mark)
         except KernelError as e:
-            if e.errno == errno.ENETUNREACH:
-                self.stats.tx_carrier_errors += 1
-            self.stats.tx_errors += 1
-            kfree_skb_reason(pkt, "IP_OUTNOROUTES", net)
+            tunnel_tx_no_route(self, pkt, net, carrier=e.errno == errno.ENETUNREACH)
             return
-        if rt.dev is self:
-            # circular route (ELOOP)
-            self.stats.collisions += 1
-            self.stats.tx_errors += 1
-            kfree_skb_reason(pkt, "NOT_SPECIFIED", net)
+        if tunnel_tx_loops(self, pkt, rt.dev, net):  # circular route (ELOOP)
             return
         rflags = getattr(rt, "flags", 0) or 0
         if (len(rd.ip) == 4 and rflags & 0x80000000 and not rflags & 0x30000000) or \

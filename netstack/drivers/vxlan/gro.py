@@ -30,7 +30,7 @@ def vxlan_gro_receive(sock: Any, napi: Any, head: list["Packet"], pkt: "Packet")
         cbp.flush |= 1
         return None
     from netstack.ipv4.udp_tunnel import (GroRemcsum, skb_gro_remcsum_cleanup,
-                                          skb_gro_remcsum_process)
+                                          skb_gro_remcsum_process, udp_tunnel_gro_hdr_flows)
     vs = sock.user_data
     grc = GroRemcsum()
     skb_gro_postpull_rcsum(pkt, off, 8)
@@ -45,15 +45,7 @@ def vxlan_gro_receive(sock: Any, napi: Any, head: list["Packet"], pkt: "Packet")
             cbp.flush |= 1
             return None
     skb_gro_pull(pkt, 8)
-    rel = off - pkt.data
-    hdr = bytes(b[off:off + 8])
-    for p in head:
-        pc = p.cb
-        if not pc.same_flow:
-            continue
-        o2 = p.data + rel
-        if p.buf[o2:o2 + 8] != hdr:
-            pc.same_flow = False
+    udp_tunnel_gro_hdr_flows(head, pkt, off, 8)
     pp = call_gro_receive(eth_gro_receive, napi, head, pkt)
     skb_gro_remcsum_cleanup(pkt, grc)
     return pp
