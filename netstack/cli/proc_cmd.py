@@ -34,6 +34,9 @@ def _read(ctx: Ctx, path: str) -> str | None:
     if norm == "/proc/net/igmp":
         from netstack.ipv4.igmp import proc_igmp_text
         return proc_igmp_text(ctx.net)
+    if norm == "/proc/net/igmp6":
+        from netstack.ipv6.mcast import proc_igmp6_text
+        return proc_igmp6_text(ctx.net)
     if norm == "/proc/net/dev_mcast":
         from netstack.core.dev_addr_lists import dev_mcast_text
         return dev_mcast_text(list(ctx.net.devices.values()))

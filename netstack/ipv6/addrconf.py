@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from netstack.core.clock import HZ, NSEC_PER_SEC
-from netstack.core.netdevice import ARPHRD_ETHER, IFF_LOOPBACK, IFF_NOARP
+from netstack.core.netdevice import ARPHRD_ETHER, IFF_LOOPBACK, IFF_NOARP, IFF_UP
 from netstack.errors import KernelError
 from netstack.ipv6 import route as r6
 from netstack.ipv6.addr import (ALL_NODES, ALL_ROUTERS, LOOPBACK,
@@ -138,14 +138,23 @@ def _scope_key(a: bytes) -> int:
 
 
 def mc_inc(idev: Inet6Dev, group: bytes) -> None:
-    """``ipv6_dev_mc_inc``: join a group (MLD reports are not modelled)."""
-    idev.mc[group] = idev.mc.get(group, 0) + 1
+    """``ipv6_dev_mc_inc``: join a group; a new group starts its MLD reports
+    (``igmp6_group_added``, netstack/ipv6/mcast.py)."""
+    n = idev.mc.get(group, 0)
+    idev.mc[group] = n + 1
+    if n == 0:
+        from netstack.ipv6.mcast import igmp6_group_added
+        igmp6_group_added(idev, group)
 
 
 def mc_dec(idev: Inet6Dev, group: bytes) -> None:
+    """``ipv6_dev_mc_dec``: the last user leaving sends the MLD leave
+    (``igmp6_group_dropped``)."""
     n = idev.mc.get(group, 0) - 1
     if n <= 0:
-        idev.mc.pop(group, None)
+        if idev.mc.pop(group, None) is not None:
+            from netstack.ipv6.mcast import igmp6_group_dropped
+            igmp6_group_dropped(idev, group)
     else:
         idev.mc[group] = n
 
@@ -261,9 +270,15 @@ def _link_addr(idev: Inet6Dev, ifa: Inet6IfAddr) -> None:
     idev.addrs.append(ifa)
 
 
-def inet6_add_addr(net: "Net", dev: "NetDevice", ifa: Inet6IfAddr) -> Inet6IfAddr:
+def inet6_add_addr(net: "Net", dev: "NetDevice", ifa: Inet6IfAddr, *,
+                   find_idev: bool = True) -> Inet6IfAddr:
     """``inet6_addr_add``: validate, link, join the solicited-node group, add the prefix
-    route if the link is ready, start DAD.  Raises KernelError like the kernel."""
+    route if the link is ready, start DAD.  Raises KernelError like the kernel.
+
+    ``find_idev``: the user path (``inet6_rtm_newaddr``) goes through
+    ``ipv6_find_idev``, which runs ``ipv6_mc_up`` on an up device — every reportable
+    group is reported again; addrconf's own link-local/loopback addresses
+    (``addrconf_add_linklocal``, ``ipv6_add_addr``) pass False."""
     if not 0 <= ifa.prefixlen <= 128:
         raise KernelError(errno.EINVAL, "ipv6: Invalid prefix length.")
     if is_multicast(ifa.local) or ifa.local == bytes(16):
@@ -271,6 +286,9 @@ def inet6_add_addr(net: "Net", dev: "NetDevice", ifa: Inet6IfAddr) -> Inet6IfAdd
     idev = dev.ip6_ptr
     if idev is None or idev.dead:
         raise KernelError(errno.ENOBUFS if dev.mtu < IPV6_MIN_MTU else errno.ENODEV)
+    if find_idev and dev.flags & IFF_UP:
+        from netstack.ipv6.mcast import ipv6_mc_up
+        ipv6_mc_up(idev)
     if idev.cnf("disable_ipv6"):
         raise KernelError(errno.EACCES, "IPv6 is disabled on this device")
     for other in net.ipv6.addr_hash.get(ifa.local, ()):
@@ -449,6 +467,10 @@ def addrconf_dad_completed(net: "Net", ifa: Inet6IfAddr) -> bool:
     _local_route(net, ifa, True)
     if dev.ip6_ptr is not None and dev.ip6_ptr.cnf("forwarding"):
         _anycast(net, ifa, True)
+    if dev.ip6_ptr is not None and is_linklocal(ifa.local) and _lonely_lladdr(ifa):
+        # send_mld: reports sent during DAD came from ::, resend from the link-local
+        from netstack.ipv6.mcast import ipv6_mc_dad_complete
+        ipv6_mc_dad_complete(dev.ip6_ptr)
     return _maybe_start_rs(net, ifa)
 
 
@@ -675,16 +697,20 @@ def addrconf_dev_config(net: "Net", dev: "NetDevice") -> None:
     if idev.ready:
         return
     idev.ready = True
+    if dev.flags & IFF_UP:
+        # ipv6_find_idev (addrconf_dev_config / init_loopback) → ipv6_mc_up
+        from netstack.ipv6.mcast import ipv6_mc_up
+        ipv6_mc_up(idev)
     if dev.flags & IFF_LOOPBACK:
         if ipv6_get_ifaddr(net, LOOPBACK, dev) is None:
-            inet6_add_addr(net, dev, Inet6IfAddr(LOOPBACK, 128))
+            inet6_add_addr(net, dev, Inet6IfAddr(LOOPBACK, 128), find_idev=False)
     else:
         _mroute(net, dev)
         if dev.type == ARPHRD_ETHER and idev.cnf("addr_gen_mode") in (0,) and any(dev.address):
             ll = link_local_from_mac(dev.address, getattr(dev, "dev_id", 0))
             if ipv6_get_ifaddr(net, ll, dev) is None:
                 try:
-                    inet6_add_addr(net, dev, Inet6IfAddr(ll, 64, proto=1))
+                    inet6_add_addr(net, dev, Inet6IfAddr(ll, 64, proto=1), find_idev=False)
                 except KernelError:
                     pass  # addrconf_add_linklocal: a validator's refusal is silent
         elif idev.cnf("addr_gen_mode") != 1 and dev.type == ARPHRD_ETHER and any(dev.address):
@@ -727,6 +753,9 @@ def addrconf_ifdown(net: "Net", dev: "NetDevice", unregister: bool) -> None:
             continue
         _del_ifa(net, ifa, routes=False)
     idev.ready = False
+    # Step 5: ipv6_mc_down (ipv6_mc_destroy_dev on unregister) stops the MLD works
+    from netstack.ipv6.mcast import ipv6_mc_down
+    ipv6_mc_down(idev)
     # Step 3 of addrconf_ifdown: IF_RS_SENT/IF_RA_RCVD cleared, the RS timer stopped
     idev.rs_sent = idev.ra_rcvd = False
     if idev.rs_timer is not None:
@@ -756,6 +785,10 @@ def addrconf_notify(event: str, dev: "NetDevice") -> None:
             # link-local address, no DAD/RS from the slave itself
             return
         if _link_ready(dev):
+            if event == "CHANGE" and idev is not None and idev.ready:
+                # already configured: resend MLD reports, we may have roamed
+                from netstack.ipv6.mcast import ipv6_mc_up
+                ipv6_mc_up(idev)
             addrconf_dev_config(net, dev)
         elif idev is not None and idev.ready and event == "CHANGE":
             # carrier lost: rt6_sync_down_dev(NETDEV_CHANGE) marks nexthops linkdown

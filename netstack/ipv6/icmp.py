@@ -298,6 +298,15 @@ def icmpv6_rcv(pkt: "Packet") -> None:
             icmpv6_echo_reply(pkt)
         consume_skb(pkt, "icmpv6_rcv")
         return
+    if t in (130, 131, 132, 143):
+        # ICMPV6_MGM_QUERY / REPORT / REDUCTION, ICMPV6_MLD2_REPORT (net/ipv6/mcast.c)
+        from netstack.ipv6.mcast import igmp6_event
+        reason = igmp6_event(pkt, t, bytes(buf[th:end]))
+        if reason is not None:
+            kfree_skb_reason(pkt, reason, net)
+        else:
+            consume_skb(pkt, "icmpv6_rcv")
+        return
     if 133 <= t <= 137:
         from netstack.ipv6.ndisc import ndisc_rcv
         ndisc_rcv(pkt)

@@ -45,16 +45,33 @@ def route(net, dst: str, via: str | None = None, dev=None, metric: int = 1024, *
                    excl=True)
 
 
-def capture(net, dev) -> list[bytes]:
-    """Frames ``dev`` receives, from the Ethernet header on (as AF_PACKET sees them)."""
-    got: list[bytes] = []
+def is_mld(frame: bytes) -> bool:
+    """An Ethernet frame carrying MLD (ICMPv6 130-132/143 behind the hop-by-hop Router
+    Alert header) — what every IPv6 host sends on link-up and on joins
+    (net/ipv6/mcast.c); left out of captures as tests/kernel/compare.py does."""
+    return len(frame) > 62 and frame[12:14] == b"\x86\xdd" and frame[20] == 0 \
+        and frame[54] == 58 and frame[62] in (130, 131, 132, 143)
+
+
+class _Frames(list):
+    """A capture list that does not take MLD frames (see :func:`is_mld`)."""
+
+    def append(self, frame: bytes) -> None:  # type: ignore[override]
+        if not is_mld(frame):
+            super().append(frame)
+
+
+def capture(net, dev, mld: bool = False) -> list[bytes]:
+    """Frames ``dev`` receives, from the Ethernet header on (as AF_PACKET sees them);
+    MLD reports only with ``mld=True``."""
+    got: list[bytes] = [] if mld else _Frames()
     net.add_rx_tap(dev, lambda p: got.append(bytes(p.buf[p.mac_header:p.tail])
                                              if p.mac_header >= 0 else p.bytes()))
     return got
 
 
-def txcapture(net, dev) -> list[bytes]:
-    got: list[bytes] = []
+def txcapture(net, dev, mld: bool = False) -> list[bytes]:
+    got: list[bytes] = [] if mld else _Frames()
     net.add_tx_tap(dev, lambda p: got.append(p.bytes()))
     return got
 

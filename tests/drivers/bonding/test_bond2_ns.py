@@ -79,8 +79,13 @@ def test_ns_probe_bytes_and_target_keeps_the_link_up(bed46) -> None:  # type: ig
     assert bond.carrier_ok()
     # the target disappears: no validated NA any more → the active slave goes down
     bed.ok("ip -n s addr del 2001:db8::9/64 dev p1")
-    bed.world.run_until(3000 * MS)
-    assert bond.slaves[0].link != BOND_LINK_UP
+    # sampled: the peer's MLD reports after the delete (net/ipv6/mcast.c, random times)
+    # are traffic a down backup slave counts, as on Linux, and may bring it back later
+    down = False
+    for t in range(2010, 3001, 10):
+        bed.world.run_until(t * MS)
+        down = down or bond.slaves[0].link != BOND_LINK_UP
+    assert down
 
 
 def test_without_validation_any_traffic_counts_and_no_route_sends_from_any(bed46) -> None:  # type: ignore[no-untyped-def]
@@ -95,9 +100,14 @@ def test_without_validation_any_traffic_counts_and_no_route_sends_from_any(bed46
     assert ns and ns[0] == _ns_frame(bed.dev("e1").address, bytes(16), T9, False)
     # nothing answers :: solicitations: rx silence takes the slave out (it then cycles
     # through BACK as the probe slave) and the carrier off
-    bed.world.run_until(1500 * MS)
     bond = bed.dev("bond0")
-    assert bond.slaves[0].link != BOND_LINK_UP and not bond.carrier_ok()
+    # sampled: the peer's own IPv6 traffic (MLD reports, DAD, RS at random times) counts
+    # as rx here, as on Linux, and may bring the slave back for a while
+    seen = False
+    for t in range(510, 1501, 10):
+        bed.world.run_until(t * MS)
+        seen = seen or (bond.slaves[0].link != BOND_LINK_UP and not bond.carrier_ok())
+    assert seen
     assert bond.slaves[0].link_failure_count >= 1
 
 
