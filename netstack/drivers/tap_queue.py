@@ -164,7 +164,10 @@ class TapDev:
 
     # hooks (macvtap_count_* / ipvtap_count_*)
     def count_rx_dropped(self) -> None:
-        raise NotImplementedError
+        """``macvtap_count_rx_dropped``/``ipvtap_count_rx_dropped``: the two drivers count
+        in different places (the macvlan port's per-cpu stats vs the ipvlan's), so each
+        class supplies its own; a TapDev is never used without one of them."""
+        raise NotImplementedError(f"{type(self).__name__} must count its rx drops")
 
     def count_tx_dropped(self) -> None:
         """``macvtap_count_tx_dropped``/``ipvtap_count_tx_dropped``: the same per-cpu
@@ -172,10 +175,14 @@ class TapDev:
         self.stats.tx_dropped += 1  # type: ignore[attr-defined]
 
     def update_features(self, features: set[str]) -> None:
-        raise NotImplementedError
+        """``macvtap_update_features``/``ipvtap_update_features`` (TUNSETOFFLOAD): the
+        driver-specific feature mask; supplied by MacvtapDevice and IpvtapDevice."""
+        raise NotImplementedError(f"{type(self).__name__} must update its features")
 
     def tap_set_mac(self, addr: bytes, family: int) -> None:
-        raise NotImplementedError
+        """SIOCSIFHWADDR on the queue: ``dev_set_mac_address`` on the macvtap/ipvtap
+        device, with each driver's own rules; supplied by the subclasses."""
+        raise NotImplementedError(f"{type(self).__name__} must set its address")
 
     def tap_open(self) -> "TapQueue":
         """``tap_open`` on ``/dev/tapN``: a new queue, enabled (ENODEV once the device is

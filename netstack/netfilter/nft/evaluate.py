@@ -1218,8 +1218,6 @@ class RuleCompiler:
             exprs.append(V.Cmp("neq", 0, bytes(len(val))))
             self.emit(exprs, [ptext])
             return
-        if dt.flags and op == "neq" and st.op == "!=" and False:
-            pass
         if op in ("lt", "gt", "lte", "gte") and dt.byteorder == T.HOST and dt.nbytes > 1:
             exprs.append(V.Byteorder(0, 0, "hton", dt.nbytes, dt.nbytes))
             val = val[::-1]
