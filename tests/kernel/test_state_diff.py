@@ -288,12 +288,7 @@ def text_differences(case: StateCase, kernel: Result, netstack: Result) -> list[
     return out
 
 
-KNOWN_TEXT: dict[str, str] = {}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=[pytest.mark.xfail(reason=KNOWN_TEXT[n], strict=True)]
-                 if n in KNOWN_TEXT else []) for n in CASES])
+@pytest.mark.parametrize("name", list(CASES))
 def test_state_text_matches_kernel(kernel: Kernel, name: str) -> None:
     case = CASES[name]
     diffs = text_differences(case, kernel.run(case.case()), netstack_state(case))
