@@ -21,6 +21,7 @@ import errno
 import struct
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from netstack.core import gso_fast
 from netstack.packet.checksum import csum_fold, csum_partial, csum_partial_rows, ip_fast_csum
 from netstack.packet.skb import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY,
                                  DEFAULT_HEADROOM, UNSET, Packet)
@@ -446,7 +447,16 @@ def skb_gso_segment(pkt: Packet, features: frozenset[str], tx_path: bool = True)
 
     Returns the segments, or None when the packet may go to the device unsegmented (a
     DODGY packet the device segments itself: TCP resets ``gso_segs``); raises
-    :class:`GsoError` for what the kernel refuses (bad header, length ≤ mss …)."""
+    :class:`GsoError` for what the kernel refuses (bad header, length ≤ mss …).
+
+    Plain TCP over IPv4/IPv6 behind Ethernet takes the template fast path first
+    (netstack/core/gso_fast.py: every segment's header computed at once, identical
+    output); everything it does not cover — or every packet, with
+    ``gso_fast.ENABLED = False`` — goes down the layered path below, the reference."""
+    if gso_fast.ENABLED:
+        segs = gso_fast.tcp_gso_segment_fast(pkt, features)
+        if segs is not None:
+            return segs
     if "tx-gso-partial" in features:
         pf = set(getattr(pkt.dev, "gso_partial_features", ())) | {"tx-gso-robust"}
         if not skb_gso_ok(pkt, set(features) | pf):
