@@ -15,8 +15,16 @@ What is measured (one run, same process, CPU time with ``time.process_time``, me
   (every segment's TCP checksum in software), plain and inside VXLAN (outer UDP checksum);
 * ``gro``: the same segments coalesced back by a NAPI instance (``Napi.receive_list``),
   received CHECKSUM_UNNECESSARY (the device verified them); the ``*_rxsw`` rows receive
-  them CHECKSUM_NONE, so GRO validates every TCP (and outer UDP) checksum in software;
-* ``gso+gro``: both, in Gbit/s of TCP payload;
+  them CHECKSUM_NONE, so GRO validates every TCP (and outer UDP) checksum in software.
+  Each poll runs right after its burst was copied onto fresh receive skbs (untimed), and
+  what GRO delivers is dropped, as a receiver meets and consumes a burst just sent
+  (until session 3 the bench queued 150 bursts first and kept every merged packet: cold
+  caches and a growing heap — ~2× slower, numbers in docs/performance.md);
+* ``gso+gro``: both, in Gbit/s of TCP payload (one core doing both halves);
+* ``veth``: the whole datapath — a 64 KB TSO packet sent on a veth with TSO off,
+  segmented by ``validate_xmit_skb``, the peer's NAPI coalescing it back, the merged
+  packet up to IPv4 — with the batch GSO/GRO paths (netstack/core/gso_fast.py,
+  gro_fast.py) and without (``veth_layered``);
 * ``floor``: what per-segment Python costs before any work — allocating the 46 skbs with
   their fields and payload copies, and a GRO control block plus ten calls per segment —
   the ceiling of a per-segment Python design on this machine.
@@ -144,6 +152,82 @@ def _floor_gro(segs: list[Packet]) -> None:
             _noop()
 
 
+def _gro_time(segs: list[Packet], dev: _Dev, rx_summed: int, n: int, rounds: int) -> float:
+    """Median CPU time of one NAPI poll coalescing the burst ``segs``: each round copies
+    the burst onto fresh receive skbs (the wire, not timed) and times
+    ``Napi.receive_list`` on them right away, as a receiver meets a burst just sent; what
+    GRO delivers is counted and dropped (a stack consumes it), so the merged buffers do
+    not pile up in the heap."""
+    got = [0, 0]
+
+    def sink(lst: list[Packet]) -> None:
+        got[0] += len(lst)
+        got[1] = lst[0].gso_segs
+
+    napi = Napi(dev, sink)  # type: ignore[arg-type]
+    ts = []
+    for _ in range(rounds):
+        t = 0.0
+        for _ in range(n):
+            rx = _received(segs, dev, rx_summed)
+            t0 = CLOCK()
+            napi.receive_list(rx)
+            t += CLOCK() - t0
+            del rx
+        ts.append(t / n)
+    assert got[0] == n * rounds and got[1] == len(segs), got
+    return statistics.median(ts)
+
+
+VETH_SETUP = """
+ip netns add a
+ip netns add b
+ip -n a link add eth0 address 02:00:00:00:00:01 type veth peer name eth0 netns b address 02:00:00:00:00:02
+ip netns exec a ethtool -K eth0 tso off gso off
+ip netns exec b ethtool -K eth0 gro on
+ip -n a link set eth0 up
+ip -n b link set eth0 up
+"""
+
+
+def veth_path(rounds: int, n: int = 65536 - 100, fast: bool = True) -> dict:
+    """The whole datapath: a 64 KB TSO super-packet sent on a veth without TSO
+    (``validate_xmit_skb`` segments it in software), the peer's NAPI coalescing the
+    segments back (GRO on), the merged packet up to IPv4 (no address: dropped there).
+    ``fast`` False turns both batch paths off (netstack/core/gso_fast.py,
+    gro_fast.py) — the layered per-segment reference."""
+    from netstack.api import Stack
+    from netstack.core import gro_fast, gso_fast
+    from netstack.core.dev import dev_queue_xmit_list
+    st = Stack()
+    st.run_script(VETH_SETUP, name="bench-veth")
+    w = st.world
+    a = w.netns("a").get("eth0")
+    b = w.netns("b").get("eth0")
+    got = [0, 0]
+
+    def tap(p: Packet) -> None:
+        got[0] += 1
+        got[1] = p.gso_segs
+
+    w.netns("b").add_rx_tap(b, tap)
+    proto = _super_packet(False, n)
+    proto.buf[proto.data:proto.data + 6] = b.address
+    proto.dev = a
+    saved = gso_fast.ENABLED, gro_fast.ENABLED
+    gso_fast.ENABLED = gro_fast.ENABLED = fast
+    try:
+        def once() -> None:
+            dev_queue_xmit_list(a, [proto.clone()])
+            w.run_until_idle()
+
+        t = _median_time(once, 30, rounds)
+    finally:
+        gso_fast.ENABLED, gro_fast.ENABLED = saved
+    assert got[1] == -(-n // MSS), got
+    return {"us": t * 1e6, "Gbps": n * 8 / t / 1e9}
+
+
 def run(rounds: int) -> dict:
     res: dict = {}
     buf = bytearray(PAYLOAD)
@@ -189,20 +273,13 @@ def run(rounds: int) -> dict:
 
             segs = gso_once()
             t_gso = _median_time(gso_once, 30, rounds)
-            rx_sets = [_received(segs, dev, rx_summed) for _ in range(30 * rounds)]
-            it = iter(rx_sets)
-            out: list = []
-            napi = Napi(dev, out.extend)
-
-            def gro_once():
-                napi.receive_list(next(it))
-
-            t_gro = _median_time(gro_once, 30, rounds)
-            assert len(out) == 30 * rounds and out[0].gso_segs == len(segs)
+            t_gro = _gro_time(segs, dev, rx_summed, 30, rounds)
             bits = n * 8
             res[name] = {"segments": len(segs), "gso_Gbps": bits / t_gso / 1e9,
                          "gro_Gbps": bits / t_gro / 1e9,
                          "gso+gro_Gbps": bits / (t_gso + t_gro) / 1e9}
+    res["veth"] = veth_path(rounds)
+    res["veth_layered"] = veth_path(rounds, fast=False)
     return res
 
 
@@ -223,8 +300,11 @@ def main() -> None:
     f = res["floor"]
     print(f"python floor (allocation + calls only)  GSO {f['gso_Gbps']:6.2f}  GRO "
           f"{f['gro_Gbps']:6.2f}  GSO+GRO {f['gso+gro_Gbps']:6.2f} Gbit/s")
+    for k in ("veth", "veth_layered"):
+        print(f"{k:18s} 64 KB TSO -> veth (TSO off) -> peer GRO -> IPv4: "
+              f"{res[k]['us']:6.0f} us  {res[k]['Gbps']:6.2f} Gbit/s")
     for k, v in res.items():
-        if isinstance(v, dict) and k != "floor":
+        if isinstance(v, dict) and k not in ("floor", "veth", "veth_layered"):
             print(f"{k:18s} {v['segments']:3d} segs  GSO {v['gso_Gbps']:6.2f}  GRO "
                   f"{v['gro_Gbps']:6.2f}  GSO+GRO {v['gso+gro_Gbps']:6.2f} Gbit/s")
 

@@ -327,6 +327,15 @@ def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
         else:
             out.append(p)
     pkts = out
+    if xmit_list is not None and not taps and pkts:
+        # what validation produced (software GSO segments, checksums completed) goes to
+        # a batching driver in one call too, unless a packet is traced
+        for p in pkts:
+            if p.trace is not None:
+                break
+        else:
+            xmit_list(pkts)
+            return
     last = len(pkts) - 1
     start_xmit = dev.start_xmit
     i = 0

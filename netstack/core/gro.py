@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from netstack.core import gro_fast
 from netstack.core.skb_csum import skb_incr_checksum_unnecessary
 from netstack.packet.checksum import (csum_add, csum_fold, csum_partial, csum_partial_many,
                                       csum_replace2, csum_sub, ip_fast_csum, pseudo_sum_v4,
@@ -232,8 +233,11 @@ class Napi:
                 sums = csum_partial_many([memoryview(p.buf)[p.data:p.tail] for p in todo])
                 self.presum = {id(p): (p.data, p.tail, s) for p, s in zip(todo, sums)}
         try:
-            for p in pkts:
-                self.receive(p)
+            if gro_fast.ENABLED and len(pkts) >= gro_fast.MIN_RUN:
+                gro_fast.receive_list(self, pkts)
+            else:
+                for p in pkts:
+                    self.receive(p)
         finally:
             self.presum = {}
         self.flush()

@@ -355,7 +355,9 @@ def csum_partial_rows(data: bytes | bytearray | memoryview, start: int, count: i
     ``start``: ``[csum_partial(data[start + i*size : start + (i+1)*size]) ...]``.
 
     Why: software GSO needs every segment's payload sum (``skb_segment`` with
-    ``csum_partial_copy`` per frag); viewing the payload as a ``count × size/2``
+    ``csum_partial_copy`` per frag).  With the JIT, one native call sums every block
+    (``csum_native.sum_le_rows``: ~3 µs for 45 × 1448 bytes, 46 separate calls cost
+    ~15×); without it, viewing the payload as a ``count × size/2``
     matrix of little-endian 16-bit words gives all of them in one numpy reduction
     (a row of ≤ 32767 words cannot overflow the uint32 accumulator; ×256 maps the
     little-endian sum onto the big-endian one, RFC 1071 §2(B)).  Odd sizes and
@@ -363,6 +365,12 @@ def csum_partial_rows(data: bytes | bytearray | memoryview, start: int, count: i
     """
     if count <= 0:
         return []
+    if (_vec_sum or _pick_vec_sum()) is not _numpy_sum_le:
+        # the llvmlite loop over every block in one call (csum_native.sum_le_rows)
+        from . import csum_native
+        sums = csum_native.sum_le_rows(data, start, count, size)
+        if sums is not None:
+            return [r if (r := (x << 8) % _M) or not x else _M for x in sums]
     if size & 1 or size > 0xFFFF or count * size < NUMPY_MIN:
         return [csum_partial(data[start + i * size:start + (i + 1) * size])
                 for i in range(count)]
@@ -380,12 +388,22 @@ def csum_partial_many(bufs: list) -> list[int]:
     """``[csum_partial(b) for b in bufs]`` in one vectorised pass.
 
     Why: GRO validates the checksum of every segment of a NAPI poll (``__skb_gro_checksum_
-    validate`` → ``__skb_checksum_complete``); numpy's per-call overhead is about the cost
+    validate`` → ``__skb_checksum_complete``).  With the JIT the whole list is summed in
+    one native call (``csum_native.sum_le_many``); without it: numpy's per-call overhead is about the cost
     of summing one 1500-byte frame, so the frames are laid end to end (each odd one padded
     with the zero byte RFC 1071 §4.1 pads it with, which keeps every block 16-bit
     aligned) and summed with one ``add.reduceat``.  Short batches and empty buffers use
     :func:`csum_partial` per buffer.
     """
+    if len(bufs) > 1 and (_vec_sum or _pick_vec_sum()) is not _numpy_sum_le:
+        # every buffer through the llvmlite loop in one call (csum_native.sum_le_many)
+        from . import csum_native
+        try:
+            sums = csum_native.sum_le_many(bufs)
+        except (TypeError, ValueError, BufferError):
+            sums = None
+        if sums is not None:
+            return [r if (r := (x << 8) % _M) or not x else _M for x in sums]
     total = 0
     for b in bufs:
         n = len(b)

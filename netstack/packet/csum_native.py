@@ -15,6 +15,11 @@ the value is congruent to the sum of the little-endian 16-bit words, and ×256 t
 the big-endian (network order) sum — the byte-order independence of RFC 1071 §2(B).  It is 0
 only when every byte is 0, so callers keep the kernel's "never 0 from non-zero data" rule.
 
+Batches: ``sum_le_rows`` sums equal blocks of one buffer and ``sum_le_many`` every buffer
+of a list, each in one call, writing the sums into a bytearray (one ctypes call costs
+~0.3–0.9 µs, as much as summing a whole 1.5 KB frame, so a poll of 46 frames summed one
+call at a time spends most of its time in the calls).
+
 Calling: ``sum_le(obj)`` takes any C-contiguous buffer object (``bytes``, ``bytearray``,
 ``memoryview`` at any offset, read-only or not) with no Python-side address juggling: the JIT
 wrapper calls ``PyObject_GetBuffer``/``PyBuffer_Release`` itself and is called through
@@ -33,7 +38,7 @@ import os
 import threading
 from typing import Any, Callable
 
-__all__ = ["load", "sum_le", "IR", "asm"]
+__all__ = ["load", "sum_le", "sum_le_rows", "sum_le_many", "IR", "asm"]
 
 #: The IR: ``netstack_csum_le(ptr, len)`` is the loop LLVM vectorises; ``netstack_csum_obj``
 #: resolves a Python buffer object (Py_buffer: ``buf`` at offset 0, ``len`` at offset 16 on
@@ -42,6 +47,7 @@ __all__ = ["load", "sum_le", "IR", "asm"]
 IR = r"""
 declare i32 @PyObject_GetBuffer(ptr, ptr, i32)
 declare void @PyBuffer_Release(ptr)
+declare ptr @PyList_GetItem(ptr, i64)
 
 define internal i64 @netstack_csum_le(ptr noalias readonly %p, i64 %n) nounwind {
 entry:
@@ -98,6 +104,115 @@ ok:
   call void @PyBuffer_Release(ptr %view)
   ret i64 %s
 }
+
+define i64 @netstack_csum_rows(ptr %obj, i64 %start, i64 %count, i64 %size, ptr %outobj) {
+entry:
+  %view = alloca [128 x i8], align 16
+  %oview = alloca [128 x i8], align 16
+  %rc = call i32 @PyObject_GetBuffer(ptr %obj, ptr %view, i32 0)
+  %bad = icmp ne i32 %rc, 0
+  br i1 %bad, label %fail, label %gotin
+gotin:
+  %orc = call i32 @PyObject_GetBuffer(ptr %outobj, ptr %oview, i32 1)
+  %obad = icmp ne i32 %orc, 0
+  br i1 %obad, label %failin, label %gotboth
+failin:
+  call void @PyBuffer_Release(ptr %view)
+  br label %fail
+fail:
+  ret i64 -1
+gotboth:
+  %buf = load ptr, ptr %view, align 8
+  %lp = getelementptr inbounds i8, ptr %view, i64 16
+  %len = load i64, ptr %lp, align 8
+  %obuf = load ptr, ptr %oview, align 8
+  %olp = getelementptr inbounds i8, ptr %oview, i64 16
+  %olen = load i64, ptr %olp, align 8
+  %span = mul i64 %count, %size
+  %end = add i64 %start, %span
+  %need = shl i64 %count, 3
+  %inok = icmp ule i64 %end, %len
+  %outok = icmp ule i64 %need, %olen
+  %neg = or i64 %start, %count
+  %neg2 = or i64 %neg, %size
+  %pos = icmp sge i64 %neg2, 0
+  %ok1 = and i1 %inok, %outok
+  %ok = and i1 %ok1, %pos
+  br i1 %ok, label %check, label %range
+range:
+  call void @PyBuffer_Release(ptr %oview)
+  call void @PyBuffer_Release(ptr %view)
+  ret i64 -2
+check:
+  %any = icmp sgt i64 %count, 0
+  br i1 %any, label %loop, label %done
+loop:
+  %i = phi i64 [0, %check], [%i1, %loop]
+  %o = mul i64 %i, %size
+  %o2 = add i64 %start, %o
+  %p = getelementptr inbounds i8, ptr %buf, i64 %o2
+  %s = call i64 @netstack_csum_le(ptr %p, i64 %size)
+  %q = getelementptr inbounds i64, ptr %obuf, i64 %i
+  store i64 %s, ptr %q, align 1
+  %i1 = add nuw i64 %i, 1
+  %fin = icmp eq i64 %i1, %count
+  br i1 %fin, label %done, label %loop
+done:
+  call void @PyBuffer_Release(ptr %oview)
+  call void @PyBuffer_Release(ptr %view)
+  ret i64 0
+}
+
+define i64 @netstack_csum_many(ptr %list, i64 %n, ptr %outobj) {
+entry:
+  %view = alloca [128 x i8], align 16
+  %oview = alloca [128 x i8], align 16
+  %orc = call i32 @PyObject_GetBuffer(ptr %outobj, ptr %oview, i32 1)
+  %obad = icmp ne i32 %orc, 0
+  br i1 %obad, label %fail, label %gotout
+fail:
+  ret i64 -1
+gotout:
+  %obuf = load ptr, ptr %oview, align 8
+  %olp = getelementptr inbounds i8, ptr %oview, i64 16
+  %olen = load i64, ptr %olp, align 8
+  %need = shl i64 %n, 3
+  %outok = icmp ule i64 %need, %olen
+  %pos = icmp sgt i64 %n, 0
+  %ok = and i1 %outok, %pos
+  br i1 %ok, label %loop, label %range
+range:
+  call void @PyBuffer_Release(ptr %oview)
+  ret i64 -2
+loop:
+  %i = phi i64 [0, %gotout], [%i1, %next]
+  %item = call ptr @PyList_GetItem(ptr %list, i64 %i)
+  %null = icmp eq ptr %item, null
+  br i1 %null, label %failout, label %getitem
+getitem:
+  %rc = call i32 @PyObject_GetBuffer(ptr %item, ptr %view, i32 0)
+  %bad = icmp ne i32 %rc, 0
+  br i1 %bad, label %failout, label %sum
+failout:
+  call void @PyBuffer_Release(ptr %oview)
+  ret i64 -1
+sum:
+  %buf = load ptr, ptr %view, align 8
+  %lp = getelementptr inbounds i8, ptr %view, i64 16
+  %len = load i64, ptr %lp, align 8
+  %s = call i64 @netstack_csum_le(ptr %buf, i64 %len)
+  call void @PyBuffer_Release(ptr %view)
+  %q = getelementptr inbounds i64, ptr %obuf, i64 %i
+  store i64 %s, ptr %q, align 1
+  br label %next
+next:
+  %i1 = add nuw i64 %i, 1
+  %fin = icmp eq i64 %i1, %n
+  br i1 %fin, label %done, label %loop
+done:
+  call void @PyBuffer_Release(ptr %oview)
+  ret i64 0
+}
 """
 
 _lock = threading.Lock()
@@ -113,7 +228,7 @@ def _compile() -> Callable[[Any], int]:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     api = ctypes.pythonapi
-    for name in ("PyObject_GetBuffer", "PyBuffer_Release"):
+    for name in ("PyObject_GetBuffer", "PyBuffer_Release", "PyList_GetItem"):
         llvm.add_symbol(name, ctypes.cast(getattr(api, name), ctypes.c_void_p).value)
     target = llvm.Target.from_default_triple()
     tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(),
@@ -132,8 +247,13 @@ def _compile() -> Callable[[Any], int]:
     if not addr:
         raise OSError("netstack_csum_obj missing from the compiled module")
     fn = ctypes.PYFUNCTYPE(ctypes.c_uint64, ctypes.py_object)(addr)
+    i64 = ctypes.c_int64
+    rows = ctypes.PYFUNCTYPE(i64, ctypes.py_object, i64, i64, i64, ctypes.py_object)(
+        engine.get_function_address("netstack_csum_rows"))
+    many = ctypes.PYFUNCTYPE(i64, ctypes.py_object, i64, ctypes.py_object)(
+        engine.get_function_address("netstack_csum_many"))
     # the engine owns the machine code: it must live as long as fn is callable
-    _state.update(engine=engine, tm=tm, module=mod)
+    _state.update(engine=engine, tm=tm, module=mod, rows=rows, many=many)
     return fn
 
 
@@ -172,6 +292,30 @@ def sum_le(data: Any) -> int:
         from ..errors import NotSupported
         raise NotSupported(f"native checksum: {_state.get('error')}")
     return fn(data)
+
+
+def sum_le_rows(data: Any, start: int, count: int, size: int) -> list[int] | None:
+    """:func:`sum_le` of each of ``count`` consecutive ``size``-byte blocks of ``data``
+    from ``start``, in one native call (software GSO's per-segment payload sums); None
+    when the JIT is unavailable or the blocks do not lie inside the buffer."""
+    if load() is None:
+        return None
+    out = bytearray(8 * count)
+    if _state["rows"](data, start, count, size, out):
+        return None
+    return memoryview(out).cast("Q").tolist()
+
+
+def sum_le_many(bufs: list) -> list[int] | None:
+    """:func:`sum_le` of every buffer of the list ``bufs`` in one native call (GRO's
+    checksum validation of a NAPI poll); None when the JIT is unavailable.  Raises
+    TypeError/BufferError if an item is not a contiguous buffer."""
+    if load() is None or type(bufs) is not list or not bufs:
+        return None
+    out = bytearray(8 * len(bufs))
+    if _state["many"](bufs, len(bufs), out):
+        return None
+    return memoryview(out).cast("Q").tolist()
 
 
 def asm() -> str:

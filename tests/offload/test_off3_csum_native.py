@@ -133,6 +133,12 @@ def test_jit_disabled_falls_back_to_numpy() -> None:
             "    d = os.urandom(n)\n"
             "    assert C.csum_partial(d, 7) == C.csum_partial_bigint(d, 7)\n"
             "assert C._vec_sum is C._numpy_sum_le and C._vec_min == C.NUMPY_MIN\n"
+            "d = os.urandom(70000)\n"
+            "assert N.sum_le_rows(d, 3, 40, 1448) is None and N.sum_le_many([d, d]) is None\n"
+            "assert C.csum_partial_rows(d, 3, 40, 1448) == "
+            "[C.csum_partial_bigint(d[3 + i * 1448:3 + (i + 1) * 1448]) for i in range(40)]\n"
+            "assert C.csum_partial_many([d[:1501], d[5:3000]]) == "
+            "[C.csum_partial_bigint(d[:1501]), C.csum_partial_bigint(d[5:3000])]\n"
             "print('ok')\n")
     env = dict(os.environ, NETSTACK_CSUM_JIT="0")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -145,3 +151,56 @@ def test_sum_le_not_supported_message(monkeypatch) -> None:
     monkeypatch.setattr(csum_native, "_state", {"fn": None, "error": "X: y"})
     with pytest.raises(NotSupported, match="native checksum: X: y"):
         csum_native.sum_le(b"ab")
+
+
+@needs_jit
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=20000), st.integers(0, 40), st.integers(0, 60),
+       st.integers(0, 2000))
+def test_rows_in_one_call(data: bytes, start: int, count: int, size: int) -> None:
+    """``sum_le_rows``: every block's sum in one native call, or None when the blocks do
+    not lie inside the buffer; ``csum_partial_rows`` through it equals the reference."""
+    buf = bytearray(data)
+    got = csum_native.sum_le_rows(buf, start, count, size)
+    if start + count * size > len(buf):
+        assert got is None
+        return
+    blocks = [bytes(buf[start + i * size:start + (i + 1) * size]) for i in range(count)]
+    assert got == [_ref_le(b) for b in blocks]
+    assert C.csum_partial_rows(memoryview(buf), start, count, size) == \
+        [csum_partial_bigint(b) for b in blocks]
+
+
+@needs_jit
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=0, max_size=1600), st.integers(0, 7),
+                          st.sampled_from(["b", "ba", "mv", "romv"])), min_size=0, max_size=50))
+def test_many_in_one_call(items: list) -> None:
+    """``sum_le_many``: the sums of a list of buffers of every kind in one native call;
+    ``csum_partial_many`` through it equals the reference (empty and odd buffers too)."""
+    objs = []
+    for data, start, kind in items:
+        raw = os.urandom(start) + data
+        objs.append({"b": bytes(data), "ba": bytearray(data),
+                     "mv": memoryview(bytearray(raw))[start:],
+                     "romv": memoryview(raw)[start:]}[kind])
+    got = csum_native.sum_le_many(objs)
+    if not objs:
+        assert got is None
+    else:
+        assert got == [_ref_le(bytes(o)) for o in objs]
+    assert C.csum_partial_many(objs) == [csum_partial_bigint(o) for o in objs]
+
+
+@needs_jit
+def test_batches_refuse_bad_arguments() -> None:
+    buf = bytearray(100)
+    assert csum_native.sum_le_rows(buf, 10, 10, 10) is None      # one byte past the end
+    assert csum_native.sum_le_rows(buf, 0, 10, 10) == [0] * 10
+    assert csum_native.sum_le_rows(buf, -1, 1, 10) is None       # negative start
+    assert csum_native.sum_le_rows(bytes(8), 0, 2, 4) == [0, 0]
+    with pytest.raises(TypeError):
+        csum_native.sum_le_many([buf, 5])
+    assert csum_native.sum_le_many((buf,)) is None                 # not a list
+    with pytest.raises(TypeError):
+        C.csum_partial_many([b"ab" * 800, 5])
