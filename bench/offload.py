@@ -101,10 +101,23 @@ def _super_packet(tunnel: bool, n: int):
     return gso_packet(tcp4_frame(PAYLOAD[:n], flags=0x18), 14, 34, MSS, SKB_GSO_TCPV4)
 
 
-def _received(segs: list[Packet], dev: _Dev, ip_summed: int = CHECKSUM_UNNECESSARY) -> list[Packet]:
+def _wire(segs: list[Packet]) -> list[bytes]:
+    """What the device puts on the wire for ``segs``: a checksum left to it
+    (CHECKSUM_PARTIAL) filled in (``skb_checksum_help`` on a copy), so a receiver that
+    is told "verified" (CHECKSUM_UNNECESSARY) gets frames that are."""
+    from netstack.core.skb_csum import skb_checksum_help
     out = []
     for s in segs:
-        b = s.bytes()
+        if s.ip_summed == 3:
+            s = s.clone()
+            skb_checksum_help(s)
+        out.append(s.bytes())
+    return out
+
+
+def _received(segs: list[Packet], dev: _Dev, ip_summed: int = CHECKSUM_UNNECESSARY) -> list[Packet]:
+    out = []
+    for b in _wire(segs):
         p = Packet(b)
         p.dev = dev
         p.mac_header = p.data
