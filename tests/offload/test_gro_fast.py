@@ -157,7 +157,7 @@ def rx(raw: bytes, dev: Dev, summed: int = CHECKSUM_UNNECESSARY, h: int = 0) -> 
         # what a veth passes on from a local sender: csum_start at the TCP header, or
         # (h & 0x20000) earlier, at the IP header — then GRO must validate
         l4 = 40 if p.protocol == 0x86DD else 20
-        if raw[23] == 17:
+        if len(raw) > 23 and raw[23] == 17:
             l4 = 20 + 8 + 8 + 14 + 20  # the inner TCP header of a VXLAN frame
         p.csum_start = p.data + (0 if h & 0x20000 else l4)
         p.csum_offset = 16
@@ -325,7 +325,7 @@ def test_disabled_or_not_covered():
 
 # ---------------------------------------------------------------- properties
 _MUTATIONS = ("none", "byte", "tcpsum", "evil", "psh", "short", "ttl", "hash", "dev",
-              "summed", "complete", "vlan", "csum_start", "udpsum")
+              "summed", "complete", "vlan", "csum_start", "udpsum", "trunc", "garbage")
 
 
 @st.composite
@@ -373,6 +373,8 @@ def receive_lists(draw: st.DrawFn) -> list[tuple]:
         raw, d, summed, h = spec[k]
         b = bytearray(raw)
         m = draw(st.sampled_from(_MUTATIONS))
+        if len(raw) < 110:
+            continue  # already cut short or garbage: leave it so
         l3 = 14
         l4 = l3 + (40 if raw[12:14] == b"\x86\xdd" else 20)
         if raw[23] == 17 and draw(st.booleans()):
@@ -383,6 +385,10 @@ def receive_lists(draw: st.DrawFn) -> list[tuple]:
             b[i] ^= 1 << draw(st.integers(0, 7))
         elif m == "udpsum" and raw[23] == 17:
             b[40] ^= 0x01
+        elif m == "trunc":
+            del b[draw(st.integers(14, len(b) - 1)):]
+        elif m == "garbage":
+            b = bytearray(b[:14]) + bytearray(draw(st.binary(min_size=0, max_size=120)))
         elif m == "tcpsum":
             b[l4 + 16] ^= 0x10
         elif m == "evil" and l4 == 34:
