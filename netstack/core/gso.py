@@ -449,14 +449,19 @@ def skb_gso_segment(pkt: Packet, features: frozenset[str], tx_path: bool = True)
     DODGY packet the device segments itself: TCP resets ``gso_segs``); raises
     :class:`GsoError` for what the kernel refuses (bad header, length ≤ mss …).
 
-    Plain TCP over IPv4/IPv6 behind Ethernet takes the template fast path first
+    Plain TCP over IPv4/IPv6 behind Ethernet, and TCP inside a UDP tunnel with an
+    Ethernet inner frame (VXLAN/Geneve), take the template fast paths first
     (netstack/core/gso_fast.py: every segment's header computed at once, identical
-    output); everything it does not cover — or every packet, with
+    output); everything they do not cover — or every packet, with
     ``gso_fast.ENABLED = False`` — goes down the layered path below, the reference."""
     if gso_fast.ENABLED:
         segs = gso_fast.tcp_gso_segment_fast(pkt, features)
         if segs is not None:
             return segs
+        if pkt.gso_type & gso_fast.TUNNEL_TYPES:
+            segs = gso_fast.udp_tunnel_gso_segment_fast(pkt, features)
+            if segs is not None:
+                return segs
     if "tx-gso-partial" in features:
         pf = set(getattr(pkt.dev, "gso_partial_features", ())) | {"tx-gso-robust"}
         if not skb_gso_ok(pkt, set(features) | pf):

@@ -369,6 +369,8 @@ def _poke(off: int, val: bytes) -> Callable[[Packet], None]:
 
 
 def test_fallback_vxlan_tunnel() -> None:
+    """The plain TCP fast path declines a VXLAN packet; skb_gso_segment then takes the
+    tunnel fast path (tests/offload/test_gso_fast_tunnel.py) with the layered result."""
     for outer in (False, True):
         r = assert_fallback(lambda: vxlan_gso_packet(bytes(6000), 1400, outer), HW)
         assert isinstance(r, list) and len(r) == 5
