@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) bench/bpf.py
 	$(PY) bench/netfilter.py
 	$(PY) bench/l2.py
+	$(PY) bench/offload.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis out
