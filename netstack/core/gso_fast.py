@@ -568,70 +568,10 @@ def tcp_gso_segment_fast(pkt: Packet, features: frozenset[str]) -> list[Packet] 
     flat[k - 2::k] = dfws
     flat[k - 1::k] = tchecks
 
-    # ---- every segment's buffer in one bytearray: the template row (headroom, header,
-    # payload room) repeated, the varying header bytes of all rows and the payload
-    # copied in by two array assignments; each segment then takes its slice (one copy)
-    rl = _H + t0 + thlen
-    stride = rl + mss
-    row = bytearray(stride)
-    row[_H:rl] = hdr
-    big = row * n
-    np = _np or _numpy()
-    o = np.frombuffer(big, _u8).reshape(n, stride)
-    r1 = t0 + 18
-    o[:, _H + r0:_H + r1] = np.frombuffer(_rows_pack(v6, ihl, n)(*flat), _u8).reshape(n, r1 - r0)
-    o[:full, rl:] = np.frombuffer(buf, _u8, full * mss, data).reshape(full, mss)
-    del o
-    if full < n:
-        big[last * stride + rl:last * stride + rl + lastlen] = memoryview(buf)[data + full * mss:tail]
-
-    # ---- the skbs (skb_segment's __copy_skb_header, as netstack/core/gso.py does it)
-    base_off = _H - mac
-    d = dict(pkt.__dict__)
-    for name in ("inner_mac_header", "inner_network_header", "inner_transport_header"):
-        v = getattr(pkt, name)
-        if v != UNSET:
-            d[name] = v + base_off
-    d["gso_size"] = 0
-    d["gso_segs"] = 0
-    d["gso_type"] = 0
-    d["csum_start"] = pkt.csum_start + base_off
-    s_nh = _H + 14
-    s_th = s_nh + ihl
-    protocol, pkt_type, dev, skb_iif = pkt.protocol, pkt.pkt_type, pkt.dev, pkt.skb_iif
-    mark, priority, tstamp, ct, dst = pkt.mark, pkt.priority, pkt.tstamp, pkt.ct, pkt.dst
-    trace, pid = pkt.trace, pkt.id
-    dcopy = d.copy
-    segs = [*map(Packet.__new__, repeat(Packet, n))]
-    k = 0
-    for seg in segs:
-        seg.buf = big[k:k + stride]
-        k += stride
-        seg.head = 0
-        seg.data = _H
-        seg.tail = stride
-        seg.mac_header = _H
-        seg.network_header = s_nh
-        seg.transport_header = s_th
-        seg.protocol = protocol
-        seg.pkt_type = pkt_type
-        seg.dev = dev
-        seg.skb_iif = skb_iif
-        seg.mark = mark
-        seg.priority = priority
-        seg.ip_summed = seg_ip_summed
-        seg.csum = 0
-        seg.tstamp = tstamp
-        seg.ct = ct
-        seg.dst = dst
-        seg.cb = None
-        seg.trace = trace
-        seg.id = pid
-        seg.__dict__ = dcopy()
-    if full < n:
-        seg.buf = big[k - stride:k - stride + rl + lastlen]
-        seg.tail = rl + lastlen
-    return segs
+    # ---- the buffers and skbs (skb_segment's copies and __copy_skb_header)
+    return _build_segments(pkt, hdr, _rows_pack(v6, ihl, n)(*flat), r0, t0 + 18, data, mss,
+                           n, _H + 14, _H + 14 + ihl, pkt.protocol, seg_ip_summed,
+                           _segment_dict(pkt, _H - mac))
 
 
 def udp_tunnel_gso_segment_fast(pkt: Packet, features: frozenset[str]) -> list[Packet] | None:
