@@ -13,6 +13,8 @@ What is measured (one run, same process, CPU time with ``time.process_time``, me
 * ``gso``: ``skb_gso_segment`` of a 64 KB TCP/IPv4 super-packet into 1448-byte segments,
   for a device that checksums (segments stay CHECKSUM_PARTIAL) and one that does not
   (every segment's TCP checksum in software), plain and inside VXLAN (outer UDP checksum);
+  each call on a fresh copy of the super-packet made just before it, not timed (until
+  session 4 the copy, ~5 µs, was timed with it);
 * ``gro``: the same segments coalesced back by a NAPI instance (``Napi.receive_list``),
   received CHECKSUM_UNNECESSARY (the device verified them); the ``*_rxsw`` rows receive
   them CHECKSUM_NONE, so GRO validates every TCP (and outer UDP) checksum in software.
@@ -21,10 +23,15 @@ What is measured (one run, same process, CPU time with ``time.process_time``, me
   (until session 3 the bench queued 150 bursts first and kept every merged packet: cold
   caches and a growing heap — ~2× slower, numbers in docs/performance.md);
 * ``gso+gro``: both, in Gbit/s of TCP payload (one core doing both halves);
+* ``burst``: the same three with the segments as a burst (netstack/packet/skb_burst.py):
+  GSO leaves them in one buffer (``burst=True``, what a veth gets), GRO receives them as
+  one (``Napi.receive_bursts`` on a receive ring the frames were copied into, untimed);
+  the ``skbs`` columns are the list paths;
 * ``veth``: the whole datapath — a 64 KB TSO packet sent on a veth with TSO off,
   segmented by ``validate_xmit_skb``, the peer's NAPI coalescing it back, the merged
   packet up to IPv4 — with the batch GSO/GRO paths (netstack/core/gso_fast.py,
-  gro_fast.py) and without (``veth_layered``);
+  gro_fast.py) and bursts, with the batch paths but an skb per segment (``veth_skbs``),
+  and without either (``veth_layered``);
 * ``floor``: what per-segment Python costs before any work — allocating the 46 skbs with
   their fields and payload copies, and a GRO control block plus ten calls per segment —
   the ceiling of a per-segment Python design on this machine.
@@ -49,7 +56,9 @@ from netstack.core.gso import SKB_GSO_TCPV4, skb_gso_segment  # noqa: E402
 from netstack.packet import checksum as _checksum  # noqa: E402
 from netstack.packet import csum_native  # noqa: E402
 from netstack.packet.checksum import csum_partial  # noqa: E402
+from netstack.packet import skb_burst  # noqa: E402
 from netstack.packet.skb import CHECKSUM_NONE, CHECKSUM_UNNECESSARY, Packet  # noqa: E402
+from netstack.packet.skb_burst import ring_burst  # noqa: E402
 from tests.offload.pktbuild import gso_packet, tcp4_frame, vxlan_gso_packet  # noqa: E402
 
 CLOCK = time.process_time
@@ -165,12 +174,32 @@ def _floor_gro(segs: list[Packet]) -> None:
             _noop()
 
 
-def _gro_time(segs: list[Packet], dev: _Dev, rx_summed: int, n: int, rounds: int) -> float:
+def _gso_time(proto: Packet, feats: frozenset, n: int, rounds: int, burst: bool = False) -> float:
+    """Median CPU time of ``skb_gso_segment`` of one super-packet: each call gets a fresh
+    copy of ``proto`` (segmentation writes into it; the copy is made just before and not
+    timed, as the GRO half does not time the wire).  ``burst``: the segments are left
+    in one buffer (netstack/packet/skb_burst.py), as for a driver that takes bursts."""
+    ts = []
+    for _ in range(rounds):
+        t = 0.0
+        for _ in range(n):
+            p = proto.clone()
+            t0 = CLOCK()
+            skb_gso_segment(p, feats, burst=burst)
+            t += CLOCK() - t0
+        ts.append(t / n)
+    return statistics.median(ts)
+
+
+def _gro_time(segs: list[Packet], dev: _Dev, rx_summed: int, n: int, rounds: int,
+              burst: bool = False) -> float:
     """Median CPU time of one NAPI poll coalescing the burst ``segs``: each round copies
     the burst onto fresh receive skbs (the wire, not timed) and times
     ``Napi.receive_list`` on them right away, as a receiver meets a burst just sent; what
     GRO delivers is counted and dropped (a stack consumes it), so the merged buffers do
-    not pile up in the heap."""
+    not pile up in the heap.  ``burst``: the frames arrive as one burst — copied into a
+    fresh buffer, a row per frame (``ring_burst``: what a receive ring holds after the
+    NIC's DMA; not timed) — and ``Napi.receive_bursts`` is timed."""
     got = [0, 0]
 
     def sink(lst: list[Packet]) -> None:
@@ -178,10 +207,20 @@ def _gro_time(segs: list[Packet], dev: _Dev, rx_summed: int, n: int, rounds: int
         got[1] = lst[0].gso_segs
 
     napi = Napi(dev, sink)  # type: ignore[arg-type]
+    # the burst's receive ring: the wire's frames, each in a row after the headroom
+    frames = _wire(segs)
+    rx_proto = _received(segs[:1], dev, rx_summed)[0]
+    stride = rx_proto.mac_header + max(map(len, frames))
     ts = []
     for _ in range(rounds):
         t = 0.0
         for _ in range(n):
+            if burst:
+                rb = [ring_burst(rx_proto, frames, stride)]
+                t0 = CLOCK()
+                napi.receive_bursts(rb)  # type: ignore[arg-type]
+                t += CLOCK() - t0
+                continue
             rx = _received(segs, dev, rx_summed)
             t0 = CLOCK()
             napi.receive_list(rx)
@@ -203,12 +242,13 @@ ip -n b link set eth0 up
 """
 
 
-def veth_path(rounds: int, n: int = 65536 - 100, fast: bool = True) -> dict:
+def veth_path(rounds: int, n: int = 65536 - 100, fast: bool = True, bursts: bool = True) -> dict:
     """The whole datapath: a 64 KB TSO super-packet sent on a veth without TSO
     (``validate_xmit_skb`` segments it in software), the peer's NAPI coalescing the
     segments back (GRO on), the merged packet up to IPv4 (no address: dropped there).
     ``fast`` False turns both batch paths off (netstack/core/gso_fast.py,
-    gro_fast.py) — the layered per-segment reference."""
+    gro_fast.py) — the layered per-segment reference; ``bursts`` False keeps the batch
+    paths but makes an skb per segment (netstack/packet/skb_burst.py off)."""
     from netstack.api import Stack
     from netstack.core import gro_fast, gso_fast
     from netstack.core.dev import dev_queue_xmit_list
@@ -227,8 +267,9 @@ def veth_path(rounds: int, n: int = 65536 - 100, fast: bool = True) -> dict:
     proto = _super_packet(False, n)
     proto.buf[proto.data:proto.data + 6] = b.address
     proto.dev = a
-    saved = gso_fast.ENABLED, gro_fast.ENABLED
+    saved = gso_fast.ENABLED, gro_fast.ENABLED, skb_burst.ENABLED
     gso_fast.ENABLED = gro_fast.ENABLED = fast
+    skb_burst.ENABLED = fast and bursts
     try:
         def once() -> None:
             dev_queue_xmit_list(a, [proto.clone()])
@@ -236,7 +277,7 @@ def veth_path(rounds: int, n: int = 65536 - 100, fast: bool = True) -> dict:
 
         t = _median_time(once, 30, rounds)
     finally:
-        gso_fast.ENABLED, gro_fast.ENABLED = saved
+        gso_fast.ENABLED, gro_fast.ENABLED, skb_burst.ENABLED = saved
     assert got[1] == -(-n // MSS), got
     return {"us": t * 1e6, "Gbps": n * 8 / t / 1e9}
 
@@ -281,17 +322,20 @@ def run(rounds: int) -> dict:
             proto = _super_packet(tunnel, n)
             proto.dev = dev
 
-            def gso_once():
-                return skb_gso_segment(proto.clone(), feats)
-
-            segs = gso_once()
-            t_gso = _median_time(gso_once, 30, rounds)
+            segs = skb_gso_segment(proto.clone(), feats)
+            t_gso = _gso_time(proto, feats, 30, rounds)
             t_gro = _gro_time(segs, dev, rx_summed, 30, rounds)
+            t_gso_b = _gso_time(proto, feats, 30, rounds, burst=True)
+            t_gro_b = _gro_time(segs, dev, rx_summed, 30, rounds, burst=True)
             bits = n * 8
             res[name] = {"segments": len(segs), "gso_Gbps": bits / t_gso / 1e9,
                          "gro_Gbps": bits / t_gro / 1e9,
-                         "gso+gro_Gbps": bits / (t_gso + t_gro) / 1e9}
+                         "gso+gro_Gbps": bits / (t_gso + t_gro) / 1e9,
+                         "burst_gso_Gbps": bits / t_gso_b / 1e9,
+                         "burst_gro_Gbps": bits / t_gro_b / 1e9,
+                         "burst_gso+gro_Gbps": bits / (t_gso_b + t_gro_b) / 1e9}
     res["veth"] = veth_path(rounds)
+    res["veth_skbs"] = veth_path(rounds, bursts=False)
     res["veth_layered"] = veth_path(rounds, fast=False)
     return res
 
@@ -313,13 +357,15 @@ def main() -> None:
     f = res["floor"]
     print(f"python floor (allocation + calls only)  GSO {f['gso_Gbps']:6.2f}  GRO "
           f"{f['gro_Gbps']:6.2f}  GSO+GRO {f['gso+gro_Gbps']:6.2f} Gbit/s")
-    for k in ("veth", "veth_layered"):
+    for k in ("veth", "veth_skbs", "veth_layered"):
         print(f"{k:18s} 64 KB TSO -> veth (TSO off) -> peer GRO -> IPv4: "
               f"{res[k]['us']:6.0f} us  {res[k]['Gbps']:6.2f} Gbit/s")
     for k, v in res.items():
-        if isinstance(v, dict) and k not in ("floor", "veth", "veth_layered"):
-            print(f"{k:18s} {v['segments']:3d} segs  GSO {v['gso_Gbps']:6.2f}  GRO "
-                  f"{v['gro_Gbps']:6.2f}  GSO+GRO {v['gso+gro_Gbps']:6.2f} Gbit/s")
+        if isinstance(v, dict) and k not in ("floor",) and not k.startswith("veth"):
+            print(f"{k:18s} {v['segments']:3d} segs  skbs:  GSO {v['gso_Gbps']:6.2f}  GRO "
+                  f"{v['gro_Gbps']:6.2f}  GSO+GRO {v['gso+gro_Gbps']:6.2f}   burst:  GSO "
+                  f"{v['burst_gso_Gbps']:6.2f}  GRO {v['burst_gro_Gbps']:6.2f}  GSO+GRO "
+                  f"{v['burst_gso+gro_Gbps']:6.2f} Gbit/s")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from netstack.core.vlan_core import (ANOTHER_ROUND, DROPPED, skb_vlan_untag, tap
                                      validate_xmit_vlan, vlan_check_id, vlan_do_receive)
 from netstack.netfilter.core import (nf_hook_egress, nf_hook_egress_active, nf_hook_ingress,
                                      nf_hook_ingress_active, nf_hook_ingress_list)
+from netstack.packet import skb_burst
+from netstack.packet.skb_burst import SkbBurst
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.packet.skb import Packet
@@ -38,6 +40,31 @@ MAX_ANOTHER_ROUNDS = 8
 def netif_rx(pkt: "Packet") -> None:
     """``netif_rx``/``enqueue_to_backlog``: queue for softirq processing on the world."""
     pkt.dev.net.world.backlog.append(pkt)  # type: ignore[union-attr]
+
+
+def netif_rx_burst(b: SkbBurst) -> None:
+    """``netif_rx`` of every row of the burst ``b``: one backlog entry, which the
+    softirq loop hands to the device's NAPI as it is or turns into skbs
+    (:meth:`netstack.core.world.World.run_softirq`)."""
+    world = b.tmpl.dev.net.world  # type: ignore[union-attr]
+    world.backlog.append(b)  # type: ignore[arg-type]
+    world.backlog_bursts += 1
+
+
+def netif_receive_bursts(bursts: list[SkbBurst]) -> bool:
+    """One poll made only of bursts: each goes to its device's NAPI GRO
+    (:meth:`Napi.receive_bursts`, the bursts of one NAPI together and in order), as
+    :func:`netif_receive_skb_list` would pass their rows.  False, with nothing done,
+    when a burst's device has no NAPI GRO: the caller then passes the rows as skbs."""
+    polls: dict = {}
+    for b in bursts:
+        napi = getattr(b.tmpl.dev, "napi", None)
+        if napi is None:
+            return False
+        polls.setdefault(napi, []).append(b)
+    for napi, lst in polls.items():
+        napi.receive_bursts(lst)
+    return True
 
 
 def netif_receive_skb_list(pkts: list["Packet"], gro: bool = True) -> None:
@@ -315,6 +342,21 @@ def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
         else:
             xmit_list(pkts)
             return
+    if (len(pkts) == 1 and xmit_list is not None and not taps and skb_burst.ENABLED
+            and getattr(dev, "start_xmit_burst", None) is not None):
+        # one super-packet for a driver that takes bursts: software GSO leaves the
+        # segments in one buffer (netstack/packet/skb_burst.py) and the driver gets
+        # them as such — what start_xmit_list would get, without an skb per segment
+        p = pkts[0]
+        if p.gso_size and p.trace is None and not p.vlan_proto:
+            p.dev = dev
+            segs = validate_xmit_skb(p, dev, burst=True)
+            if type(segs) is SkbBurst:
+                dev.start_xmit_burst(segs)  # type: ignore[attr-defined]
+                return
+            if segs:
+                xmit_list(segs)  # what the general path below does with them
+            return
     # The general path: per packet validate_xmit_vlan, validate_xmit_skb (GSO, checksum
     # help), tap, trace, then the driver, in that order.
     out: list[Packet] = []
@@ -350,15 +392,18 @@ def dev_queue_xmit_list(dev: NetDevice, pkts: Iterable["Packet"]) -> None:
         i += 1
 
 
-def validate_xmit_skb(pkt: "Packet", dev: NetDevice) -> list["Packet"]:
+def validate_xmit_skb(pkt: "Packet", dev: NetDevice,
+                      burst: bool = False) -> "list[Packet] | SkbBurst":
     """``validate_xmit_skb`` (net/core/dev.c): a GSO packet the device cannot take is
     segmented in software (``skb_gso_segment``); a CHECKSUM_PARTIAL packet whose
     checksum the device cannot finish gets it now (``skb_csum_hwoffload_help``).
-    Returns what goes to the driver; a refused packet is dropped (tx_dropped)."""
+    Returns what goes to the driver; a refused packet is dropped (tx_dropped).
+    ``burst``: the driver takes bursts, so software GSO may return its segments as one
+    (:class:`SkbBurst`)."""
     features = netif_skb_features(pkt, dev)
     if netif_needs_gso(pkt, features):
         try:
-            segs = skb_gso_segment(pkt, features)
+            segs = skb_gso_segment(pkt, features, burst=burst)
         except GsoError:
             dev.stats.tx_dropped += 1
             kfree_skb_reason(pkt, "NOT_SPECIFIED", dev.net)

@@ -39,6 +39,7 @@ from netstack.packet.skb import (CHECKSUM_COMPLETE, CHECKSUM_NONE, CHECKSUM_PART
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.netdevice import NetDevice
+    from netstack.packet.skb_burst import SkbBurst
 
 GRO_HASH_BUCKETS = 8
 MAX_GRO_SKBS = 8
@@ -111,9 +112,9 @@ class Napi:
         self.batch = GRO_NORMAL_BATCH
         self.tick = 0
         self.stats = {"merged": 0, "held": 0, "normal": 0, "flushed": 0}
-        #: id(pkt) → (data, tail, sum of data..tail) for the poll in progress
+        #: id(pkt) → (data, tail, sum of data..tail, pkt) for the poll in progress
         #: (:meth:`receive_list`): the batch's frame sums, computed in one vector pass.
-        self.presum: dict[int, tuple[int, int, int]] = {}
+        self.presum: dict[int, tuple] = {}
 
     def cb(self, pkt: Packet) -> NapiGroCb:
         """``NAPI_GRO_CB(skb)``."""
@@ -228,16 +229,39 @@ class Napi:
         whole poll at once (:func:`csum_partial_many`); :func:`_gro_payload_sum` derives
         the L4 part from it."""
         if len(pkts) > 1:
-            todo = [p for p in pkts if p.ip_summed == CHECKSUM_NONE]
-            if len(todo) > 1:
-                sums = csum_partial_many([memoryview(p.buf)[p.data:p.tail] for p in todo])
-                self.presum = {id(p): (p.data, p.tail, s) for p, s in zip(todo, sums)}
+            self.add_presum(pkts)
         try:
             if gro_fast.ENABLED and len(pkts) >= gro_fast.MIN_RUN:
                 gro_fast.receive_list(self, pkts)
             else:
                 for p in pkts:
                     self.receive(p)
+        finally:
+            self.presum = {}
+        self.flush()
+
+    def add_presum(self, pkts: list[Packet]) -> None:
+        """:attr:`presum` for the CHECKSUM_NONE packets of ``pkts`` (two or more: one is
+        left to the chain's own sum), in one vector pass."""
+        todo = [p for p in pkts if p.ip_summed == CHECKSUM_NONE]
+        if len(todo) > 1:
+            sums = csum_partial_many([memoryview(p.buf)[p.data:p.tail] for p in todo])
+            # the entry holds the packet too: keyed by id(), it must not outlive it (a
+            # burst's rows are skbs made and dropped within the poll — a new one could
+            # get a freed one's id and, with the same offsets, its sum)
+            self.presum.update({id(p): (p.data, p.tail, s, p) for p, s in zip(todo, sums)})
+
+    def receive_bursts(self, bursts: "list[SkbBurst]") -> None:
+        """One NAPI poll over bursts (netstack/packet/skb_burst.py) — the rows of each in
+        order, then the completion at the end of the poll: :meth:`receive_list` of all
+        their rows, without making the skbs of the rows that continue a held flow
+        (:func:`gro_fast.receive_burst`).  With the batch path off, exactly that list."""
+        if not gro_fast.ENABLED:
+            self.receive_list([p for b in bursts for p in b.packets()])
+            return
+        try:
+            for b in bursts:
+                gro_fast.receive_burst(self, b)
         finally:
             self.presum = {}
         self.flush()
@@ -525,7 +549,21 @@ def _l4_receive_lookup(proto: int, ipv6: bool) -> "GroReceive | None":
     return None
 
 
+_L4_COMPLETE: dict[tuple[int, bool], "Callable[[Napi, Packet, int], int] | None"] = {}
+
+
 def _l4_complete(proto: int, ipv6: bool) -> "Callable[[Napi, Packet, int], int] | None":
+    """``inet_offloads[proto]->callbacks.gro_complete``, looked up once per (protocol,
+    family) like :func:`_l4_receive` (every merged packet's completion asks)."""
+    key = (proto, ipv6)
+    try:
+        return _L4_COMPLETE[key]
+    except KeyError:
+        fn = _L4_COMPLETE[key] = _l4_complete_lookup(proto, ipv6)
+        return fn
+
+
+def _l4_complete_lookup(proto: int, ipv6: bool) -> "Callable[[Napi, Packet, int], int] | None":
     if proto == 4:
         return ip4ip6_gro_complete if ipv6 else ipip_gro_complete
     if proto == 41:

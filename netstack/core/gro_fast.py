@@ -42,11 +42,13 @@ completed at once — what ``tcp_gro_receive``'s flush does.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from netstack.packet.checksum import ip_fast_csum, pseudo_sum_v4, pseudo_sum_v6
+from netstack.packet.checksum import (csum_partial, csum_partial_many, ip_fast_csum, pseudo_sum_v4,
+                                      pseudo_sum_v6)
 from netstack.packet.skb import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY,
                                  Packet)
+from netstack.packet.skb_burst import SkbBurst
 
 #: The checksum states a run may have: verified by the device, to be summed here, or a
 #: locally built packet whose TCP checksum is still to be filled in (veth passes those
@@ -59,6 +61,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Off: every packet takes the per-packet chain (tests compare the two).
 ENABLED = True
+
+# numpy, bound on first use (a burst's headers are read with one strided copy)
+_np: Any = None
+_u8: Any = None
+
+
+def _numpy() -> Any:
+    """Import numpy on first use and bind the names :func:`_merge_burst_run` uses."""
+    global _np, _u8
+    import numpy
+
+    _np = numpy
+    _u8 = numpy.uint8
+    return numpy
 
 #: Lists shorter than this take the chain only: with one or two packets there is at
 #: most one packet after a held one, and a run of one does not repay the set-up.
@@ -314,7 +330,6 @@ def _merge_run(napi: "Napi", t: _Train, pkts: list[Packet], i: int) -> int:
     """Merge the longest run ``pkts[i:j]`` that continues the train ``t`` into its held
     packet (as ``skb_gro_receive`` would, one by one); return ``j``."""
     p = t.p
-    pc = p.cb
     mss = t.mss
     # skb_gro_receive refuses a segment once the merged packet would reach the GRO size
     # limit (from its network header): that one takes the per-packet chain
@@ -353,23 +368,9 @@ def _merge_run(napi: "Napi", t: _Train, pkts: list[Packet], i: int) -> int:
         if not rows:
             return i
     heads = b"".join([q.buf[q.mac_header:q.mac_header + hl] for q in win[:rows]])
-    got = int.from_bytes(heads, "big") & _mask(rows, hl, th)
-    fixed = []
-    for h in t.ip4:
-        if t.count == 1:
-            # inet_gro_flush: the second segment decides whether the flow keeps its ID
-            o = h.off
-            fixed.append(((heads[o + 4] << 8) | heads[o + 5]) == h.idv)
-        else:
-            fixed.append(h.fixed)
-    want = _expected(t, rows, fixed)
-    if want is None:
+    rows, fixed = _compare(t, rows, heads)
+    if not rows:
         return i
-    diff = got ^ want
-    if diff:
-        rows = (rows * hl * 8 - diff.bit_length()) // (hl * 8)
-        if not rows:
-            return i
     if summed == CHECKSUM_NONE:
         rows = _valid_sums(napi, t, win, rows)
         if not rows:
@@ -383,12 +384,47 @@ def _merge_run(napi: "Napi", t: _Train, pkts: list[Packet], i: int) -> int:
         if not rows:
             return i
     # skb_gro_receive × rows (the payloads chained, joined at completion)
+    _commit(napi, t, [memoryview(q.buf)[q.mac_header + hl:q.tail] for q in win[:rows]], rows,
+            fixed)
+    return i + rows
+
+
+def _compare(t: _Train, rows: int, heads: bytes) -> tuple[int, list[bool]]:
+    """How many of the ``rows`` headers ``heads`` (``t.hl`` bytes each, end to end)
+    continue the train exactly — the kernel's header rules, in one comparison — and the
+    ``ip_fixedid`` verdict per IPv4 header (``inet_gro_flush``: the second segment of a
+    flow decides whether it keeps its ID)."""
+    hl = t.hl
+    got = int.from_bytes(heads, "big") & _mask(rows, hl, t.th)
+    fixed = []
+    for h in t.ip4:
+        if t.count == 1:
+            o = h.off
+            fixed.append(((heads[o + 4] << 8) | heads[o + 5]) == h.idv)
+        else:
+            fixed.append(h.fixed)
+    want = _expected(t, rows, fixed)
+    if want is None:
+        return 0, fixed
+    diff = got ^ want
+    if diff:
+        rows = (rows * hl * 8 - diff.bit_length()) // (hl * 8)
+    return rows, fixed
+
+
+def _commit(napi: "Napi", t: _Train, payloads: list, rows: int, fixed: list[bool]) -> None:
+    """``skb_gro_receive`` for each of the run's ``rows`` segments (``payloads``: their
+    payloads, ``mss`` bytes each, as buffers — one per segment, or one for all):
+    chained to the held packet (joined at completion), ``count``/``tail``/the flow's
+    next sequence number advanced, ``ip_fixedid`` recorded on the first merge."""
+    p = t.p
+    pc = p.cb
     frags = pc.frags
     if frags is None:
         frags = pc.frags = []
         pc.frag_base = p.tail
-    frags.extend([memoryview(q.buf)[q.mac_header + hl:q.tail] for q in win[:rows]])
-    p.tail += rows * mss
+    frags.extend(payloads)
+    p.tail += rows * t.mss
     if t.count == 1:
         for h, fx in zip(t.ip4, fixed):
             if fx:
@@ -398,8 +434,7 @@ def _merge_run(napi: "Napi", t: _Train, pkts: list[Packet], i: int) -> int:
     pc.same_flow = True
     napi.stats["merged"] += rows
     t.count += rows
-    t.seq_next = (t.seq_next + rows * mss) & 0xFFFFFFFF
-    return i + rows
+    t.seq_next = (t.seq_next + rows * t.mss) & 0xFFFFFFFF
 
 
 def _merge_last(napi: "Napi", t: _Train, q: Packet) -> bool:
@@ -481,7 +516,8 @@ def _merge_last(napi: "Napi", t: _Train, q: Packet) -> bool:
 def _pseudo(t: _Train, tcp_len: int, ln: int) -> int:
     """What a segment's frame sum (``Napi.presum``: network header to end) plus this must
     be ≡ 0 for its checksum to hold.  Plain IPv4: the TCP pseudo-header (a valid IPv4
-    header sums to ≡ 0); IPv6: that minus the IPv6 header's sum (no checksum in it);
+    header sums to ≡ 0); IPv6: that minus the segment's IPv6 header sum (no checksum in
+it; the held header with the segment's payload length);
     VXLAN: the outer UDP pseudo-header (``ln`` from the outer IP header) — the inner TCP
     checksum then follows from the outer one (:func:`_udp_check`)."""
     b = t.p.buf
@@ -491,9 +527,18 @@ def _pseudo(t: _Train, tcp_len: int, ln: int) -> int:
         return pseudo_sum_v4(b[o + 12:o + 16], b[o + 16:o + 20], ln - 20, 17)
     nh = mac + t.nh
     if t.v6:
+        # the segment's own IPv6 header: the held one with the payload length ``tcp_len``
+        # (words sum mod 0xffff as the big-endian integer does: 2**16 ≡ 1)
+        hsum = (int.from_bytes(b[nh:nh + 40], "big") - ((b[nh + 4] << 8) | b[nh + 5])
+                + tcp_len) % 0xFFFF
         return (pseudo_sum_v6(b[nh + 8:nh + 24], b[nh + 24:nh + 40], tcp_len, 6)
-                + 0xFFFF - int.from_bytes(b[nh:nh + 40], "big") % 0xFFFF)
+                + 0xFFFF - hsum)
     return pseudo_sum_v4(b[nh + 12:nh + 16], b[nh + 16:nh + 20], tcp_len, 6)
+
+
+def _run_pseudo(t: _Train) -> int:
+    """:func:`_pseudo` for a full segment of the train (every segment of a run)."""
+    return _pseudo(t, t.hl - t.th + t.mss, t.hl - _ETH + t.mss)
 
 
 def _valid_sums(napi: "Napi", t: _Train, win: list[Packet], rows: int) -> int:
@@ -501,8 +546,7 @@ def _valid_sums(napi: "Napi", t: _Train, win: list[Packet], rows: int) -> int:
     the poll's frame sums (``Napi.presum``, network header to end, computed for the whole
     poll in one call) and :func:`_pseudo` — ``__skb_gro_checksum_validate`` with
     ``_gro_payload_sum``'s derivation (an IPv4 header was checked valid: its sum is ≡ 0)."""
-    tcp_len = t.hl - t.th + t.mss
-    psum = _pseudo(t, tcp_len, t.hl - _ETH + t.mss)
+    psum = _run_pseudo(t)
     get = napi.presum.get
     for r in range(rows):
         q = win[r]
@@ -540,3 +584,107 @@ def receive_list(napi: "Napi", pkts: list[Packet]) -> None:
                 train = None
             misses = misses + 1 if j == i else 0
             i = j
+
+
+# ---- bursts (netstack/packet/skb_burst.py): the segments in one buffer, one set of fields
+def _merge_burst_run(napi: "Napi", t: _Train, b: SkbBurst, i: int) -> int:
+    """:func:`_merge_run` for rows ``i ..`` of the burst ``b``: the skb fields GRO reads
+    are the burst's one set (checked once), the frame lengths its ``tails``, the headers
+    read from the rows at their stride in one strided copy; the rest — the comparison,
+    the checksum verdicts, the merge — is the list path's.  Returns the first row not
+    merged."""
+    p = t.p
+    mss = t.mss
+    cap = (65535 - (p.tail - p.data)) // mss
+    end = min(len(b), i + cap)
+    if end - i < 1:
+        return i
+    tm = b.tmpl
+    summed = tm.ip_summed
+    if summed not in t.summed:
+        return i
+    key = t.key + (summed,)
+    data = tm.data
+    if (tm.dev, tm.hash, tm.vlan_proto, tm.vlan_tci, tm.protocol, tm.gso_size,
+            tm.mac_header - data, key[7], tm.trace, summed) != key:
+        return i
+    th = t.th
+    if summed == CHECKSUM_UNNECESSARY and t.udp is not None and not t.template[t.udp + 6] \
+            and not t.template[t.udp + 7] and tm.csum_level < 1:
+        return i  # no outer checksum: the device must have verified the inner one too
+    mac = tm.mac_header
+    if summed == CHECKSUM_PARTIAL and tm.csum_start < mac + th:
+        return i
+    # rows of one full segment's length (a burst's frames differ in nothing else)
+    tail = data + key[7]
+    tails = b.tails[i:end]
+    rows = len(tails)
+    if tails.count(tail) != rows:
+        rows = 0
+        for x in tails:
+            if x != tail:
+                break
+            rows += 1
+        if not rows:
+            return i
+    hl = t.hl
+    stride = b.stride
+    np = _np or _numpy()
+    k0 = i * stride
+    v = np.frombuffer(tm.buf, _u8, rows * stride, k0).reshape(rows, stride)
+    rows, fixed = _compare(t, rows, v[:, mac:mac + hl].tobytes())
+    if not rows:
+        return i
+    if summed == CHECKSUM_NONE:
+        psum = _run_pseudo(t)
+        mv = memoryview(tm.buf)
+        sums = csum_partial_many([mv[k + data:k + tail]
+                                  for k in range(k0, k0 + rows * stride, stride)])
+        for r, x in enumerate(sums):
+            if (x + psum) % 0xFFFF:
+                rows = r
+                break
+        if not rows:
+            return i
+    # the run's payloads, row after row, in one strided copy
+    _commit(napi, t, [v[:rows, mac + hl:tail].tobytes()], rows, fixed)
+    return i + rows
+
+
+def _presum(napi: "Napi", q: Packet) -> None:
+    """``Napi.presum`` for one CHECKSUM_NONE skb made from a burst row (what
+    :meth:`Napi.receive_list` computes for a whole list)."""
+    if q.ip_summed == CHECKSUM_NONE:
+        napi.presum[id(q)] = (q.data, q.tail, csum_partial(memoryview(q.buf)[q.data:q.tail]), q)
+
+
+def receive_burst(napi: "Napi", b: SkbBurst) -> None:
+    """GRO of the burst ``b`` within a NAPI poll (``napi_gro_receive`` for each row in
+    order, as :func:`receive_list` does for a list): row 0 as an skb through the chain;
+    when it is held as the head of a covered train, the rows that continue it are merged
+    from the buffer (:func:`_merge_burst_run`) and the row that ends the train as an skb
+    (:func:`_merge_last`); every other row becomes an skb and goes through
+    :func:`receive_list`.  The result is the chain's for ``b.packets()``."""
+    n = len(b)
+    q = b.skb(0)
+    i = 1
+    rest: list[Packet] = []
+    if napi.receive(q) == "HELD" and n >= MIN_RUN:
+        train = _train_of(q)
+        if train is not None:
+            i = _merge_burst_run(napi, train, b, 1)
+            if i < n:
+                q = b.skb(i)
+                i += 1
+                _presum(napi, q)
+                if not _merge_last(napi, train, q):
+                    rest.append(q)
+    if i < n:
+        rest += b.packets(i)
+    if rest:
+        napi.add_presum(rest)
+        if len(rest) >= MIN_RUN:
+            receive_list(napi, rest)
+        else:
+            for q in rest:
+                napi.receive(q)

@@ -28,6 +28,7 @@ from netstack.packet.skb import (CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNEC
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.netdevice import NetDevice
+    from netstack.packet.skb_burst import SkbBurst
 
 # gso_type bits (include/linux/skbuff.h, Linux 6.18).  FIXEDID moved to bits 30/31 (outer
 # and inner IPv4 header) when the outer IP ID restore was fixed; bit 3 is the feature bit
@@ -441,7 +442,8 @@ def skb_mac_gso_segment(pkt: Packet, features: frozenset[str], cb: GsoCb) -> lis
     return segs
 
 
-def skb_gso_segment(pkt: Packet, features: frozenset[str], tx_path: bool = True) -> list[Packet] | None:
+def skb_gso_segment(pkt: Packet, features: frozenset[str], tx_path: bool = True,
+                    burst: bool = False) -> "list[Packet] | SkbBurst | None":
     """``__skb_gso_segment`` (net/core/gso.c): segment ``pkt`` (``data`` at its MAC
     header) for a device with ``features``.
 
@@ -453,13 +455,17 @@ def skb_gso_segment(pkt: Packet, features: frozenset[str], tx_path: bool = True)
     Ethernet inner frame (VXLAN/Geneve), take the template fast paths first
     (netstack/core/gso_fast.py: every segment's header computed at once, identical
     output); everything they do not cover — or every packet, with
-    ``gso_fast.ENABLED = False`` — goes down the layered path below, the reference."""
+    ``gso_fast.ENABLED = False`` — goes down the layered path below, the reference.
+
+    ``burst``: the caller takes a :class:`~netstack.packet.skb_burst.SkbBurst` (the
+    segments in one buffer, their skbs not made: a driver with ``start_xmit_burst``);
+    the fast paths then return one, the layered path still a list."""
     if gso_fast.ENABLED:
-        segs = gso_fast.tcp_gso_segment_fast(pkt, features)
+        segs = gso_fast.tcp_gso_segment_fast(pkt, features, burst)
         if segs is not None:
             return segs
         if pkt.gso_type & gso_fast.TUNNEL_TYPES:
-            segs = gso_fast.udp_tunnel_gso_segment_fast(pkt, features)
+            segs = gso_fast.udp_tunnel_gso_segment_fast(pkt, features, burst)
             if segs is not None:
                 return segs
     if "tx-gso-partial" in features:

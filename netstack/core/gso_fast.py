@@ -20,7 +20,10 @@ all headers can be computed at once from one template and written in one block:
   (net/ipv4/tcp_offload.c);
 * the segments themselves — ``skb_segment`` (net/core/skbuff.c): headroom + header +
   ``gso_size`` bytes of payload each, the super-packet's skb fields copied
-  (``__copy_skb_header``), no GSO state.
+  (``__copy_skb_header``), no GSO state.  Every segment is written into a row of one
+  buffer; with ``burst`` (a driver that takes bursts) that buffer and one set of fields
+  are returned as an :class:`~netstack.packet.skb_burst.SkbBurst`, else each row becomes
+  an skb (``SkbBurst.packets``).
 
 :func:`tcp_gso_segment_fast` returns None whenever its preconditions do not hold, and
 ``skb_gso_segment`` then takes the layered path: anything encapsulated or tunnelled,
@@ -51,7 +54,6 @@ back (tests/offload/test_gso_fast_tunnel.py checks the same property for it).
 from __future__ import annotations
 
 import struct
-from itertools import repeat
 from typing import Any
 
 from netstack.packet.checksum import csum_partial, csum_partial_rows, pseudo_sum_v4, pseudo_sum_v6
@@ -59,6 +61,7 @@ from netstack.packet.skb import (CHECKSUM_NONE, CHECKSUM_PARTIAL, DEFAULT_HEADRO
                                  SKB_GSO_TCP_ACCECN, SKB_GSO_TCP_ECN, SKB_GSO_TCP_FIXEDID,
                                  SKB_GSO_TCP_FIXEDID_INNER, SKB_GSO_TCPV4, SKB_GSO_TCPV6,
                                  SKB_GSO_UDP_TUNNEL, SKB_GSO_UDP_TUNNEL_CSUM, UNSET, Packet)
+from netstack.packet.skb_burst import SkbBurst
 
 #: Module switch: False sends every packet down the layered path (the reference; the
 #: property test compares the two).
@@ -326,13 +329,14 @@ def _segment_dict(pkt: Packet, base_off: int) -> dict[str, Any]:
 
 def _build_segments(pkt: Packet, hdr: bytes, rows: bytes, r0: int, r1: int, data: int, mss: int,
                     n: int, s_nh: int, s_th: int, protocol: int, seg_ip_summed: int,
-                    d: dict[str, Any]) -> list[Packet]:
+                    d: dict[str, Any], burst: bool = False) -> list[Packet] | SkbBurst:
     """``skb_segment``'s output from the header template ``hdr`` (outer MAC header ..
     payload) and the packed varying bytes ``rows`` (row i = header bytes ``r0 .. r1`` of
     segment i): every segment's buffer in one bytearray — the template row (headroom,
     header, payload room) repeated, the rows and the payload copied in by two array
     assignments; each segment then takes its slice (one copy) and the super-packet's
-    skb fields (``d`` the cold ones)."""
+    skb fields (``d`` the cold ones) — or, with ``burst``, the buffer and one set of
+    fields are returned as they are (netstack/packet/skb_burst.py)."""
     buf = pkt.buf
     tail = pkt.tail
     plen = tail - data
@@ -353,44 +357,41 @@ def _build_segments(pkt: Packet, hdr: bytes, rows: bytes, r0: int, r1: int, data
         at = last * stride + rl
         big[at:at + lastlen] = memoryview(buf)[data + full * mss:tail]
 
-    # ---- the skbs (skb_segment's __copy_skb_header, as netstack/core/gso.py does it)
-    pkt_type, dev, skb_iif = pkt.pkt_type, pkt.dev, pkt.skb_iif
-    mark, priority, tstamp, ct, dst = pkt.mark, pkt.priority, pkt.tstamp, pkt.ct, pkt.dst
-    trace, pid = pkt.trace, pkt.id
-    dcopy = d.copy
-    segs = [*map(Packet.__new__, repeat(Packet, n))]
-    k = 0
-    for seg in segs:
-        seg.buf = big[k:k + stride]
-        k += stride
-        seg.head = 0
-        seg.data = _H
-        seg.tail = stride
-        seg.mac_header = _H
-        seg.network_header = s_nh
-        seg.transport_header = s_th
-        seg.protocol = protocol
-        seg.pkt_type = pkt_type
-        seg.dev = dev
-        seg.skb_iif = skb_iif
-        seg.mark = mark
-        seg.priority = priority
-        seg.ip_summed = seg_ip_summed
-        seg.csum = 0
-        seg.tstamp = tstamp
-        seg.ct = ct
-        seg.dst = dst
-        seg.cb = None
-        seg.trace = trace
-        seg.id = pid
-        seg.__dict__ = dcopy()
+    # ---- one set of skb fields for every row (skb_segment's __copy_skb_header, as
+    # netstack/core/gso.py does it): the burst; its skbs are made here unless the caller
+    # takes the burst itself (a driver with start_xmit_burst)
+    t = Packet.__new__(Packet)
+    t.buf = big
+    t.head = 0
+    t.data = _H
+    t.tail = stride
+    t.mac_header = _H
+    t.network_header = s_nh
+    t.transport_header = s_th
+    t.protocol = protocol
+    t.pkt_type = pkt.pkt_type
+    t.dev = pkt.dev
+    t.skb_iif = pkt.skb_iif
+    t.mark = pkt.mark
+    t.priority = pkt.priority
+    t.ip_summed = seg_ip_summed
+    t.csum = 0
+    t.tstamp = pkt.tstamp
+    t.ct = pkt.ct
+    t.dst = pkt.dst
+    t.cb = None
+    t.trace = pkt.trace
+    t.id = pkt.id
+    t.__dict__ = d
+    tails = [stride] * n
     if full < n:
-        seg.buf = big[k - stride:k - stride + rl + lastlen]
-        seg.tail = rl + lastlen
-    return segs
+        tails[last] = rl + lastlen
+    b = SkbBurst(t, stride, tails)
+    return b if burst else b.packets()
 
 
-def tcp_gso_segment_fast(pkt: Packet, features: frozenset[str]) -> list[Packet] | None:
+def tcp_gso_segment_fast(pkt: Packet, features: frozenset[str],
+                         burst: bool = False) -> list[Packet] | SkbBurst | None:
     """Segment a plain TCP/IPv4 or TCP/IPv6 super-packet (``data`` at its Ethernet header)
     in one pass, or return None when the layered path must do it (see the module
     docstring for the conditions).
@@ -501,10 +502,11 @@ def tcp_gso_segment_fast(pkt: Packet, features: frozenset[str]) -> list[Packet] 
     # ---- the buffers and skbs (skb_segment's copies and __copy_skb_header)
     return _build_segments(pkt, hdr, _rows_pack(v6, ihl, n)(*flat), r0, t0 + 18, data, mss,
                            n, _H + 14, _H + 14 + ihl, pkt.protocol, seg_ip_summed,
-                           _segment_dict(pkt, _H - mac))
+                           _segment_dict(pkt, _H - mac), burst)
 
 
-def udp_tunnel_gso_segment_fast(pkt: Packet, features: frozenset[str]) -> list[Packet] | None:
+def udp_tunnel_gso_segment_fast(pkt: Packet, features: frozenset[str],
+                                burst: bool = False) -> list[Packet] | SkbBurst | None:
     """Segment a UDP-tunnelled TCP super-packet (``data`` at its outer Ethernet header) in
     one pass, or return None when the layered path must do it.
 
@@ -760,4 +762,4 @@ def udp_tunnel_gso_segment_fast(pkt: Packet, features: frozenset[str]) -> list[P
     else:
         seg_ip_summed = CHECKSUM_NONE
     return _build_segments(pkt, hdr, rows, r0, o_th + 18, data, mss, n, _H + 14, _H + o_u,
-                           protocol, seg_ip_summed, d)
+                           protocol, seg_ip_summed, d, burst)

@@ -20,10 +20,11 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from netstack.core.clock import NSEC_PER_SEC, VirtualClock
-from netstack.core.dev import netif_receive_skb_list
+from netstack.core.dev import netif_receive_bursts, netif_receive_skb_list
 from netstack.core.net_namespace import Net
 from netstack.core.trace import Tracer
 from netstack.packet.skb import Packet
+from netstack.packet.skb_burst import SkbBurst
 
 if TYPE_CHECKING:  # pragma: no cover
     from netstack.core.dev import ListHandler
@@ -72,6 +73,9 @@ class World:
         self.rng = random.Random(seed)
         self._pkt_ids = itertools.count(1)
         self.softirq_batches = 0
+        #: bursts (netstack/packet/skb_burst.py) in :attr:`backlog`: while there are any,
+        #: the loop counts their rows (:meth:`_poll_bursts`)
+        self.backlog_bursts = 0
         #: Devices whose carrier changed, waiting for the linkwatch work to send
         #: NETDEV_CHANGE (net/core/link_watch.c): flushed after the open/close that
         #: caused them has finished its own notifications.
@@ -161,6 +165,12 @@ class World:
         backlog = self.backlog
         popleft = backlog.popleft
         while backlog:
+            if self.backlog_bursts:
+                batch = self._poll_bursts()
+                self.softirq_batches += 1
+                if batch:
+                    netif_receive_skb_list(batch)
+                continue
             if len(backlog) <= DEV_WEIGHT:
                 # the common case: the whole backlog is one poll's worth
                 batch = list(backlog)
@@ -169,6 +179,41 @@ class World:
                 batch = [popleft() for _ in range(DEV_WEIGHT)]
             self.softirq_batches += 1
             netif_receive_skb_list(batch)
+
+    def _poll_bursts(self) -> list[Packet]:
+        """One poll of DEV_WEIGHT packets from a backlog holding bursts
+        (netstack/packet/skb_burst.py: a burst's rows count one each).  A poll made only
+        of bursts goes to their devices' NAPI as bursts (``netif_receive_bursts``) and
+        nothing is returned; otherwise the bursts' rows become skbs (a burst the budget
+        ends inside is split: the rows past it wait, in order, for the next poll) and
+        the poll's packets are returned for ``netif_receive_skb_list``."""
+        backlog = self.backlog
+        items: list = []
+        count = 0
+        while backlog and count < DEV_WEIGHT:
+            x = backlog.popleft()
+            if type(x) is SkbBurst:
+                self.backlog_bursts -= 1
+                m = len(x)
+                if count + m > DEV_WEIGHT:
+                    rows = x.packets()
+                    k = DEV_WEIGHT - count
+                    items.extend(rows[:k])
+                    backlog.extendleft(reversed(rows[k:]))
+                    break
+                count += m
+            else:
+                count += 1
+            items.append(x)
+        if all(type(x) is SkbBurst for x in items) and netif_receive_bursts(items):
+            return []
+        out: list[Packet] = []
+        for x in items:
+            if type(x) is SkbBurst:
+                out += x.packets()
+            else:
+                out.append(x)
+        return out
 
     def run_until(self, t_ns: int) -> None:
         """Process everything pending and every timer due up to ``t_ns``; then now = t_ns."""

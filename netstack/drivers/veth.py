@@ -10,11 +10,12 @@ show NO-CARRIER / LOWERLAYERDOWN.
 """
 from __future__ import annotations
 
-from netstack.core.dev import netif_rx
+from netstack.core.dev import netif_rx, netif_rx_burst
 from netstack.core.drop_reason import kfree_skb_reason
 from netstack.core.eth import ETH_HLEN, eth_type_trans
 from netstack.core.netdevice import IFF_UP, NetDevice
 from netstack.packet.skb import PACKET_HOST, Packet
+from netstack.packet.skb_burst import SkbBurst
 
 VLAN_HLEN = 4
 
@@ -188,6 +189,51 @@ class VethDevice(NetDevice):
             rs = rcv.stats
             rs.rx_packets += npkts
             rs.rx_bytes += nbytes
+        self.ring_doorbell()
+
+    def start_xmit_burst(self, b: SkbBurst) -> None:
+        """:meth:`start_xmit_list` for the rows of a burst (netstack/packet/skb_burst.py:
+        software GSO's segments in one buffer).  The per-packet work of a veth crossing
+        reads only the skb fields and the Ethernet header, which the rows share, so it
+        is done once on the burst's fields: the ``is_skb_forwardable`` length check (the
+        longest row), ``skb_scrub_packet``, ``eth_type_trans`` for a unicast frame to the
+        peer, the counters (every row), then one ``netif_rx`` for the whole burst and
+        one doorbell.  Anything else — a peer down or missing, a row too short or too
+        long, a traced burst, a frame not unicast to the peer — takes
+        :meth:`start_xmit_list` on the rows as skbs, so drops and events stay its own."""
+        rcv = self.peer
+        t = b.tmpl
+        off = t.data
+        buf = t.buf
+        if (rcv is None or not rcv.flags & IFF_UP or t.trace is not None or t.gso_size
+                or min(b.tails) - off < ETH_HLEN
+                or b.max_len() > rcv.mtu + ETH_HLEN + VLAN_HLEN
+                or buf[off] & 1 or buf[off + 12] < 0x06 or not buf.startswith(rcv.address, off)):
+            self.start_xmit_list(b.packets())
+            return
+        npkts = len(b)
+        nbytes = b.nbytes()
+        # skb_scrub_packet(skb, xnet)
+        t.skb_iif = 0
+        t.dst = None
+        t.ct = None
+        t.priority = 0
+        if rcv.net is not self.net:
+            t.mark = 0
+            t.tstamp = 0
+        # eth_type_trans, the unicast-to-us case (as start_xmit_list inlines it)
+        t.dev = rcv
+        t.mac_header = off
+        t.data = off + ETH_HLEN
+        t.pkt_type = PACKET_HOST
+        t.protocol = (buf[off + 12] << 8) | buf[off + 13]
+        netif_rx_burst(b)
+        st = self.stats
+        st.tx_packets += npkts
+        st.tx_bytes += nbytes
+        rs = rcv.stats
+        rs.rx_packets += npkts
+        rs.rx_bytes += nbytes
         self.ring_doorbell()
 
 

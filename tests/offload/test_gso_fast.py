@@ -324,8 +324,8 @@ def test_skb_gso_segment_takes_the_fast_path(monkeypatch) -> None:
     calls = []
     real = gso_fast.tcp_gso_segment_fast
 
-    def spy(p, f):
-        r = real(p, f)
+    def spy(p, f, burst=False):
+        r = real(p, f, burst)
         calls.append(r is not None)
         return r
 

@@ -370,8 +370,8 @@ def test_skb_gso_segment_takes_the_tunnel_fast_path(monkeypatch) -> None:
         calls["tunnel"] += 1
         return real_tnl(*a)
 
-    def fast_spy(p: Packet, f: frozenset) -> Any:
-        r = real_fast(p, f)
+    def fast_spy(p: Packet, f: frozenset, burst: bool = False) -> Any:
+        r = real_fast(p, f, burst)
         calls["fast"].append(r is not None)
         return r
 
