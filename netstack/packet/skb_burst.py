@@ -168,12 +168,20 @@ def burst_of(pkts: list[Packet], stride: int | None = None) -> SkbBurst | None:
     big = bytearray(stride * len(pkts))
     for i, p in enumerate(pkts):
         big[i * stride:i * stride + p.tail] = p.buf[:p.tail]
+    return SkbBurst(_template(p0, big, p0.tail), stride, [p.tail for p in pkts])
+
+
+def _template(proto: Packet, big: bytearray, tail: int) -> Packet:
+    """A burst's ``tmpl``: every field of ``proto``, the buffer ``big`` (``head`` 0) with
+    row 0's ``tail``."""
     t = Packet.__new__(Packet)
     for name in Packet._HOT:  # type: ignore[attr-defined]
-        setattr(t, name, getattr(p0, name))
-    t.__dict__.update(p0.__dict__)
+        setattr(t, name, getattr(proto, name))
+    t.__dict__.update(proto.__dict__)
     t.buf = big
-    return SkbBurst(t, stride, [p.tail for p in pkts])
+    t.head = 0
+    t.tail = tail
+    return t
 
 
 def ring_burst(proto: Packet, frames: list, stride: int) -> SkbBurst:
@@ -198,11 +206,4 @@ def ring_burst(proto: Packet, frames: list, stride: int) -> SkbBurst:
     for i in range(1, len(frames)):
         if big[i * stride + h:i * stride + h + ETH_HLEN] != eth:
             raise ValueError("frames of a burst share their Ethernet header")
-    t = Packet.__new__(Packet)
-    for name in Packet._HOT:  # type: ignore[attr-defined]
-        setattr(t, name, getattr(proto, name))
-    t.__dict__.update(proto.__dict__)
-    t.buf = big
-    t.head = 0
-    t.tail = tails[0] if tails else h
-    return SkbBurst(t, stride, tails)
+    return SkbBurst(_template(proto, big, tails[0] if tails else h), stride, tails)
