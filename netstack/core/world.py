@@ -56,7 +56,7 @@ class World:
     def __init__(self, trace: bool = False, trace_sink: Callable[[str], None] | None = None,
                  seed: int = 0, subsystems: list[str] | None = None) -> None:
         self.clock = VirtualClock()
-        self.backlog: deque[Packet] = deque()
+        self.backlog: deque[Packet | SkbBurst] = deque()
         self.ptype_base: dict[int, ListHandler] = {}
         self.netdev_notifiers: list[Callable[[str, NetDevice], None]] = []
         self.pernet_inits: list[Callable[[Net], None]] = []
